@@ -1,0 +1,237 @@
+"""The TOML configuration file: pydantic models, loading, and turning it into runtime records.
+
+The schema is a public contract (see docs/configuration.md). Every problem is reported as a
+:class:`ConfigError` naming the file, the key and what is wrong, never with a traceback or a secret.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .context import DEFAULT_MAX_BODY_BYTES
+from .middleware.auth import TokenEntry
+from .providers.model import Deployment, Provider, Route
+from .secrets import Secret, SecretReferenceError, resolve_reference
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "AdminConfig",
+    "ConfigError",
+    "GatewayConfig",
+    "ModelConfig",
+    "ProviderConfig",
+    "ServerConfig",
+    "TokenConfig",
+    "TranslationConfig",
+    "load_config",
+]
+
+
+class ConfigError(Exception):
+    """Invalid configuration. ``str(error)`` is a message fit for an operator."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=256)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    data_dir: str = ".llmroute"
+
+
+class TokenConfig(_Model):
+    """A router token: ``key`` (literal, ``env:NAME`` or ``file:PATH``) or its ``key_sha256``."""
+
+    name: str = Field(min_length=1)
+    key: str | None = None
+    key_sha256: str | None = None
+    models: list[str] = Field(default_factory=lambda: ["*"])
+
+    @model_validator(mode="after")
+    def _one_key(self) -> TokenConfig:
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError("give exactly one of 'key' or 'key_sha256'")
+        if self.key_sha256 is not None:
+            try:
+                raw = bytes.fromhex(self.key_sha256)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("'key_sha256' must be 64 hex digits (a SHA-256 digest)")
+        return self
+
+
+class AdminConfig(_Model):
+    tokens: list[str] = Field(default_factory=list)
+
+
+class ProviderConfig(_Model):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    api: Literal["openai", "anthropic"]
+    base_url: str
+    api_key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(default=600.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "builtin://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class ModelConfig(_Model):
+    name: str = Field(min_length=1)
+    provider: str
+    model: str = Field(min_length=1)
+    weight: float = Field(default=1.0, gt=0)
+
+
+class TranslationConfig(_Model):
+    default_max_tokens: int = Field(default=4096, gt=0)
+    reasoning_content: bool = True
+
+
+class GatewayConfig(_Model):
+    """The whole gateway configuration; ``build_gateway(config)`` turns it into an ASGI app."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list)
+    translation: TranslationConfig = Field(default_factory=TranslationConfig)
+    #: Folder that relative ``file:`` references are read from (the config file's folder).
+    base_dir: str | None = None
+    #: Where the configuration came from, for messages.
+    source: str = "<config>"
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> GatewayConfig:
+        _unique("providers", (p.name for p in self.providers))
+        _unique("tokens", (t.name for t in self.tokens))
+        names = {p.name for p in self.providers}
+        for i, model in enumerate(self.models):
+            if model.provider not in names:
+                raise ValueError(f"models[{i}].provider: no provider named {model.provider!r}")
+        return self
+
+    # -- runtime records -------------------------------------------------------------------------
+
+    def _resolve(self, key: str, value: str) -> str:
+        try:
+            return resolve_reference(value, base_dir=Path(self.base_dir) if self.base_dir else None)
+        except SecretReferenceError as exc:
+            raise ConfigError(f"{self.source}: {key}: {exc}") from None
+
+    def token_entries(self) -> list[TokenEntry]:
+        entries = []
+        for i, token in enumerate(self.tokens):
+            if token.key is not None:
+                key = self._resolve(f"tokens[{i}].key", token.key)
+                if not key.strip():
+                    raise ConfigError(f"{self.source}: tokens[{i}].key: the key is empty")
+                entries.append(TokenEntry.from_key(token.name, key.strip(), token.models))
+            else:
+                assert token.key_sha256 is not None
+                entries.append(TokenEntry(token.name, bytes.fromhex(token.key_sha256), tuple(token.models)))
+        return entries
+
+    def admin_tokens(self) -> list[Secret]:
+        return [Secret(self._resolve(f"admin.tokens[{i}]", t)) for i, t in enumerate(self.admin.tokens)]
+
+    def provider_records(self) -> list[Provider]:
+        providers = []
+        for i, p in enumerate(self.providers):
+            key = self._resolve(f"providers[{i}].api_key", p.api_key) if p.api_key is not None else None
+            providers.append(
+                Provider(
+                    name=p.name,
+                    api=p.api,
+                    base_url=p.base_url,
+                    api_key=Secret(key) if key else None,
+                    headers=tuple((k.lower(), v) for k, v in p.headers.items()),
+                    timeout=p.timeout,
+                )
+            )
+        return providers
+
+    def routes(self, providers: Iterable[Provider]) -> list[Route]:
+        by_name = {p.name: p for p in providers}
+        deployments: dict[str, list[Deployment]] = {}
+        for m in self.models:
+            deployments.setdefault(m.name, []).append(Deployment(by_name[m.provider], m.model, m.weight))
+        return [Route(name=name, deployments=tuple(d)) for name, d in deployments.items()]
+
+    def check(self) -> None:
+        """Resolve every reference now, so a missing variable or file fails at start."""
+        self.token_entries()
+        self.admin_tokens()
+        self.provider_records()
+
+
+def _unique(section: str, names: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{section}: the name {name!r} is used twice")
+        seen.add(name)
+
+
+def parse_config(data: Mapping[str, Any], *, source: str = "<config>", base_dir: Path | None = None) -> GatewayConfig:
+    """Validate a configuration mapping (as read from TOML); raise :class:`ConfigError` if invalid."""
+    extra = {"source": source, "base_dir": str(base_dir) if base_dir is not None else None}
+    if "source" in data or "base_dir" in data:
+        raise ConfigError(f"{source}: unknown top-level key")
+    try:
+        config = GatewayConfig.model_validate({**data, **extra})
+    except ValidationError as exc:
+        raise ConfigError(_describe(source, exc)) from None
+    config.check()
+    return config
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, source=str(path), base_dir=path.resolve().parent)
+
+
+def _describe(source: str, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        key = _key(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{source}: {key}: {message}" if key else f"{source}: {message}")
+    return "\n".join(lines)
+
+
+def _key(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

@@ -1,0 +1,91 @@
+"""One error model for everything the gateway itself answers, rendered in the client's API format.
+
+    GatewayError            status + message, rendered per client API
+    +-- (raised as is)      400 bad JSON / missing model, 401, 403, 404, 413, 429
+    +-- UpstreamError       502 upstream unreachable or broken, 504 upstream timeout
+
+OpenAI clients get ``{"error": {"message", "type", "param", "code"}}``; Anthropic clients get
+``{"type": "error", "error": {"type", "message"}}``. Statuses are the same for both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from starlette.types import Send
+
+from .formats.errors import anthropic_error_type, openai_error_type
+
+__all__ = ["GatewayError", "UpstreamError", "render_error", "send_error"]
+
+
+class GatewayError(Exception):
+    """An error the gateway answers itself. ``message`` must never contain a secret."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = tuple(headers)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.status}, {self.message!r})"
+
+
+class UpstreamError(GatewayError):
+    """The upstream could not be reached (502), timed out (504) or answered nonsense (502)."""
+
+
+def render_error(wire: str, error: GatewayError) -> bytes:
+    """The JSON body of ``error`` for a client of ``wire`` (``"openai"`` or ``"anthropic"``)."""
+    if wire == "anthropic":
+        # Anthropic clients branch on error.type, whose vocabulary is fixed by status (SPEC 7.4).
+        kind = anthropic_error_type(error.status)
+        body: dict[str, object] = {"type": "error", "error": {"type": kind, "message": error.message}}
+    else:
+        body = {
+            "error": {
+                "message": error.message,
+                "type": error.type or openai_error_type(error.status),
+                "param": error.param,
+                "code": error.code,
+            }
+        }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def send_error(send: Send, wire: str, error: GatewayError) -> None:
+    """Send ``error`` as a complete JSON response. Only call it before the response has started."""
+    body = render_error(wire, error)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers)
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def render_stream_error(wire: str, error: GatewayError) -> bytes:
+    """``error`` as one SSE event in the client's stream format (after a stream has started).
+
+    OpenAI clients get ``data: {"error": ...}`` (the SDK raises on it) and no ``[DONE]``; Anthropic
+    clients get ``event: error``, as Anthropic itself ends a failed stream.
+    """
+    body = render_error(wire, error)
+    if wire == "anthropic":
+        return b"event: error\ndata: " + body + b"\n\n"
+    return b"data: " + body + b"\n\n"

@@ -1,0 +1,130 @@
+"""Router-token authentication: ``Authorization: Bearer`` or ``x-api-key``, checked in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..context import Principal, ensure_context, receive_json, route_path
+from ..errors import GatewayError, send_error
+
+__all__ = ["TokenAuthMiddleware", "TokenEntry", "TokenTable", "token_digest"]
+
+
+def token_digest(token: str) -> bytes:
+    """The SHA-256 digest under which a router token is stored and looked up."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEntry:
+    """A router token as the gateway keeps it: a name, the token's digest and its model allow-list."""
+
+    name: str
+    digest: bytes
+    models: tuple[str, ...] = ("*",)
+
+    @classmethod
+    def from_key(cls, name: str, key: str, models: Iterable[str] = ("*",)) -> TokenEntry:
+        return cls(name=name, digest=token_digest(key), models=tuple(models))
+
+
+class TokenTable:
+    """Router tokens, looked up by digest.
+
+    The presented token is hashed and the digest compared with :func:`hmac.compare_digest`, so the
+    time taken reveals nothing about stored tokens (a dict probe on SHA-256 digests leaks only
+    digest bits, which do not help to guess a token).
+    """
+
+    __slots__ = ("_digests", "_principals")
+
+    def __init__(self, entries: Iterable[TokenEntry]) -> None:
+        self._principals: dict[bytes, Principal] = {}
+        for entry in entries:
+            if len(entry.digest) != 32:
+                raise ValueError(f"token {entry.name!r}: a digest must be 32 bytes of SHA-256")
+            if entry.digest in self._principals:
+                other = self._principals[entry.digest].name
+                raise ValueError(f"token {entry.name!r} has the same key as token {other!r}")
+            self._principals[entry.digest] = Principal(name=entry.name, models=entry.models)
+        self._digests = {digest: digest for digest in self._principals}
+
+    def __len__(self) -> int:
+        return len(self._principals)
+
+    def lookup(self, token: str) -> Principal | None:
+        """The principal of ``token``, or None."""
+        digest = token_digest(token)
+        stored = self._digests.get(digest)
+        if stored is not None and hmac.compare_digest(stored, digest):
+            return self._principals[digest]
+        return None
+
+
+class TokenAuthMiddleware:
+    """Authenticate every HTTP request with a router token.
+
+    Reads the token from ``Authorization: Bearer <token>`` and from ``x-api-key``; when both are
+    present the request passes if either is a valid router token (clients send them in both
+    arrangements, SPEC D-11). Missing or invalid tokens get 401; a token whose allow-list does not
+    cover the request's ``model`` gets 403 (the body is then read once and replayed).
+
+    Scope: writes ``ctx.principal``; reads the body only for tokens with a model allow-list.
+    """
+
+    def __init__(self, app: ASGIApp, *, tokens: TokenTable, exempt_paths: Collection[str] = ("/health",)) -> None:
+        self._app = app
+        self._tokens = tokens
+        self._exempt = frozenset(exempt_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or route_path(scope) in self._exempt:
+            await self._app(scope, receive, send)
+            return
+        ctx = ensure_context(scope)
+        try:
+            principal = self._authenticate(scope)
+            ctx.principal = principal
+            if principal.restricted and scope["method"] == "POST":
+                ctx, body, receive = await receive_json(scope, receive)
+                model = body.get("model")
+                if isinstance(model, str) and not principal.allows(model):
+                    raise GatewayError(403, f"This router token may not use model {model!r}.", code="model_not_allowed")
+        except GatewayError as exc:
+            await send_error(send, ctx.client_api.wire, exc)
+            return
+        await self._app(scope, receive, send)
+
+    def _authenticate(self, scope: Scope) -> Principal:
+        presented = False
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").strip().partition(" ")
+                if scheme.lower() != "bearer":
+                    continue  # Basic, OAuth schemes, ...: not a router token
+            elif name == b"x-api-key":
+                token = value.decode("latin-1")
+            else:
+                continue
+            token = token.strip()
+            if token:
+                presented = True
+                principal = self._tokens.lookup(token)
+                if principal is not None:
+                    return principal
+        if presented:
+            raise GatewayError(401, "Invalid router token.", code="invalid_api_key", headers=_CHALLENGE)
+        raise GatewayError(
+            401,
+            "Missing router token: send it as 'Authorization: Bearer <token>' or 'x-api-key: <token>'.",
+            code="missing_api_key",
+            headers=_CHALLENGE,
+        )
+
+
+_CHALLENGE = (("www-authenticate", "Bearer"),)

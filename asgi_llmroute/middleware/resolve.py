@@ -1,0 +1,63 @@
+"""Provider resolution: the request's ``model`` picks a route and a deployment."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..context import ensure_context, receive_json
+from ..errors import GatewayError, send_error
+from ..providers.model import Route
+
+__all__ = ["ProviderResolverMiddleware", "RouteResolver"]
+
+
+class RouteResolver(Protocol):
+    """Anything that maps a client-facing model name to a :class:`Route` (e.g. a ``RouteTable``)."""
+
+    def resolve(self, model: str) -> Route | None: ...
+
+
+class ProviderResolverMiddleware:
+    """Resolve the JSON body's ``model`` to a route and pick its deployment.
+
+    The body is read and parsed once (and replayed downstream); when the upstream model id differs
+    from the client's name, the body's ``model`` is rewritten. 400 for a missing ``model``, 403 when
+    the principal's allow-list excludes it, 404 for an unknown model.
+
+    Scope: reads ``ctx.principal`` (if any); writes ``ctx.model``, ``ctx.route``, ``ctx.deployment``
+    and the body.
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: RouteResolver) -> None:
+        self._app = app
+        self._routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        ctx = ensure_context(scope)
+        try:
+            ctx, body, receive = await receive_json(scope, receive)
+            model = body.get("model")
+            if not isinstance(model, str) or not model:
+                raise GatewayError(400, "The request needs a 'model' string.", param="model", code="missing_model")
+            principal = ctx.principal
+            if principal is not None and not principal.allows(model):
+                raise GatewayError(403, f"This router token may not use model {model!r}.", code="model_not_allowed")
+            route = self._routes.resolve(model)
+            if route is None or not route.deployments:
+                raise GatewayError(404, f"Unknown model {model!r}.", param="model", code="model_not_found")
+        except GatewayError as exc:
+            await send_error(send, ctx.client_api.wire, exc)
+            return
+        deployment = route.deployments[0]
+        ctx.model = model
+        ctx.route = route
+        ctx.deployment = deployment
+        if deployment.model != model:
+            body["model"] = deployment.model
+            ctx.set_json(body)
+        await self._app(scope, receive, send)

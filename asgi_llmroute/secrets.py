@@ -1,0 +1,76 @@
+"""Secret values and the ``env:NAME`` / ``file:PATH`` references that configuration uses for them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["Secret", "SecretReferenceError", "redact", "resolve_reference"]
+
+
+class SecretReferenceError(ValueError):
+    """A ``env:`` or ``file:`` reference could not be resolved."""
+
+
+class Secret:
+    """A string that never shows itself in ``repr``/``str``; call :meth:`reveal` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def redacted(self) -> str:
+        return redact(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def redact(value: str) -> str:
+    """``sk-...abcd``: enough to recognise a key, never enough to use it."""
+    if len(value) < 12:
+        return "****"
+    prefix = value[:3] if value[:3].isalpha() or value.startswith("sk-") else ""
+    return f"{prefix}...{value[-4:]}"
+
+
+def resolve_reference(value: str, *, base_dir: Path | None = None) -> str:
+    """Resolve ``env:NAME`` and ``file:PATH``; any other string is a literal.
+
+    Relative ``file:`` paths are taken from ``base_dir`` (the config file's folder).
+    Error messages name the variable or file, never a value.
+    """
+    if value.startswith("env:"):
+        name = value[4:]
+        if not name:
+            raise SecretReferenceError("'env:' needs a variable name, as in env:OPENAI_API_KEY")
+        try:
+            return os.environ[name]
+        except KeyError:
+            raise SecretReferenceError(f"environment variable {name} is not set") from None
+    if value.startswith("file:"):
+        path = Path(value[5:]).expanduser()
+        if not value[5:]:
+            raise SecretReferenceError("'file:' needs a path, as in file:/run/secrets/key")
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SecretReferenceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return value

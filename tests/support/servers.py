@@ -1,0 +1,120 @@
+"""Real servers for tests: uvicorn on 127.0.0.1 with a random port, in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+@contextmanager
+def serve(app: ASGIApp, **options: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn on a random 127.0.0.1 port; yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="auto", access_log=False, **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Reply = Callable[[Recorded, Send], Awaitable[None]]
+
+
+@dataclass
+class Upstream:
+    """A scriptable upstream: records every request, answers with ``reply`` (JSON 200 by default)."""
+
+    reply: Reply | None = None
+    requests: list[Recorded] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            name = k.decode("latin-1")
+            headers[name] = f"{headers[name]}, {v.decode('latin-1')}" if name in headers else v.decode("latin-1")
+        recorded = Recorded(scope["method"], scope["path"], scope["query_string"].decode(), headers, body)
+        self.requests.append(recorded)
+        watcher = asyncio.ensure_future(self._watch_disconnect(receive))
+        try:
+            await (self.reply or json_reply({"ok": True}))(recorded, send)
+        except OSError:
+            self.cancelled.set()
+        finally:
+            watcher.cancel()
+
+    async def _watch_disconnect(self, receive: Receive) -> None:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            self.cancelled.set()
+
+    @property
+    def last(self) -> Recorded:
+        return self.requests[-1]
+
+
+def json_reply(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    async def reply(request: Recorded, send: Send) -> None:
+        body = json.dumps(obj).encode()
+        hdrs = [(b"content-type", b"application/json")]
+        hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        await send({"type": "http.response.body", "body": body})
+
+    return reply
+
+
+def sse_reply(chunks: list[bytes], delay: float = 0.0, status: int = 200) -> Reply:
+    async def reply(request: Recorded, send: Send) -> None:
+        hdrs = [(b"content-type", b"text/event-stream; charset=utf-8")]
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        for chunk in chunks:
+            if delay:
+                await asyncio.sleep(delay)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    return reply
