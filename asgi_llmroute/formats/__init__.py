@@ -1,0 +1,29 @@
+"""Pure, I/O-free translation between OpenAI Chat Completions and Anthropic Messages.
+
+Requests, non-stream responses, error bodies and SSE streams, both directions; see
+``docs/translation.md`` for every mapping rule, dropped field and option.
+"""
+
+from .errors import anthropic_error_type, openai_error_type
+from .sse import SSEBufferOverflow, SSEEvent, SSEParser, encode_sse, keepalive
+from .stream_base import StreamTranslator
+from .translator import Translator, new_translator
+from .types import API, DEFAULT_OPTIONS, TranslationError, TranslationOptions, UpstreamProtocolError
+
+__all__ = [
+    "API",
+    "DEFAULT_OPTIONS",
+    "SSEBufferOverflow",
+    "SSEEvent",
+    "SSEParser",
+    "StreamTranslator",
+    "TranslationError",
+    "TranslationOptions",
+    "Translator",
+    "UpstreamProtocolError",
+    "anthropic_error_type",
+    "encode_sse",
+    "keepalive",
+    "new_translator",
+    "openai_error_type",
+]

@@ -1,0 +1,80 @@
+"""Anthropic ``Message`` (non-stream) -> OpenAI ``chat.completion`` (SPEC 5.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._json import dumps, dumps_bytes, parse_json_object
+from .context import RequestContext
+from .mapping import finish_reason
+from .types import TranslationOptions, UpstreamProtocolError
+from .usage import openai_usage
+
+
+def anthropic_to_openai_response(body: bytes, ctx: RequestContext, options: TranslationOptions) -> tuple[bytes, Any]:
+    """Translate a non-stream Anthropic Message body; returns (client body, upstream usage or None)."""
+    message = parse_json_object(body, "message")
+    content = message.get("content")
+    if not isinstance(content, list):
+        raise UpstreamProtocolError("upstream message has no content array")
+    texts: list[str] = []
+    reasoning: list[str] = []
+    thinking_blocks: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    for block in content:
+        if not isinstance(block, dict):
+            raise UpstreamProtocolError("upstream message content block is not an object")
+        kind = block.get("type")
+        if kind == "text":
+            text = block.get("text")
+            if isinstance(text, str):
+                texts.append(text)
+        elif kind == "tool_use":
+            tool_id, name = block.get("id"), block.get("name")
+            if not isinstance(tool_id, str) or not isinstance(name, str):
+                raise UpstreamProtocolError("upstream tool_use block lacks id or name")
+            tool_input = block.get("input")
+            calls.append(
+                {
+                    "id": tool_id,
+                    "type": "function",
+                    "function": {
+                        "name": ctx.tool_names.client(name),
+                        "arguments": dumps(tool_input if tool_input is not None else {}),
+                    },
+                }
+            )
+        elif kind == "thinking":
+            thinking = block.get("thinking")
+            thinking = thinking if isinstance(thinking, str) else ""
+            reasoning.append(thinking)
+            thinking_blocks.append({"type": "thinking", "thinking": thinking, "signature": block.get("signature", "")})
+        elif kind == "redacted_thinking":
+            thinking_blocks.append({"type": "redacted_thinking", "data": block.get("data", "")})
+        # server_tool_use, *_tool_result, unknown blocks: not client tool calls, dropped (5.3).
+
+    out_message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
+    if options.reasoning_content and thinking_blocks:
+        out_message["reasoning_content"] = "".join(reasoning)
+        # LiteLLM-style extension: lets a client echo signed thinking back on the next turn.
+        out_message["thinking_blocks"] = thinking_blocks
+    if calls:
+        out_message["tool_calls"] = calls
+    usage = message.get("usage")
+    result: dict[str, Any] = {
+        "id": message.get("id") if isinstance(message.get("id"), str) else "",
+        "object": "chat.completion",
+        "created": options.clock(),
+        "model": message.get("model") if isinstance(message.get("model"), str) else "",
+        "choices": [
+            {
+                "index": 0,
+                "message": out_message,
+                "logprobs": None,
+                "finish_reason": finish_reason(message.get("stop_reason")),
+            }
+        ],
+    }
+    if isinstance(usage, dict):
+        result["usage"] = openai_usage(usage)
+    return dumps_bytes(result), usage if isinstance(usage, dict) else None

@@ -1,0 +1,186 @@
+"""Server-Sent Events framing: an incremental WHATWG parser and the gateway's emission rules.
+
+Parsing follows SPEC 4.1 (the WHATWG "event stream interpretation"): any read boundaries,
+CR / LF / CRLF line ends (including a CR that ends one read and an LF that starts the next),
+one leading BOM, comments, multi-line data, UTF-8 characters split across reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .types import API
+
+_BOM = b"\xef\xbb\xbf"
+_DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One dispatched event: ``event`` is the type (``message`` when unnamed), ``id`` the last-event-id."""
+
+    event: str
+    data: str
+    id: str
+
+
+class SSEBufferOverflow(Exception):
+    """A single pending event grew beyond the parser's ``max_event_bytes``."""
+
+
+class SSEParser:
+    """Incremental event-stream parser: feed bytes, get the events completed so far.
+
+    Memory is bounded: the pending partial line plus the data of the event being assembled may
+    not exceed ``max_event_bytes``; beyond that :class:`SSEBufferOverflow` is raised.
+    """
+
+    __slots__ = (
+        "_pending",
+        "_pending_len",
+        "_cr_pending",
+        "_bom_checked",
+        "_data",
+        "_data_len",
+        "_event",
+        "_last_id",
+        "_max",
+    )
+
+    def __init__(self, max_event_bytes: int = _DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._pending: list[bytes] = []  # pieces of the current, unterminated line
+        self._pending_len = 0
+        self._cr_pending = False  # the last read ended with CR: swallow a leading LF
+        self._bom_checked = False
+        self._data: list[bytes] | None = None  # data lines of the event being assembled
+        self._data_len = 0
+        self._event = ""
+        self._last_id = ""
+        self._max = max_event_bytes
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Consume one network read; return the events it completed (possibly none)."""
+        if not chunk:
+            return []
+        if self._cr_pending:
+            self._cr_pending = False
+            if chunk[0] == 0x0A:
+                chunk = chunk[1:]
+                if not chunk:
+                    return []
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._pending.append(chunk)
+            self._pending_len += len(chunk)
+            if not self._bom_checked:
+                self._check_bom(final=False)
+            if self._pending_len + self._data_len > self._max:
+                raise SSEBufferOverflow(f"SSE event larger than {self._max} bytes")
+            return []
+        if self._pending:
+            self._pending.append(chunk)
+            buf = b"".join(self._pending)
+            self._pending = []
+            self._pending_len = 0
+        else:
+            buf = chunk
+        if not self._bom_checked:
+            self._pending = [buf]
+            self._check_bom(final=True)
+            buf = self._pending[0] if self._pending else b""
+            self._pending = []
+            self._pending_len = 0
+        if b"\r" in buf:
+            if buf[-1] == 0x0D:
+                self._cr_pending = True
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buf.split(b"\n")
+        rest = lines.pop()
+        if rest:
+            self._pending.append(rest)
+            self._pending_len = len(rest)
+        events: list[SSEEvent] = []
+        for line in lines:
+            self._line(line, events)
+        if self._pending_len + self._data_len > self._max:
+            raise SSEBufferOverflow(f"SSE event larger than {self._max} bytes")
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: an event without its terminating blank line is discarded (WHATWG)."""
+        self._pending = []
+        self._pending_len = 0
+        self._data = None
+        self._data_len = 0
+        self._event = ""
+        return []
+
+    def _check_bom(self, final: bool) -> None:
+        head = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        if head.startswith(_BOM):
+            head = head[3:]
+        elif not final and len(head) < 3 and _BOM.startswith(head):
+            return  # could still become a BOM: decide on the next read
+        self._pending = [head] if head else []
+        self._pending_len = len(head)
+        self._bom_checked = True
+
+    def _line(self, line: bytes, events: list[SSEEvent]) -> None:
+        if not line:
+            data = self._data
+            if data is not None:
+                text = data[0] if len(data) == 1 else b"\n".join(data)
+                events.append(SSEEvent(self._event or "message", text.decode("utf-8", "replace"), self._last_id))
+            self._data = None
+            self._data_len = 0
+            self._event = ""
+            return
+        if line.startswith(b"data:"):
+            value = line[6:] if line[5:6] == b" " else line[5:]
+            if self._data is None:
+                self._data = [value]
+            else:
+                self._data.append(value)
+            self._data_len += len(value) + 1
+            return
+        if line[0] == 0x3A:  # ':' comment
+            return
+        colon = line.find(b":")
+        if colon < 0:
+            name, value = line, b""
+        else:
+            name = line[:colon]
+            value = line[colon + 2 :] if line[colon + 1 : colon + 2] == b" " else line[colon + 1 :]
+        if name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"data":
+            if self._data is None:
+                self._data = [value]
+            else:
+                self._data.append(value)
+            self._data_len += len(value) + 1
+        elif name == b"id" and b"\x00" not in value:
+            self._last_id = value.decode("utf-8", "replace")
+        # `retry` and unknown fields: nothing to do for a proxy that never reconnects.
+
+
+def encode_sse(data: str, event: str | None = None) -> bytes:
+    """Frame one event per SPEC 4.3: optional ``event:`` line, ``data:`` line(s), blank line, LF only."""
+    if "\n" in data or "\r" in data:
+        # Compact JSON never contains raw line breaks; other payloads get one data line per line.
+        body = "\n".join("data: " + part for part in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    else:
+        body = "data: " + data
+    if event is None:
+        return (body + "\n\n").encode()
+    return ("event: " + event + "\n" + body + "\n\n").encode()
+
+
+_KEEPALIVE = {
+    "anthropic": b'event: ping\ndata: {"type": "ping"}\n\n',
+    "openai": b": ping\n\n",
+}
+
+
+def keepalive(api: API) -> bytes:
+    """Keepalive frame for a client of ``api`` (SPEC 4.3): an Anthropic ping event or an SSE comment."""
+    return _KEEPALIVE[api]

@@ -1,0 +1,94 @@
+"""Common machinery of the two stream translators: SSE parsing, terminal state, error safety."""
+
+from __future__ import annotations
+
+from .sse import SSEBufferOverflow, SSEEvent, SSEParser
+from .types import TranslationOptions
+
+
+class StreamProtocolError(Exception):
+    """The upstream stream broke its protocol; the translator ends the client stream with an error."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StreamTranslator:
+    """Translates one upstream ``text/event-stream`` body into the client's stream format.
+
+    ``feed()`` takes network reads of any size and returns the bytes to send now; ``close()`` is
+    called at upstream EOF and ``fail()`` on a transport failure. None of them ever raises: broken
+    upstream input ends the client stream with a client-format error event, after which
+    :attr:`done` is true and further input is ignored.
+    """
+
+    __slots__ = ("_parser", "_done", "usage")
+
+    def __init__(self, options: TranslationOptions) -> None:
+        self._parser = SSEParser(options.max_event_bytes)
+        self._done = False
+        #: Token counts seen so far (``input_tokens`` incl. cache, ``output_tokens``,
+        #: ``cache_read_tokens``, ``cache_write_tokens``), None until the upstream reported any.
+        self.usage: dict[str, int] | None = None
+
+    @property
+    def done(self) -> bool:
+        """A terminal event (end of message or error) has been emitted."""
+        return self._done
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Translate one upstream read; returns the client bytes to send now (may be empty)."""
+        if self._done or not chunk:
+            return b""
+        out: list[str] = []
+        try:
+            for event in self._parser.feed(chunk):
+                self._event(event, out)
+                if self._done:
+                    break
+        except SSEBufferOverflow:
+            self._fail_into(out, "upstream sent an event larger than the gateway accepts")
+        except StreamProtocolError as exc:
+            self._fail_into(out, exc.message)
+        except Exception:  # never let a malformed upstream escape as an exception
+            self._fail_into(out, "upstream stream could not be translated")
+        return "".join(out).encode()
+
+    def close(self) -> bytes:
+        """Upstream EOF: finish the client stream, with an error event if it was incomplete."""
+        if self._done:
+            return b""
+        out: list[str] = []
+        try:
+            self._parser.close()
+            self._eof(out)
+        except StreamProtocolError as exc:
+            self._fail_into(out, exc.message)
+        except Exception:
+            self._fail_into(out, "upstream stream could not be translated")
+        self._done = True
+        return "".join(out).encode()
+
+    def fail(self, message: str) -> bytes:
+        """Upstream transport failure: end the client stream with an error event carrying ``message``."""
+        if self._done:
+            return b""
+        out: list[str] = []
+        self._fail_into(out, message)
+        return "".join(out).encode()
+
+    def _fail_into(self, out: list[str], message: str) -> None:
+        if not self._done:
+            self._error(out, message, None)
+            self._done = True
+
+    # Direction-specific hooks.
+    def _event(self, event: SSEEvent, out: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _eof(self, out: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _error(self, out: list[str], message: str, type_: str | None) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError

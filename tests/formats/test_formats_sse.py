@@ -1,0 +1,108 @@
+"""SSE framing: the incremental parser (SPEC 4.1) and the emission helpers (SPEC 4.3)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asgi_llmroute.formats import SSEBufferOverflow, SSEEvent, SSEParser, encode_sse, keepalive
+
+from ._helpers import read
+
+
+def parse(*reads: bytes) -> list[SSEEvent]:
+    parser = SSEParser()
+    events: list[SSEEvent] = []
+    for chunk in reads:
+        events.extend(parser.feed(chunk))
+    return events + parser.close()
+
+
+def test_basic_and_multiline() -> None:
+    assert parse(b"event: a\ndata: 1\ndata: 2\n\n") == [SSEEvent("a", "1\n2", "")]
+
+
+def test_event_without_data_is_not_dispatched() -> None:
+    assert parse(b"event: x\n\n: comment\n\ndata: y\n\n") == [SSEEvent("message", "y", "")]
+
+
+def test_event_type_resets_after_dispatch() -> None:
+    assert parse(b"event: a\ndata: 1\n\ndata: 2\n\n") == [SSEEvent("a", "1", ""), SSEEvent("message", "2", "")]
+
+
+def test_cr_at_end_of_read_then_lf() -> None:
+    assert parse(b"data: a\r", b"\n\r", b"\n") == [SSEEvent("message", "a", "")]
+
+
+def test_cr_only_line_endings() -> None:
+    assert parse(b"data: a\r\rdata: b\r\r") == [SSEEvent("message", "a", ""), SSEEvent("message", "b", "")]
+
+
+def test_bom_stripped_once_even_when_split() -> None:
+    assert parse(b"\xef", b"\xbb", b"\xbfdata: a\n\n") == [SSEEvent("message", "a", "")]
+    # A second BOM is content of the field name, so the line is an unknown field.
+    assert parse(b"\xef\xbb\xbf\xef\xbb\xbfdata: a\n\n") == []
+
+
+def test_utf8_split_across_reads() -> None:
+    raw = "data: café ☕\n\n".encode()
+    for i in range(len(raw)):
+        assert parse(raw[:i], raw[i:]) == [SSEEvent("message", "café ☕", "")]
+
+
+def test_id_persists_and_nul_ignored() -> None:
+    events = parse(b"id: 7\ndata: a\n\nid: x\x00y\ndata: b\n\n")
+    assert [e.id for e in events] == ["7", "7"]
+
+
+def test_unterminated_event_discarded() -> None:
+    assert parse(b"data: a\n\ndata: b\n") == [SSEEvent("message", "a", "")]
+
+
+def test_field_without_colon_and_space_rules() -> None:
+    events = parse(b"data\n\ndata:x\n\ndata:  y\n\n")
+    assert [e.data for e in events] == ["", "x", " y"]
+
+
+def test_buffer_cap() -> None:
+    parser = SSEParser(max_event_bytes=100)
+    parser.feed(b"data: " + b"x" * 50 + b"\n")
+    with pytest.raises(SSEBufferOverflow):
+        parser.feed(b"data: " + b"y" * 60)
+    parser = SSEParser(max_event_bytes=100)
+    with pytest.raises(SSEBufferOverflow):
+        for _ in range(200):
+            parser.feed(b"z")
+
+
+def test_buffer_is_released_after_dispatch() -> None:
+    parser = SSEParser(max_event_bytes=100)
+    for _ in range(50):
+        assert len(parser.feed(b"data: " + b"x" * 80 + b"\n\n")) == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_edge_cases_fixture_any_split(data: st.DataObject) -> None:
+    raw = read("sse/edge_cases.sse")
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=30)))
+    reads = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+    assert parse(*reads) == parse(raw)
+
+
+def test_edge_cases_fixture_one_byte_reads() -> None:
+    raw = read("sse/edge_cases.sse")
+    assert parse(*[raw[i : i + 1] for i in range(len(raw))]) == parse(raw)
+
+
+def test_encode_sse() -> None:
+    assert encode_sse('{"a":1}') == b'data: {"a":1}\n\n'
+    assert encode_sse('{"type":"ping"}', "ping") == b'event: ping\ndata: {"type":"ping"}\n\n'
+    assert encode_sse("a\nb") == b"data: a\ndata: b\n\n"
+    assert parse(encode_sse("x\r\ny", "e")) == [SSEEvent("e", "x\ny", "")]
+
+
+def test_keepalive_frames() -> None:
+    assert parse(keepalive("openai")) == []
+    assert parse(keepalive("anthropic")) == [SSEEvent("ping", '{"type": "ping"}', "")]
