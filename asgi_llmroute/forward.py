@@ -128,17 +128,17 @@ class Forwarder:
                 "Forwarder needs a resolved deployment in scope['llmroute']: "
                 "put ProviderResolverMiddleware (or build_gateway) in front of it"
             )
+        provider = deployment.provider
         try:
             ctx, receive = await receive_body(scope, receive)
         except GatewayError as exc:
-            await send_error(send, ctx.client_api.wire, exc)
+            await send_error(send, provider.api, exc)
             return
-        provider = deployment.provider
         request = self._build_request(scope, ctx, provider)
         ctx.attempts += 1
         async with anyio.create_task_group() as tg:
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            await self._relay(request, ctx, provider.name, send)
+            await self._relay(request, ctx, provider, send)
             tg.cancel_scope.cancel()
 
     def _build_request(self, scope: Scope, ctx: RequestContext, provider: Provider) -> httpx.Request:
@@ -159,12 +159,15 @@ class Forwarder:
             scope["method"], url, headers=headers, content=ctx.body, timeout=_timeout(provider.timeout)
         )
 
-    async def _relay(self, request: httpx.Request, ctx: RequestContext, name: str, send: Send) -> None:
+    async def _relay(self, request: httpx.Request, ctx: RequestContext, provider: Provider, send: Send) -> None:
+        # Errors are written in the provider's format, like everything else on this response, so
+        # that a translation layer in front translates them too (without one, the formats agree).
+        name, wire = provider.name, provider.api
         try:
             response = await self._client.send(request, stream=True)
         except httpx.TransportError as exc:
             logger.warning("upstream %s failed before responding: %s", name, type(exc).__name__)
-            await send_error(send, ctx.client_api.wire, map_transport_error(exc, name))
+            await send_error(send, wire, map_transport_error(exc, name))
             return
         try:
             headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP]
@@ -178,7 +181,7 @@ class Forwarder:
             except httpx.TransportError as exc:
                 # Committed: nothing can be retried. Say so in-band where the format allows it.
                 logger.warning("upstream %s failed mid-response: %s", name, type(exc).__name__)
-                tail = render_stream_error(ctx.client_api.wire, map_transport_error(exc, name)) if is_stream else b""
+                tail = render_stream_error(wire, map_transport_error(exc, name)) if is_stream else b""
                 await send({"type": "http.response.body", "body": tail, "more_body": False})
                 return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
