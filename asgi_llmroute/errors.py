@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from starlette.types import Send
 
 from .formats.errors import anthropic_error_type, openai_error_type
+from .responses import send_body
 
 __all__ = ["GatewayError", "UpstreamError", "render_error", "send_error"]
 
@@ -69,14 +70,8 @@ def render_error(wire: str, error: GatewayError) -> bytes:
 
 async def send_error(send: Send, wire: str, error: GatewayError) -> None:
     """Send ``error`` as a complete JSON response. Only call it before the response has started."""
-    body = render_error(wire, error)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers)
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers]
+    await send_body(send, error.status, render_error(wire, error), b"application/json", headers)
 
 
 def render_stream_error(wire: str, error: GatewayError) -> bytes:

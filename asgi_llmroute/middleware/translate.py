@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +20,7 @@ from ..formats import (
     new_translator,
 )
 from ..providers.model import Provider
+from ..responses import send_json
 
 __all__ = ["TranslationMiddleware"]
 
@@ -68,7 +68,7 @@ class TranslationMiddleware:
         try:
             ctx, body, receive = await receive_json(scope, receive)
             if client is ClientAPI.ANTHROPIC_MESSAGES and _is_count_tokens(scope):
-                await _send_json(send, 200, {"input_tokens": _estimate_tokens(ctx.body)})
+                await send_json(send, 200, {"input_tokens": _estimate_tokens(ctx.body)})
                 return
             if client not in (ClientAPI.OPENAI_CHAT, ClientAPI.ANTHROPIC_MESSAGES):
                 raise GatewayError(
@@ -188,12 +188,3 @@ def _estimate_tokens(body: bytes) -> int:
     # OpenAI-compatible APIs have no token-counting endpoint; about 4 bytes per token is the
     # usual estimate, and callers (Claude Code) only use it to decide when to compact.
     return max(1, math.ceil(len(body) / 4))
-
-
-async def _send_json(send: Send, status: int, obj: dict[str, Any]) -> None:
-    import json
-
-    body = json.dumps(obj).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
