@@ -15,6 +15,9 @@ dumps = _ENCODER.encode
 
 loads = json.loads
 
+loads_str = json.JSONDecoder().decode
+"""``json.loads`` for text, minus the dispatch layers (hot path: one call per SSE event)."""
+
 
 def dumps_bytes(value: Any) -> bytes:
     """Compact JSON as UTF-8 bytes."""

@@ -332,6 +332,18 @@ def _build_turns(entries: list[tuple[str, list[dict[str, Any]], list[dict[str, A
     return turns
 
 
+def _merge_adjacent(turns: list[_Turn]) -> list[_Turn]:
+    """Re-merge user turns that became adjacent after an assistant turn was emptied."""
+    out: list[_Turn] = []
+    for turn in turns:
+        if out and out[-1].role == turn.role:
+            out[-1].results.extend(turn.results)
+            out[-1].blocks.extend(turn.blocks)
+        else:
+            out.append(turn)
+    return out
+
+
 def _synthetic_results(ids: list[str]) -> _Turn:
     turn = _Turn("user")
     turn.results = [{"type": "tool_result", "tool_use_id": i, "content": MISSING_RESULT_TEXT} for i in ids]
@@ -490,7 +502,7 @@ def openai_to_anthropic_request(
         for turn in turns:  # unsigned history only matters with thinking on; drop it otherwise
             if turn.role == "assistant":
                 turn.blocks = [b for b in turn.blocks if b["type"] not in ("thinking", "redacted_thinking")]
-        turns = [t for t in turns if t.results or t.blocks]
+        turns = _merge_adjacent([t for t in turns if t.results or t.blocks])
 
     max_tokens = _max_tokens(body)
     explicit_cap = max_tokens is not None

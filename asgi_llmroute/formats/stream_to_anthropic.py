@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._json import dumps, loads
+from ._json import dumps, loads_str
 from .context import RequestContext
 from .errors import openai_error_to_anthropic_type
 from .mapping import stop_reason
@@ -111,7 +111,7 @@ class OpenAIToAnthropicStream(StreamTranslator):
             self._finish_stream(out)
             return
         try:
-            obj = loads(data)
+            obj = loads_str(data)
         except (ValueError, RecursionError):
             raise StreamProtocolError("upstream sent a chunk that is not valid JSON") from None
         if not isinstance(obj, dict):

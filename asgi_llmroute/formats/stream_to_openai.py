@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._json import dumps, loads
+from ._json import dumps, loads_str
 from .context import RequestContext
 from .mapping import finish_reason
 from .sse import SSEEvent
@@ -89,7 +89,7 @@ class AnthropicToOpenAIStream(StreamTranslator):
         if data == "[DONE]":  # some "Anthropic-compatible" upstreams append it; meaningless here
             return
         try:
-            obj = loads(data)
+            obj = loads_str(data)
         except (ValueError, RecursionError):
             raise StreamProtocolError("upstream sent an event that is not valid JSON") from None
         if not isinstance(obj, dict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 from typing import Any
 
@@ -9,12 +11,13 @@ import anthropic
 import openai
 import pytest
 
-# The installed SDK majors ship their own fork of httpx (``httpx2``) and reject httpx objects.
-httpx2 = pytest.importorskip("httpx2")
+from asgi_llmroute.formats import TranslationOptions
 
-from ._helpers import anthropic_client, openai_client, read, translate_stream
+from ._helpers import CLOCK, anthropic_client, openai_client, read, translate_stream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+# Recent SDK majors ship their own fork of httpx (``httpx2``) and reject httpx objects.
+httpx2: Any = importlib.import_module("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
 
 
 def _transport(body: bytes, status: int, content_type: str) -> Any:
@@ -247,3 +250,19 @@ def test_anthropic_sdk_error_statuses() -> None:
     body = anthropic_client().error(400, read("openai/error_400_context_length_completion.json"))
     with pytest.raises(anthropic.BadRequestError, match="exceed context limit: 119808 \\+ 16384 > 128000"):
         ant(body, 400, "application/json").messages.create(model="m", max_tokens=10, messages=MESSAGES)
+
+
+def test_openai_sdk_accepts_thinking_extensions() -> None:
+    upstream = (
+        b'{"id":"msg_t","type":"message","role":"assistant","model":"claude","content":['
+        b'{"type":"thinking","thinking":"plan","signature":"c2ln"},{"type":"text","text":"done"}],'
+        b'"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":4}}'
+    )
+    body = openai_client().response(upstream)
+    completion = oai(body, content_type="application/json").chat.completions.create(model="m", messages=MESSAGES)
+    extra = completion.choices[0].message.model_extra or {}
+    assert extra["reasoning_content"] == "plan"
+    assert extra["thinking_blocks"] == [{"type": "thinking", "thinking": "plan", "signature": "c2ln"}]
+    options = TranslationOptions(thinking_blocks=True, clock=lambda: CLOCK)
+    out = translate_stream(openai_client(options=options), read("anthropic/stream_thinking_text.sse"))
+    assert consume_openai(out)["content"] == "27 × 453 = 12,231."

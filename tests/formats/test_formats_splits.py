@@ -48,5 +48,5 @@ def test_comments_and_extra_blank_lines_are_ignored(rel: str) -> None:
 def test_random_splits(rel: str, crlf: bool, data: st.DataObject) -> None:
     raw = to_crlf(read(rel)) if crlf else read(rel)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=40)))
-    reads = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+    reads = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
     assert translate_stream(stream_translator_for(rel), raw, reads) == whole(rel)

@@ -87,7 +87,7 @@ def test_buffer_is_released_after_dispatch() -> None:
 def test_edge_cases_fixture_any_split(data: st.DataObject) -> None:
     raw = read("sse/edge_cases.sse")
     cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=30)))
-    reads = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+    reads = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
     assert parse(*reads) == parse(raw)
 
 
