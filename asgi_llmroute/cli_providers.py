@@ -1,0 +1,360 @@
+"""``llmroute providers ...`` and ``llmroute store rotate-secret``: the provider store from the shell.
+
+Keys never go on the command line (shell history, ``ps``): ``--api-key-env NAME``,
+``--api-key-file PATH``, ``--api-key-stdin``, or an interactive prompt. Listings redact keys;
+``export`` writes them only with ``--include-keys``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .config import ConfigError, GatewayConfig
+from .importers import FORMATS, ImportFileError, build_plan, detect_format, parse
+from .importers.export import export_json, export_toml
+from .providers.records import ProviderRecord, ProviderSpec, describe_validation
+from .providers.setup import open_store, rotate_secret
+from .providers.store import ProviderStore, StoreError
+
+__all__ = ["add_commands", "run"]
+
+
+class CommandError(Exception):
+    """A problem the command reports as ``llmroute: error: ...`` (exit status 1)."""
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], *, config_help: str) -> None:
+    """Register ``providers`` and ``store`` on the ``llmroute`` parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help=config_help)
+
+    providers = commands.add_parser(
+        "providers", help="manage the encrypted provider store", description="Manage the encrypted provider store."
+    )
+    sub = providers.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    ls = sub.add_parser("list", parents=[common], help="list stored providers (keys redacted)")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+
+    show = sub.add_parser("show", parents=[common], help="show one provider (key redacted)")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+    add = sub.add_parser("add", parents=[common], help="add a provider")
+    add.add_argument("name")
+    add.add_argument("--api", required=True, choices=["openai", "anthropic"], help="the provider's API format")
+    add.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or https://api.anthropic.com")
+    _record_options(add)
+
+    update = sub.add_parser("update", parents=[common], help="change a provider (e.g. rotate its key)")
+    update.add_argument("name")
+    update.add_argument("--api", choices=["openai", "anthropic"])
+    update.add_argument("--base-url")
+    _record_options(update)
+
+    remove = sub.add_parser("remove", parents=[common], help="remove a provider")
+    remove.add_argument("name")
+
+    imp = sub.add_parser("import", parents=[common], help="import providers from a file (all or nothing)")
+    imp.add_argument("file", help="the file to import ('-' for stdin, with --format)")
+    imp.add_argument("--format", choices=list(FORMATS), help="default: from the file name")
+    imp.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    imp.add_argument("--skip-invalid", action="store_true", help="import the valid entries even if some are not")
+
+    exp = sub.add_parser("export", parents=[common], help="export providers (without keys unless asked)")
+    exp.add_argument("--format", choices=["toml", "json"], default="toml")
+    exp.add_argument("--include-keys", action="store_true", help="write the API keys in clear (file mode 0600)")
+    exp.add_argument("--output", "-o", metavar="PATH", help="write to PATH instead of stdout")
+
+    store = commands.add_parser("store", help="provider store maintenance", description="Provider store maintenance.")
+    store_sub = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rotate = store_sub.add_parser(
+        "rotate-secret",
+        parents=[common],
+        help="re-encrypt every key under a new secret (all or nothing)",
+        description="Re-encrypt every stored key under a new secret. Without --new-secret, a file: secret is "
+        "replaced by a newly generated one in place.",
+    )
+    rotate.add_argument("--new-secret", metavar="REF", help="the new secret as env:NAME or file:PATH")
+
+
+def _record_options(parser: argparse.ArgumentParser) -> None:
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument("--api-key-env", metavar="NAME", help="read the key from environment variable NAME")
+    keys.add_argument("--api-key-file", metavar="PATH", help="read the key from a file")
+    keys.add_argument("--api-key-stdin", action="store_true", help="read the key from standard input")
+    keys.add_argument("--no-api-key", action="store_true", help="the provider takes no key (or: remove the key)")
+    parser.add_argument("--header", action="append", metavar="NAME=VALUE", help="extra header (repeatable)")
+    parser.add_argument(
+        "--model", action="append", metavar="CLIENT[=UPSTREAM]", help="a model clients may use (repeatable)"
+    )
+    parser.add_argument("--timeout", type=float, metavar="SECONDS")
+    parser.add_argument(
+        "--responses-api",
+        action=argparse.BooleanOptionalAction,
+        help="the provider serves /v1/responses itself (api openai only)",
+    )
+
+
+def run(args: argparse.Namespace, config: GatewayConfig) -> int:
+    """Run a ``providers``/``store`` command; errors print ``llmroute: error: ...`` and return 1."""
+    try:
+        if args.command == "store":
+            count, advice = rotate_secret(config, args.new_secret)
+            print(f"re-encrypted {count} key(s) under the new secret; {advice}")
+            return 0
+        return _ACTIONS[args.action](args, config)
+    except (StoreError, CommandError, ImportFileError) as exc:
+        print(f"llmroute: error: {exc}", file=sys.stderr)
+        return 1
+    except ConfigError:
+        raise  # cli.main prints it (status 2)
+
+
+def _store(config: GatewayConfig, *, create: bool = True) -> ProviderStore:
+    return open_store(config, create=create)
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace, config: GatewayConfig) -> int:
+    store = _store(config, create=False)
+    try:
+        snapshot = store.load()
+    finally:
+        store.close()
+    for error in snapshot.errors:
+        print(f"llmroute: warning: {error}", file=sys.stderr)
+    if args.json:
+        views = [r.view() for r in snapshot.records]
+        unreadable = [{"name": e.name, "error": e.problem} for e in snapshot.errors]
+        print(json.dumps({"providers": views, "unreadable": unreadable}, indent=2))
+        return 0
+    if not snapshot.records:
+        print(f"no providers in {store.path}")
+        return 0
+    rows = [("NAME", "API", "BASE URL", "KEY", "MODELS")]
+    for r in snapshot.records:
+        key = r.api_key.redacted() if r.api_key is not None else "-"
+        rows.append((r.name, r.api, r.base_url, key, ", ".join(r.models) or f"({r.name}/<model>)"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+    return 0
+
+
+def _show(args: argparse.Namespace, config: GatewayConfig) -> int:
+    store = _store(config, create=False)
+    try:
+        view = store.get(args.name).view()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(view, indent=2))
+    else:
+        for key, value in view.items():
+            print(f"{key}: {json.dumps(value) if isinstance(value, dict) else value}")
+    return 0
+
+
+def _export(args: argparse.Namespace, config: GatewayConfig) -> int:
+    store = _store(config, create=False)
+    try:
+        snapshot = store.load()
+    finally:
+        store.close()
+    for error in snapshot.errors:
+        print(f"llmroute: warning: not exported: {error}", file=sys.stderr)
+    write = export_json if args.format == "json" else export_toml
+    text = write(snapshot.records, include_keys=args.include_keys)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    # Owner-only when it holds keys; replaced atomically so a reader never sees half a file.
+    path = Path(args.output)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if args.include_keys else 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    print(f"exported {len(snapshot.records)} provider(s) to {path}" + (" (with keys)" if args.include_keys else ""))
+    return 0
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def _read_key(args: argparse.Namespace, *, required: bool) -> tuple[bool, str | None]:
+    """(whether a key was given, the key): from a variable, a file, stdin or a prompt."""
+    if args.no_api_key:
+        return True, None
+    if args.api_key_env:
+        value = os.environ.get(args.api_key_env)
+        if value is None:
+            raise CommandError(f"--api-key-env: environment variable {args.api_key_env} is not set")
+        return True, value
+    if args.api_key_file:
+        try:
+            return True, Path(args.api_key_file).expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CommandError(f"--api-key-file: cannot read {args.api_key_file}: {exc.strerror or exc}") from None
+    if args.api_key_stdin:
+        return True, sys.stdin.readline().strip()
+    if not required:
+        return False, None
+    if sys.stdin.isatty():
+        return True, getpass.getpass(f"API key for {args.name} (input hidden, empty for none): ").strip() or None
+    raise CommandError("give the key with --api-key-env NAME, --api-key-file PATH or --api-key-stdin (or --no-api-key)")
+
+
+def _pairs(values: list[str] | None, option: str, *, default_same: bool) -> dict[str, str]:
+    out = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not name.strip() or (not sep and not default_same):
+            raise CommandError(f"{option} {item!r}: expected NAME=VALUE")
+        out[name.strip()] = value.strip() if sep else name.strip()
+    return out
+
+
+def _check_names(config: GatewayConfig, name: str, models: Any) -> None:
+    if any(p.name == name for p in config.providers):
+        raise CommandError(f"{name!r} is a provider in {config.source}; a name may be in one place only")
+    taken = sorted(set(models or ()) & {m.name for m in config.models})
+    if taken:
+        raise CommandError(f"model(s) {', '.join(taken)} are defined in {config.source}")
+
+
+def _validation(name: str, exc: ValidationError) -> CommandError:
+    return CommandError(f"provider {name!r}: " + "; ".join(describe_validation(exc)))
+
+
+def _add(args: argparse.Namespace, config: GatewayConfig) -> int:
+    _, key = _read_key(args, required=True)
+    data: dict[str, Any] = {"name": args.name, "api": args.api, "base_url": args.base_url, "api_key": key}
+    data["headers"] = _pairs(args.header, "--header", default_same=False)
+    data["models"] = _pairs(args.model, "--model", default_same=True)
+    if args.timeout is not None:
+        data["timeout"] = args.timeout
+    if args.responses_api is not None:
+        data["responses_api"] = args.responses_api
+    try:
+        record = ProviderSpec.model_validate(data).record()
+    except ValidationError as exc:
+        raise _validation(args.name, exc) from None
+    _check_names(config, record.name, record.models)
+    store = _store(config)
+    try:
+        store.add(record)
+    finally:
+        store.close()
+    print(f"added {_summary(record)}")
+    return 0
+
+
+def _update(args: argparse.Namespace, config: GatewayConfig) -> int:
+    given, key = _read_key(args, required=False)
+    changes: dict[str, Any] = {}
+    if given:
+        changes["api_key"] = key
+    for field in ("api", "base_url", "timeout", "responses_api"):
+        if getattr(args, field) is not None:
+            changes[field] = getattr(args, field)
+    if args.header is not None:
+        changes["headers"] = _pairs(args.header, "--header", default_same=False)
+    if args.model is not None:
+        changes["models"] = _pairs(args.model, "--model", default_same=True)
+    if not changes:
+        raise CommandError("nothing to change: give --api-key-*, --base-url, --api, --header, --model or --timeout")
+    _check_names(config, args.name, changes.get("models"))
+    store = _store(config)
+    try:
+        record = store.update(args.name, changes)
+    finally:
+        store.close()
+    print(f"updated {_summary(record)}")
+    return 0
+
+
+def _remove(args: argparse.Namespace, config: GatewayConfig) -> int:
+    store = _store(config, create=False)
+    try:
+        store.remove(args.name)
+    finally:
+        store.close()
+    print(f"removed {args.name}")
+    return 0
+
+
+def _import(args: argparse.Namespace, config: GatewayConfig) -> int:
+    if args.file == "-":
+        if args.format is None:
+            raise CommandError("reading from stdin: give --format")
+        text, base_dir = sys.stdin.read(), Path.cwd()
+    else:
+        path = Path(args.file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        base_dir = path.resolve().parent
+    fmt = args.format or detect_format(args.file)
+    try:
+        parsed = parse(text, fmt)
+    except ImportFileError as exc:
+        raise CommandError(f"{args.file}: {exc}") from None
+    store = _store(config, create=not args.dry_run)
+    try:
+        snapshot = store.load()
+        plan = build_plan(
+            parsed,
+            {r.name: r for r in snapshot.records},
+            unreadable={e.name: e.problem for e in snapshot.errors},
+            reserved_providers=[p.name for p in config.providers],
+            reserved_models=[m.name for m in config.models],
+            base_dir=base_dir,
+        )
+        print(plan.render())
+        if plan.errors and not args.skip_invalid:
+            count = len(plan.errors)
+            raise CommandError(
+                f"{args.file}: nothing imported: {count} invalid entr{'y' if count == 1 else 'ies'}"
+                " (listed above; fix them or use --skip-invalid)"
+            )
+        if args.dry_run:
+            print("dry run: nothing was written")
+            return 0
+        records = plan.records()
+        if records:
+            store.apply(records)
+    finally:
+        store.close()
+    counts = f"{len(plan.add)} added, {len(plan.update)} updated, {len(plan.unchanged)} unchanged"
+    print(f"imported into {store.path}: {counts}")
+    return 0
+
+
+def _summary(record: ProviderRecord) -> str:
+    key = record.api_key.redacted() if record.api_key is not None else "no key"
+    models = ", ".join(record.models) or f"{record.name}/<model>"
+    return f"{record.name} ({record.api}, {record.base_url}, key {key}, models {models})"
+
+
+_ACTIONS = {
+    "list": _list,
+    "show": _show,
+    "add": _add,
+    "update": _update,
+    "remove": _remove,
+    "import": _import,
+    "export": _export,
+}

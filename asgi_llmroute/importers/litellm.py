@@ -1,0 +1,172 @@
+"""LiteLLM proxy ``config.yaml`` import: ``model_list`` deployments become providers with models.
+
+Each ``model_list`` entry is a deployment: ``model_name`` (what clients ask for) and
+``litellm_params`` (``model: <provider>/<upstream id>``, ``api_base``, ``api_key``, ...). Entries
+that share API format, base URL, key, headers and timeout become one provider, named after the
+format (``openai``, ``anthropic``) or, for other base URLs, after the format and host
+(``openai-vllm-internal-8000``); their ``model_name -> upstream id`` pairs become its models.
+
+- ``openai/...`` and ``anthropic/...`` (and bare ``gpt-*``/``o1``/``claude-*`` names, which LiteLLM
+  infers) are imported; every other provider type (``azure/``, ``bedrock/``, ``vertex_ai/``, ...)
+  is skipped with the reason "provider type not supported".
+- ``api_key: os.environ/NAME`` is resolved when the import runs (``environment_variables`` in the
+  file first, then the environment), never stored as a reference and never printed. Without
+  ``api_key``, LiteLLM's default variable (``OPENAI_API_KEY``/``ANTHROPIC_API_KEY``) is used if set.
+- ``litellm_params`` with no equivalent (``rpm``, ``api_version``, ...), ``model_info``, wildcard
+  routes and the gateway-wide sections (``general_settings``, ``router_settings``, ...) are listed as
+  skipped, by name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from .plan import Entry, ImportFileError, Issue, KeyRef, ParsedFile
+
+__all__ = ["litellm_api", "litellm_base_url", "litellm_provider_name", "parse_litellm"]
+
+_DEFAULT_BASE = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+_DEFAULT_KEY_VAR = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+_OPENAI_BARE = ("gpt-", "chatgpt-", "o1", "o3", "o4", "text-embedding-", "dall-e", "whisper", "tts-", "omni-moderation")
+_IMPORTED_PARAMS = frozenset({"model", "api_base", "base_url", "api_key", "timeout", "extra_headers", "headers"})
+
+
+def _lines(text: str) -> dict[int, int]:
+    """The line of each ``model_list`` item (PyYAML's node marks; ``safe_load`` drops them)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    out: dict[int, int] = {}
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if key.value == "model_list" and isinstance(value, yaml.SequenceNode):
+                out = {i: item.start_mark.line + 1 for i, item in enumerate(value.value)}
+    return out
+
+
+def litellm_api(model: str) -> tuple[str | None, str, str]:
+    """(api or None, upstream model id, reason when unsupported)."""
+    prefix, sep, rest = model.partition("/")
+    if sep:
+        if prefix in ("openai", "anthropic") and rest:
+            return prefix, rest, ""
+        return None, model, f"provider type not supported: {prefix}"
+    if model.startswith("claude"):
+        return "anthropic", model, ""
+    if model.startswith(_OPENAI_BARE):
+        return "openai", model, ""
+    return None, model, f"cannot tell the provider type of {model!r}: write openai/{model} or anthropic/{model}"
+
+
+def litellm_base_url(api: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        return _DEFAULT_BASE[api]
+    base = value.rstrip("/")
+    if api == "anthropic":
+        # LiteLLM accepts Anthropic bases with or without the path; ours have none.
+        base = base.removesuffix("/v1/messages").removesuffix("/v1")
+    return base
+
+
+def _key(api: str, value: Any, env: Mapping[str, str]) -> str | KeyRef:
+    if value is None:
+        return KeyRef("env", _DEFAULT_KEY_VAR[api], optional=True, env=env)
+    if not isinstance(value, str):
+        raise ValueError("litellm_params.api_key: must be a string")
+    if value.startswith("os.environ/"):
+        return KeyRef("env", value[len("os.environ/") :], env=env)
+    return value
+
+
+def litellm_provider_name(api: str, base_url: str) -> str:
+    if base_url == _DEFAULT_BASE[api]:
+        return api
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "custom").replace(".", "-")
+    return f"{api}-{host}" + (f"-{parts.port}" if parts.port else "")
+
+
+def parse_litellm(text: str) -> ParsedFile:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ImportFileError(f"{where}invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("model_list"), list):
+        raise ImportFileError("not a LiteLLM config: expected a mapping with a 'model_list' list")
+    parsed = ParsedFile()
+    for key in data:
+        if key not in ("model_list", "environment_variables"):
+            parsed.skipped.append(Issue(str(key), "LiteLLM proxy settings, not provider data: not imported"))
+    env = data.get("environment_variables") or {}
+    if not isinstance(env, Mapping):
+        parsed.errors.append(Issue("environment_variables", "must be a mapping"))
+        env = {}
+    env = {str(k): str(v) for k, v in env.items()}
+    lines = _lines(text)
+    groups: dict[str, Entry] = {}
+    for i, item in enumerate(data["model_list"]):
+        name = item.get("model_name") if isinstance(item, Mapping) else None
+        where = f"model_list[{i}]" + (f" {name!r}" if isinstance(name, str) else "")
+        where += f" (line {lines[i]})" if i in lines else ""
+        try:
+            _entry(item, where, env, groups, parsed)
+        except ValueError as exc:
+            parsed.errors.append(Issue(where, str(exc)))
+    parsed.entries.extend(groups.values())
+    return parsed
+
+
+def _entry(item: Any, where: str, env: Mapping[str, str], groups: dict[str, Entry], parsed: ParsedFile) -> None:
+    if not isinstance(item, Mapping):
+        raise ValueError("must be a mapping with model_name and litellm_params")
+    name, params = item.get("model_name"), item.get("litellm_params")
+    if not isinstance(name, str) or not name:
+        raise ValueError("needs a model_name string")
+    if not isinstance(params, Mapping) or not isinstance(params.get("model"), str):
+        raise ValueError("needs litellm_params with a 'model' string")
+    if "*" in name or "*" in params["model"]:
+        parsed.skipped.append(Issue(where, "wildcard routes are not imported: clients use <provider>/<model>"))
+        return
+    api, upstream, reason = litellm_api(params["model"])
+    if api is None:
+        parsed.skipped.append(Issue(where, reason))
+        return
+    ignored = sorted(set(params) - _IMPORTED_PARAMS) + (["model_info"] if "model_info" in item else [])
+    extra_keys = sorted(set(item) - {"model_name", "litellm_params", "model_info"})
+    if extra_keys:
+        raise ValueError(f"unknown field(s): {', '.join(extra_keys)}")
+    if ignored:
+        parsed.skipped.append(Issue(where, f"not imported (no equivalent): {', '.join(ignored)}"))
+    base_url = litellm_base_url(api, params.get("api_base", params.get("base_url")))
+    key = _key(api, params.get("api_key"), env)
+    headers = params.get("extra_headers", params.get("headers")) or {}
+    data: dict[str, Any] = {"api": api, "base_url": base_url, "headers": headers}
+    if "timeout" in params:
+        data["timeout"] = params["timeout"]
+    # Deployments sharing everything but the model are one provider.
+    identity = json.dumps([data, str(key) if isinstance(key, KeyRef) else key], sort_keys=True, default=str)
+    entry = groups.get(identity)
+    if entry is None:
+        base_name = litellm_provider_name(api, base_url)
+        taken = {e.data["name"] for e in groups.values()}
+        provider = base_name
+        n = 2
+        while provider in taken:
+            provider, n = f"{base_name}-{n}", n + 1
+        entry = Entry(f"{where} -> provider {provider!r}", {"name": provider, **data, "models": {}}, key)
+        groups[identity] = entry
+    models: dict[str, str] = entry.data["models"]
+    if name in models:
+        prior = models[name]
+        detail = "a duplicate deployment" if prior == upstream else f"already mapped to {prior!r}"
+        parsed.skipped.append(Issue(where, f"{detail} on provider {entry.data['name']!r}: llmroute keeps one"))
+        return
+    models[name] = upstream
