@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Mapping
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, NamedTuple
 
 import anyio
@@ -15,8 +17,9 @@ from .context import RequestContext, get_context, receive_body, route_path
 from .errors import GatewayError, UpstreamError, render_stream_error, send_error
 from .middleware.strip import CREDENTIAL_HEADERS, HOP_BY_HOP_HEADERS
 from .providers.model import Provider
+from .transport import LeanTransport
 
-__all__ = ["DEFAULT_ANTHROPIC_VERSION", "Forwarder", "map_transport_error", "pooled_client"]
+__all__ = ["DEFAULT_ANTHROPIC_VERSION", "Forwarder", "UpstreamTimeouts", "map_transport_error", "pooled_client"]
 
 logger = logging.getLogger("asgi_llmroute.forward")
 
@@ -29,30 +32,58 @@ _REQUEST_DROP = CREDENTIAL_HEADERS | HOP_BY_HOP_HEADERS | {b"host", b"content-le
 # Not relayed to the client: connection-specific headers, and the ones the server sets itself.
 _RESPONSE_DROP = HOP_BY_HOP_HEADERS | {b"server", b"date"}
 
-# One table from transport failures to gateway errors; the first match wins, so specific first.
-_TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], int, str], ...] = (
-    (httpx.TimeoutException, 504, "Provider {name!r} did not answer in time."),
-    (httpx.ConnectError, 502, "Could not connect to provider {name!r}."),
-    (httpx.RemoteProtocolError, 502, "Provider {name!r} closed the connection or broke the HTTP protocol."),
-    (httpx.TransportError, 502, "The request to provider {name!r} failed."),
+# One table from transport failures to gateway errors and failure kinds (``ctx.last_error``,
+# read by the retry layer); the first match wins, so specific first.
+_TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], int, str, str], ...] = (
+    (httpx.TimeoutException, 504, "timeout", "Provider {name!r} did not answer in time."),
+    (httpx.ConnectError, 502, "connect", "Could not connect to provider {name!r}."),
+    (httpx.RemoteProtocolError, 502, "protocol", "Provider {name!r} closed the connection or broke the HTTP protocol."),
+    (httpx.TransportError, 502, "transport", "The request to provider {name!r} failed."),
 )
 
 
 def map_transport_error(exc: httpx.TransportError, provider: str) -> UpstreamError:
     """The gateway error (502 or 504) for a failure talking to ``provider``."""
-    for kind, status, message in _TRANSPORT_ERRORS:
-        if isinstance(exc, kind):
+    return _classify(exc, provider)[1]
+
+
+def _classify(exc: httpx.TransportError, provider: str) -> tuple[str, UpstreamError]:
+    for cls, status, kind, message in _TRANSPORT_ERRORS:
+        if isinstance(exc, cls):
             code = "upstream_timeout" if status == 504 else "upstream_unavailable"
-            return UpstreamError(status, message.format(name=provider), code=code)
+            return kind, UpstreamError(status, message.format(name=provider), code=code)
     raise AssertionError("unreachable: httpx.TransportError is the last row")  # pragma: no cover
 
 
+class UpstreamTimeouts(NamedTuple):
+    """One provider's upstream timeouts, in seconds.
+
+    ``connect``: to open a connection; ``first_byte``: from sending the request to the first body
+    byte (time to first token), None for no limit of its own; ``idle``: between two reads; ``total``:
+    the whole exchange, streaming included.
+    """
+
+    connect: float = 30.0
+    first_byte: float | None = None
+    idle: float = 600.0
+    total: float = 600.0
+
+    @classmethod
+    def from_total(cls, total: float) -> UpstreamTimeouts:
+        return cls(connect=min(total, 30.0), idle=total, total=total)
+
+
 def pooled_client(**options: Any) -> httpx.AsyncClient:
-    """An upstream client fit for a gateway: no redirects, generous keep-alive; ``options`` override."""
+    """An upstream client fit for a gateway; ``options`` override the defaults.
+
+    No redirects; the lean keep-alive transport (``transport.py``); and a cookie jar that stores
+    nothing, since one client serves every caller and a cookie set for one must not reach another.
+    """
     defaults: dict[str, Any] = {
         "timeout": httpx.Timeout(600.0, connect=30.0),
         "follow_redirects": False,
-        "limits": httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0),
+        "transport": LeanTransport(),
+        "cookies": httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))),
     }
     return httpx.AsyncClient(**{**defaults, **options})
 
@@ -85,8 +116,15 @@ def _upstream_headers(provider: Provider) -> _HeaderPlan:
 
 
 @functools.lru_cache(maxsize=256)
-def _timeout(total: float) -> httpx.Timeout:
-    return httpx.Timeout(total, connect=min(total, 30.0))
+def _default_timeouts(total: float) -> UpstreamTimeouts:
+    return UpstreamTimeouts.from_total(total)
+
+
+@functools.lru_cache(maxsize=256)
+def _httpx_timeout(timeouts: UpstreamTimeouts) -> httpx.Timeout:
+    # httpx's read timeout applies to every read: that is the idle timeout. First byte and total
+    # are deadlines on the relay's cancel scope.
+    return httpx.Timeout(timeouts.idle, connect=timeouts.connect, pool=timeouts.total)
 
 
 class Forwarder:
@@ -101,15 +139,21 @@ class Forwarder:
       untranslated streams as raw bytes. When the client disconnects, the upstream request is
       cancelled at once.
     - Connect failures answer 502, timeouts 504; upstream error responses pass through as they are.
-      A failure after the response has started ends an event stream with an error event in the
-      client's format.
+      The response starts (is committed) with its first body byte, so that a failure before it is
+      still a clean error response another layer may retry. A failure after that ends an event
+      stream with an error event in the client's format.
+    - ``timeouts`` maps provider names to :class:`UpstreamTimeouts` (connect, first byte, idle,
+      total); other providers get ``UpstreamTimeouts.from_total(provider.timeout)``.
 
-    Scope: reads ``ctx.deployment``, ``ctx.upstream_path`` and the body; writes ``ctx.first_byte``
-    and ``ctx.attempts``.
+    Scope: reads ``ctx.deployment``, ``ctx.upstream_path`` and the body; writes ``ctx.first_byte``,
+    ``ctx.attempts`` and ``ctx.last_error`` (the failure kind, when there is no upstream status).
     """
 
-    def __init__(self, *, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, *, client: httpx.AsyncClient | None = None, timeouts: Mapping[str, UpstreamTimeouts] | None = None
+    ) -> None:
         self._client = client if client is not None else pooled_client()
+        self._timeouts = dict(timeouts or {})
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -134,14 +178,26 @@ class Forwarder:
         except GatewayError as exc:
             await send_error(send, provider.api, exc)
             return
-        request = self._build_request(scope, ctx, provider)
+        timeouts = self._timeouts.get(provider.name) or _default_timeouts(provider.timeout)
+        request = self._build_request(scope, ctx, provider, timeouts)
         ctx.attempts += 1
+        relay = _Relay(send, ctx, provider, timeouts)
+        now = anyio.current_time()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            await self._relay(request, ctx, provider, send)
-            tg.cancel_scope.cancel()
+            cancel_scope = tg.cancel_scope
+            # The deadlines are the task group's own: no extra scope on the hot path.
+            cancel_scope.deadline = relay.total_deadline = now + timeouts.total
+            if timeouts.first_byte is not None:
+                cancel_scope.deadline = min(relay.total_deadline, now + timeouts.first_byte)
+            tg.start_soon(_cancel_on_disconnect, receive, relay, cancel_scope)
+            await relay.run(self._client, request, cancel_scope)
+            cancel_scope.cancel()
+        if not relay.finished and not relay.disconnected:
+            await relay.timed_out()
 
-    def _build_request(self, scope: Scope, ctx: RequestContext, provider: Provider) -> httpx.Request:
+    def _build_request(
+        self, scope: Scope, ctx: RequestContext, provider: Provider, timeouts: UpstreamTimeouts
+    ) -> httpx.Request:
         path = ctx.upstream_path or route_path(scope)
         if provider.api == "openai" and path.startswith("/v1/"):
             path = path[3:]
@@ -156,45 +212,121 @@ class Forwarder:
         else:
             headers.extend(plan.fixed_with_version)
         return self._client.build_request(
-            scope["method"], url, headers=headers, content=ctx.body, timeout=_timeout(provider.timeout)
+            scope["method"], url, headers=headers, content=ctx.body, timeout=_httpx_timeout(timeouts)
         )
 
-    async def _relay(self, request: httpx.Request, ctx: RequestContext, provider: Provider, send: Send) -> None:
+
+class _Relay:
+    """One upstream exchange relayed to the client, and how it ended."""
+
+    __slots__ = (
+        "ctx",
+        "disconnected",
+        "finished",
+        "is_stream",
+        "provider",
+        "send",
+        "started",
+        "timeouts",
+        "total_deadline",
+    )
+
+    def __init__(self, send: Send, ctx: RequestContext, provider: Provider, timeouts: UpstreamTimeouts) -> None:
+        self.send = send
+        self.ctx = ctx
+        self.provider = provider
+        self.timeouts = timeouts
+        self.total_deadline = 0.0
+        self.started = False  # the response start went to the client
+        self.is_stream = False
+        self.finished = False  # ran to its end (an error response counts), not cut by a deadline
+        self.disconnected = False
+
+    async def run(self, client: httpx.AsyncClient, request: httpx.Request, cancel_scope: anyio.CancelScope) -> None:
         # Errors are written in the provider's format, like everything else on this response, so
         # that a translation layer in front translates them too (without one, the formats agree).
-        name, wire = provider.name, provider.api
+        ctx, send = self.ctx, self.send
+        name, wire = self.provider.name, self.provider.api
         try:
-            response = await self._client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.TransportError as exc:
             logger.warning("upstream %s failed before responding: %s", name, type(exc).__name__)
-            await send_error(send, wire, map_transport_error(exc, name))
+            ctx.last_error, error = _classify(exc, name)
+            await self._send_error(error)
+            self.finished = True
             return
         try:
             headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP]
-            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-            is_stream = response.headers.get("content-type", "").startswith("text/event-stream")
+            start = {"type": "http.response.start", "status": response.status_code, "headers": headers}
+            self.is_stream = response.headers.get("content-type", "").startswith("text/event-stream")
             try:
                 async for chunk in response.aiter_raw():
-                    if ctx.first_byte is None:
+                    if not self.started:
                         ctx.first_byte = time.perf_counter()
+                        if self.timeouts.first_byte is not None:
+                            cancel_scope.deadline = self.total_deadline  # the first byte is in
+                        self.started = True
+                        await send(start)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except httpx.TransportError as exc:
-                # Committed: nothing can be retried. Say so in-band where the format allows it.
                 logger.warning("upstream %s failed mid-response: %s", name, type(exc).__name__)
-                tail = render_stream_error(wire, map_transport_error(exc, name)) if is_stream else b""
-                await send({"type": "http.response.body", "body": tail, "more_body": False})
+                ctx.last_error, error = _classify(exc, name)
+                if not self.started:
+                    await self._send_error(error)  # nothing committed yet: a clean, retryable error
+                else:
+                    # Committed: nothing can be retried. Say so in-band where the format allows it.
+                    tail = render_stream_error(wire, error) if self.is_stream else b""
+                    await send({"type": "http.response.body", "body": tail, "more_body": False})
+                self.finished = True
                 return
+            if not self.started:
+                self.started = True
+                await send(start)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            self.finished = True
         except OSError:
             # The client went away while we were writing (ASGI 2.4 servers raise here).
             logger.info("client disconnected during the response from %s", name)
+            self.disconnected = True
+            ctx.last_error = "disconnect"
         finally:
             await response.aclose()
 
+    async def timed_out(self) -> None:
+        """The first-byte or total deadline passed (the relay was cancelled): say so."""
+        ctx, name, wire = self.ctx, self.provider.name, self.provider.api
+        ctx.last_error = "timeout"
+        if self.started:
+            which, limit = "total", self.timeouts.total
+        elif self.timeouts.first_byte is not None and anyio.current_time() < self.total_deadline:
+            which, limit = "first byte", self.timeouts.first_byte
+        else:
+            which, limit = "total", self.timeouts.total
+        logger.warning("upstream %s exceeded its %s timeout (%ss)", name, which, limit)
+        error = UpstreamError(
+            504, f"Provider {name!r} did not answer in time ({which} timeout, {limit:g}s).", code="upstream_timeout"
+        )
+        try:
+            if not self.started:
+                await send_error(self.send, wire, error)
+            else:
+                tail = render_stream_error(wire, error) if self.is_stream else b""
+                await self.send({"type": "http.response.body", "body": tail, "more_body": False})
+        except OSError:
+            self.disconnected = True
 
-async def _cancel_on_disconnect(receive: Receive, cancel_scope: anyio.CancelScope) -> None:
+    async def _send_error(self, error: UpstreamError) -> None:
+        try:
+            await send_error(self.send, self.provider.api, error)
+        except OSError:
+            self.disconnected = True
+
+
+async def _cancel_on_disconnect(receive: Receive, relay: _Relay, cancel_scope: anyio.CancelScope) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            relay.disconnected = True
+            relay.ctx.last_error = "disconnect"
             cancel_scope.cancel()
             return

@@ -6,11 +6,33 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..context import ensure_context, receive_json
+from ..context import ClientTraits, ensure_context, receive_json
 from ..errors import GatewayError, send_error
+from ..providers.balance import Balancer
 from ..providers.model import Route
 
-__all__ = ["ProviderResolverMiddleware", "RouteResolver"]
+__all__ = ["ProviderResolverMiddleware", "RouteResolver", "client_traits"]
+
+
+def client_traits(headers: list[tuple[bytes, bytes]]) -> ClientTraits | None:
+    """What the request headers say about the client: LiteLLM (``User-Agent: litellm/...`` or any
+    ``x-litellm-*`` header) and its session id; None when there is nothing to note."""
+    litellm = False
+    session: str | None = None
+    ours = False
+    for name, value in headers:
+        if name.startswith(b"x-l"):
+            if name == b"x-llmroute-session-id":
+                session, ours = value.decode("latin-1").strip() or None, True
+            elif name.startswith(b"x-litellm-"):
+                litellm = True
+                if name == b"x-litellm-session-id" and not ours:
+                    session = value.decode("latin-1").strip() or None
+        elif name == b"user-agent" and value[:8].lower() == b"litellm/":
+            litellm = True
+    if not litellm and session is None:
+        return None
+    return ClientTraits(litellm=litellm, session_id=session)
 
 
 class RouteResolver(Protocol):
@@ -26,13 +48,18 @@ class ProviderResolverMiddleware:
     from the client's name, the body's ``model`` is rewritten. 400 for a missing ``model``, 403 when
     the principal's allow-list excludes it, 404 for an unknown model.
 
-    Scope: reads ``ctx.principal`` (if any); writes ``ctx.model``, ``ctx.route``, ``ctx.deployment``
-    and the body.
+    Without a ``balancer`` the route's first deployment is used; with one, the balancer chooses
+    (strategy, cooldowns, session affinity). LiteLLM clients and session ids
+    (``x-llmroute-session-id``, else ``x-litellm-session-id``) are noted in ``ctx.traits``.
+
+    Scope: reads ``ctx.principal`` (if any); writes ``ctx.model``, ``ctx.route``, ``ctx.deployment``,
+    ``ctx.traits``, ``ctx.client_body`` (the body as sent, for retries) and the body.
     """
 
-    def __init__(self, app: ASGIApp, *, routes: RouteResolver) -> None:
+    def __init__(self, app: ASGIApp, *, routes: RouteResolver, balancer: Balancer | None = None) -> None:
         self._app = app
         self._routes = routes
+        self._balancer = balancer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,10 +80,16 @@ class ProviderResolverMiddleware:
         except GatewayError as exc:
             await send_error(send, ctx.client_api.wire, exc)
             return
-        deployment = route.deployments[0]
+        traits = client_traits(scope["headers"])
+        if traits is not None:
+            ctx.traits = traits
+        balancer = self._balancer
+        chosen = balancer.choose(route, session=ctx.traits.session_id) if balancer is not None else None
+        deployment = chosen if chosen is not None else route.deployments[0]
         ctx.model = model
         ctx.route = route
         ctx.deployment = deployment
+        ctx.client_body = ctx.body
         if deployment.model != model:
             body["model"] = deployment.model
             ctx.set_json(body)
