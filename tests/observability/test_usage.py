@@ -1,0 +1,179 @@
+"""Usage accounting: stream and non-stream, both API formats, relayed and translated."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import httpx
+import pytest
+
+from asgi_llmroute.usage import OpenAIUsageStripper, StreamUsageScanner, usage_from_json
+from tests.support.gateway import ROUTER_TOKEN
+
+from ._support import anthropic_stream, openai_stream
+from .conftest import Running
+
+AUTH = {"authorization": f"Bearer {ROUTER_TOKEN}"}
+MESSAGES: Any = [{"role": "user", "content": "Hi"}]
+OPENAI_COUNTS = (11, 7)  # what the OpenAI-like upstream reports
+ANTHROPIC_COUNTS = (15, 9)  # 13 input + 2 cache reads; output 9 (cumulative, not 1 + 9)
+
+
+def _counts(running: Running) -> tuple[int, int]:
+    line = running.logs.access()[0]
+    return line["input_tokens"], line["output_tokens"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_client_openai_upstream(gw: Running, stream: bool) -> None:
+    gw.logs.clear()
+    result: Any = gw.openai().chat.completions.create(model="gpt-test", messages=MESSAGES, stream=stream)
+    if stream:
+        chunks = list(result)
+        assert all(chunk.usage is None for chunk in chunks)  # the client did not ask: it sees no usage
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello there!"
+    else:
+        assert result.usage.prompt_tokens == 11
+    assert _counts(gw) == OPENAI_COUNTS
+
+
+def test_openai_stream_client_that_asked_sees_usage(gw: Running) -> None:
+    gw.logs.clear()
+    options: Any = {"include_usage": True}
+    stream = gw.openai().chat.completions.create(
+        model="gpt-test", messages=MESSAGES, stream=True, stream_options=options
+    )
+    usage = [chunk.usage for chunk in stream if chunk.usage is not None]
+    assert [(u.prompt_tokens, u.completion_tokens) for u in usage] == [OPENAI_COUNTS]
+    assert _counts(gw) == OPENAI_COUNTS
+
+
+def _raw_stream(running: Running, body: dict[str, Any]) -> bytes:
+    with httpx.stream("POST", f"{running.url}/v1/chat/completions", headers=AUTH, json=body) as response:
+        assert response.status_code == 200
+        return response.read()
+
+
+def test_openai_stream_is_byte_exact_with_and_without_include_usage(gw: Running) -> None:
+    base = {"model": "gpt-test", "messages": MESSAGES, "stream": True}
+    gw.logs.clear()
+    assert _raw_stream(gw, base) == openai_stream(include_usage=False)  # what the upstream sends unasked
+    assert _counts(gw) == OPENAI_COUNTS
+    gw.logs.clear()
+    asked = {**base, "stream_options": {"include_usage": True}}
+    assert _raw_stream(gw, asked) == openai_stream(include_usage=True)  # relayed untouched
+    assert _counts(gw) == OPENAI_COUNTS
+    gw.logs.clear()
+    declined = {**base, "stream_options": {"include_usage": False}}
+    assert _raw_stream(gw, declined) == openai_stream(include_usage=False)
+    assert _counts(gw) == OPENAI_COUNTS
+
+
+def test_stream_usage_can_be_switched_off(start: Any) -> None:
+    running: Running = start(usage={"stream_usage": False})
+    running.logs.clear()
+    assert _raw_stream(running, {"model": "gpt-test", "messages": MESSAGES, "stream": True}) == openai_stream(False)
+    assert running.logs.access()[0]["input_tokens"] is None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_client_anthropic_upstream(gw: Running, stream: bool) -> None:
+    gw.logs.clear()
+    client = gw.anthropic()
+    if stream:
+        with client.messages.stream(model="claude", max_tokens=50, messages=MESSAGES) as s:
+            assert s.get_final_text() == "Hello there!"
+    else:
+        message = client.messages.create(model="claude", max_tokens=50, messages=MESSAGES)
+        assert message.usage.output_tokens == 9
+    assert _counts(gw) == ANTHROPIC_COUNTS
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_client_anthropic_upstream(gw: Running, stream: bool) -> None:
+    gw.logs.clear()
+    result: Any = gw.openai().chat.completions.create(model="claude", messages=MESSAGES, stream=stream)
+    if stream:
+        assert "".join(c.choices[0].delta.content or "" for c in result if c.choices) == "Hello there!"
+    assert _counts(gw) == ANTHROPIC_COUNTS
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_client_openai_upstream(gw: Running, stream: bool) -> None:
+    gw.logs.clear()
+    client = gw.anthropic()
+    if stream:
+        with client.messages.stream(model="gpt-test", max_tokens=50, messages=MESSAGES) as s:
+            assert s.get_final_text() == "Hello there!"
+    else:
+        client.messages.create(model="gpt-test", max_tokens=50, messages=MESSAGES)
+    assert _counts(gw) == OPENAI_COUNTS
+
+
+# -- the pure readers, under arbitrary read boundaries ------------------------------------------
+
+
+def _split(data: bytes, rng: random.Random) -> list[bytes]:
+    out, i = [], 0
+    while i < len(data):
+        n = rng.randint(1, 23)
+        out.append(data[i : i + n])
+        i += n
+    return out
+
+
+@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_stripper_and_scanner_splits(seed: int, newline: bytes) -> None:
+    rng = random.Random(seed)
+    asked = openai_stream(True).replace(b"\n", newline)
+    stripper = OpenAIUsageStripper()
+    out = b"".join(stripper.feed(part) for part in _split(asked, rng)) + stripper.close()
+    assert out == openai_stream(False).replace(b"\n", newline)
+    expected = {"input_tokens": 11, "output_tokens": 7, "cache_read_tokens": 0, "cache_write_tokens": 0}
+    assert stripper.usage == expected
+    for wire, data, want in (
+        ("openai", asked, expected),
+        ("anthropic", anthropic_stream().replace(b"\n", newline), None),
+    ):
+        scanner = StreamUsageScanner(wire)  # type: ignore[arg-type]
+        for part in _split(data, rng):
+            scanner.feed(part)
+        scanner.close()
+        if want is not None:
+            assert scanner.usage == want
+        else:
+            assert scanner.usage == {
+                "input_tokens": 15,
+                "output_tokens": 9,
+                "cache_read_tokens": 2,
+                "cache_write_tokens": 0,
+            }
+
+
+def test_stripper_leaves_content_that_mentions_usage() -> None:
+    chunk = {"choices": [{"index": 0, "delta": {"content": '"usage": null, "usage":{"x":1}'}}], "usage": None}
+    line = b"data: " + json.dumps(chunk).encode() + b"\n\n"
+    stripper = OpenAIUsageStripper()
+    out = stripper.feed(line) + stripper.close()
+    assert json.loads(out[6:]) == {"choices": chunk["choices"]}
+    assert stripper.usage is None
+
+
+def test_responses_api_usage() -> None:
+    usage = {"input_tokens": 5, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": 3}
+    assert usage_from_json("responses", json.dumps({"object": "response", "usage": usage}).encode()) == {
+        "input_tokens": 5,
+        "output_tokens": 3,
+        "cache_read_tokens": 2,
+        "cache_write_tokens": 0,
+    }
+    scanner = StreamUsageScanner("responses")
+    scanner.feed(b'event: response.completed\ndata: {"type":"response.completed","response":{"usage":')
+    scanner.feed(json.dumps(usage).encode() + b"}}\n\n")
+    scanner.close()
+    assert scanner.usage is not None and scanner.usage["output_tokens"] == 3
+    assert usage_from_json("openai", b"not json") is None
+    assert usage_from_json("anthropic", b'{"usage": null}') is None
