@@ -1,0 +1,339 @@
+"""OpenAI Responses request -> OpenAI Chat Completions request (SPEC 3; see docs/responses.md).
+
+Only what Chat Completions can express is translated: stateless conversations (``input`` items),
+function tools and the sampling/output knobs. Features that need server-side storage
+(``previous_response_id``, ``conversation``, stored prompts, ``background``) and hosted tools are
+refused with a :class:`TranslationError` (the gateway answers 400) rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .types import TranslationError, TranslationOptions
+
+#: Request fields that only make sense with state kept by the provider (answered with 400).
+_STATEFUL = {
+    "previous_response_id": "previous_response_id needs server-side response storage",
+    "conversation": "conversation needs server-side conversation storage",
+    "prompt": "stored prompts (prompt) need server-side storage",
+}
+#: Fields copied to the chat request unchanged when present and not null.
+_COPIED = ("model", "temperature", "top_p", "user", "safety_identifier", "prompt_cache_key", "service_tier")
+#: Message roles -> chat roles; ``developer`` becomes ``system``, which every compatible server knows.
+_ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
+
+
+@dataclass(slots=True)
+class ResponsesRequest:
+    """What the response side needs from the translated request."""
+
+    #: Request fields echoed in every Response object (``tools``, ``tool_choice``, ``instructions``...).
+    echo: dict[str, Any]
+    #: The client asked for a stream.
+    stream: bool = False
+    #: Lossy decisions taken on this request (for logging by the caller).
+    warnings: list[str] = field(default_factory=list)
+
+
+def responses_to_chat_request(
+    body: dict[str, Any], options: TranslationOptions
+) -> tuple[dict[str, Any], ResponsesRequest]:
+    """Translate a ``POST /v1/responses`` body into a ``POST /v1/chat/completions`` body."""
+    if not isinstance(body, dict):
+        raise TranslationError("request body must be a JSON object")
+    for key, reason in _STATEFUL.items():
+        if body.get(key) is not None:
+            raise TranslationError(
+                f"{key} is not supported for this model: {reason}, which its provider does not offer "
+                "(send the whole conversation in 'input' instead)",
+                key,
+            )
+    if body.get("background") is True:
+        raise TranslationError(
+            "background responses need server-side storage, not supported for this model", "background"
+        )
+
+    out: dict[str, Any] = {}
+    for key in _COPIED:
+        value = body.get(key)
+        if value is not None:
+            out[key] = value
+
+    messages: list[dict[str, Any]] = []
+    instructions = body.get("instructions")
+    if isinstance(instructions, str):
+        if instructions:
+            messages.append({"role": "system", "content": instructions})
+    elif instructions is not None:
+        raise TranslationError("instructions must be a string", "instructions")
+    _Input(messages).run(body.get("input"))
+    if not messages:
+        raise TranslationError("'input' must contain at least one message", "input")
+    out["messages"] = messages
+
+    tools = _tools(body.get("tools"))
+    if tools:
+        out["tools"] = tools
+    choice = body.get("tool_choice")
+    if choice is not None:
+        out["tool_choice"] = _tool_choice(choice)
+    parallel = body.get("parallel_tool_calls")
+    if isinstance(parallel, bool) and tools:
+        out["parallel_tool_calls"] = parallel
+
+    cap = body.get("max_output_tokens")
+    if cap is not None:
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
+            raise TranslationError("max_output_tokens must be a non-negative integer", "max_output_tokens")
+        out[options.max_tokens_field] = cap
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
+        out["reasoning_effort"] = reasoning["effort"]
+    _text_options(body.get("text"), out)
+
+    stream = body.get("stream") is True
+    if stream:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}  # usage goes into response.completed
+    return out, ResponsesRequest(echo=_echo(body), stream=stream)
+
+
+class _Input:
+    """Walks ``input`` (a string or a list of items) and appends chat messages."""
+
+    __slots__ = ("messages",)
+
+    def __init__(self, messages: list[dict[str, Any]]) -> None:
+        self.messages = messages
+
+    def run(self, items: Any) -> None:
+        if isinstance(items, str):
+            self.messages.append({"role": "user", "content": items})
+            return
+        if not isinstance(items, list):
+            raise TranslationError("'input' must be a string or an array of items", "input")
+        for i, item in enumerate(items):
+            param = f"input[{i}]"
+            if not isinstance(item, dict):
+                raise TranslationError("input items must be objects", param)
+            kind = item.get("type", "message")
+            if kind == "message":
+                self._message(item, param)
+            elif kind == "function_call":
+                self._function_call(item, param)
+            elif kind == "function_call_output":
+                self._function_output(item, param)
+            elif kind == "reasoning":
+                continue  # provider-specific (often encrypted); Chat Completions has no place for it
+            elif kind == "item_reference":
+                raise TranslationError("item_reference needs server-side item storage, not supported", param)
+            else:
+                raise TranslationError(
+                    f"input item type {kind!r} is not supported for this model (its provider does not speak "
+                    "the Responses API)",
+                    f"{param}.type",
+                )
+
+    def _message(self, item: dict[str, Any], param: str) -> None:
+        raw_role = item.get("role")
+        role = _ROLES.get(raw_role) if isinstance(raw_role, str) else None
+        if role is None:
+            raise TranslationError(f"unsupported message role {item.get('role')!r}", f"{param}.role")
+        content = item.get("content")
+        if role == "assistant":
+            text, refusal = _assistant_text(content, f"{param}.content")
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if refusal:
+                message["refusal"] = refusal
+            self.messages.append(message)
+            return
+        if isinstance(content, str):
+            self.messages.append({"role": role, "content": content})
+        elif isinstance(content, list):
+            self.messages.append({"role": role, "content": _parts(content, f"{param}.content")})
+        else:
+            raise TranslationError("message content must be a string or an array of parts", f"{param}.content")
+
+    def _function_call(self, item: dict[str, Any], param: str) -> None:
+        call_id, name = item.get("call_id"), item.get("name")
+        if not isinstance(call_id, str) or not call_id:
+            raise TranslationError("function_call items need a string 'call_id'", f"{param}.call_id")
+        if not isinstance(name, str) or not name:
+            raise TranslationError("function_call items need a string 'name'", f"{param}.name")
+        arguments = item.get("arguments")
+        call = {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": arguments if isinstance(arguments, str) else "{}"},
+        }
+        last = self.messages[-1] if self.messages else None
+        # Consecutive function_call items (possibly after the assistant's text) are one chat turn.
+        if last is not None and last["role"] == "assistant":
+            last.setdefault("tool_calls", []).append(call)
+        else:
+            self.messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+
+    def _function_output(self, item: dict[str, Any], param: str) -> None:
+        call_id = item.get("call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise TranslationError("function_call_output items need a string 'call_id'", f"{param}.call_id")
+        output = item.get("output")
+        if isinstance(output, str):
+            content: Any = output
+        elif isinstance(output, list):
+            content = _parts(output, f"{param}.output")
+        else:
+            raise TranslationError("function_call_output.output must be a string or an array", f"{param}.output")
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+
+
+def _parts(parts: list[Any], param: str) -> list[dict[str, Any]]:
+    """Responses input content parts -> chat content parts."""
+    out: list[dict[str, Any]] = []
+    for j, part in enumerate(parts):
+        p = f"{param}[{j}]"
+        if not isinstance(part, dict):
+            raise TranslationError("content parts must be objects", p)
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise TranslationError("text parts need a string 'text'", p)
+            out.append({"type": "text", "text": text})
+        elif kind == "input_image":
+            url = part.get("image_url")
+            if not isinstance(url, str) or not url:
+                raise TranslationError("input_image needs an image_url (file_id needs the provider's file storage)", p)
+            image: dict[str, Any] = {"url": url}
+            if isinstance(part.get("detail"), str):
+                image["detail"] = part["detail"]
+            out.append({"type": "image_url", "image_url": image})
+        elif kind == "input_file":
+            if part.get("file_url") is not None:
+                raise TranslationError("input_file.file_url is not supported for this model: send file_data", p)
+            file = {k: part[k] for k in ("file_data", "file_id", "filename") if isinstance(part.get(k), str)}
+            if "file_data" not in file and "file_id" not in file:
+                raise TranslationError("input_file needs file_data or file_id", p)
+            out.append({"type": "file", "file": file})
+        else:
+            raise TranslationError(f"unsupported content part type {kind!r}", p)
+    return out
+
+
+def _assistant_text(content: Any, param: str) -> tuple[str | None, str | None]:
+    """(text, refusal) of an assistant message given back as input."""
+    if isinstance(content, str):
+        return content, None
+    if not isinstance(content, list):
+        raise TranslationError("message content must be a string or an array of parts", param)
+    texts: list[str] = []
+    refusals: list[str] = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("output_text", "input_text", "text") and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "refusal" and isinstance(part.get("refusal"), str):
+            refusals.append(part["refusal"])
+        else:
+            raise TranslationError(f"unsupported assistant content part {kind!r}", f"{param}[{j}]")
+    return ("".join(texts) if texts else None), ("".join(refusals) if refusals else None)
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    """Flat Responses function tools -> nested chat tools; anything hosted is refused by name."""
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise TranslationError("tools must be an array", "tools")
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        param = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise TranslationError("tools entries must be objects", param)
+        kind = tool.get("type")
+        if kind != "function":
+            raise TranslationError(
+                f"tool type {kind!r} is not supported for this model: only function tools can be translated "
+                "(hosted tools need a provider that speaks the Responses API)",
+                f"{param}.type",
+            )
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            raise TranslationError("function tools need a 'name'", f"{param}.name")
+        function: dict[str, Any] = {"name": name}
+        for key in ("description", "parameters", "strict"):
+            if tool.get(key) is not None:
+                function[key] = tool[key]
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _tool_choice(choice: Any) -> Any:
+    if choice in ("auto", "none", "required"):
+        return choice
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "function" and isinstance(choice.get("name"), str):
+            return {"type": "function", "function": {"name": choice["name"]}}
+        if kind == "allowed_tools" and isinstance(choice.get("tools"), list):
+            allowed = []
+            for tool in choice["tools"]:
+                if (
+                    not isinstance(tool, dict)
+                    or tool.get("type") != "function"
+                    or not isinstance(tool.get("name"), str)
+                ):
+                    raise TranslationError("allowed_tools can only name function tools", "tool_choice.tools")
+                allowed.append({"type": "function", "function": {"name": tool["name"]}})
+            mode = choice.get("mode") if choice.get("mode") in ("auto", "required") else "auto"
+            return {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": allowed}}
+        raise TranslationError(f"tool_choice type {kind!r} is not supported for this model", "tool_choice")
+    raise TranslationError("unsupported tool_choice", "tool_choice")
+
+
+def _text_options(text: Any, out: dict[str, Any]) -> None:
+    """``text.format`` -> ``response_format``; ``text.verbosity`` -> ``verbosity``."""
+    if not isinstance(text, dict):
+        return
+    fmt = text.get("format")
+    if isinstance(fmt, dict):
+        kind = fmt.get("type")
+        if kind == "json_schema":
+            schema: dict[str, Any] = {"name": fmt.get("name") if isinstance(fmt.get("name"), str) else "response"}
+            for key in ("schema", "strict", "description"):
+                if fmt.get(key) is not None:
+                    schema[key] = fmt[key]
+            out["response_format"] = {"type": "json_schema", "json_schema": schema}
+        elif kind == "json_object":
+            out["response_format"] = {"type": "json_object"}
+        elif kind not in (None, "text"):
+            raise TranslationError(f"text.format type {kind!r} is not supported", "text.format")
+    if isinstance(text.get("verbosity"), str):
+        out["verbosity"] = text["verbosity"]
+
+
+def _echo(body: dict[str, Any]) -> dict[str, Any]:
+    """The request fields every Response object repeats (the SDK's ``Response`` requires several)."""
+    parallel = body.get("parallel_tool_calls")
+    tools = body.get("tools")
+    text = body.get("text")
+    reasoning = body.get("reasoning")
+    metadata = body.get("metadata")
+    return {
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "parallel_tool_calls": parallel if isinstance(parallel, bool) else True,
+        "previous_response_id": None,
+        "reasoning": reasoning if isinstance(reasoning, dict) else {"effort": None, "summary": None},
+        "store": False,  # nothing is stored: the gateway translates statelessly
+        "temperature": body.get("temperature"),
+        "text": text if isinstance(text, dict) else {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice") if body.get("tool_choice") is not None else "auto",
+        "tools": tools if isinstance(tools, list) else [],
+        "top_p": body.get("top_p"),
+        "truncation": "disabled",
+        "user": body.get("user"),
+        "metadata": metadata if isinstance(metadata, dict) else {},
+    }

@@ -1,0 +1,379 @@
+"""OpenAI ``chat.completion.chunk`` stream -> OpenAI Responses event stream (SPEC 3).
+
+A state machine over the chat deltas: reasoning, text (and refusal) and each tool call become
+output items, announced with ``response.output_item.added``, filled by ``*.delta`` events and
+finished with ``*.done`` events; the stream opens with ``response.created`` /
+``response.in_progress`` and always ends with exactly one of ``response.completed``,
+``response.incomplete`` or ``response.failed`` (clients such as Codex wait for one of them).
+Every event is ``event: <type>`` + one ``data:`` line with an increasing ``sequence_number``; there
+is no ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._json import dumps, loads
+from .responses_response import (
+    function_call_item,
+    id_base,
+    item_id,
+    message_item,
+    reasoning_item,
+    response_object,
+    responses_usage,
+    status_for,
+)
+from .sse import SSEEvent
+from .stream_base import StreamProtocolError, StreamTranslator
+from .tools import new_tool_id
+from .types import TranslationOptions
+from .usage import accounting_from_openai
+
+_RATE_LIMITED = frozenset({"rate_limit_exceeded", "rate_limit_error", "requests", "tokens"})
+
+
+class _Part:
+    """One content part of a message item: ``output_text`` or ``refusal``."""
+
+    __slots__ = ("kind", "head", "chunks", "text")
+
+    def __init__(self, kind: str, head: str) -> None:
+        self.kind = kind
+        self.head = head  # item_id, output_index and content_index members of its events
+        self.chunks: list[str] = []
+        self.text: str | None = None  # set when the part is done
+
+
+class _Item:
+    """One output item while it streams: ``message``, ``reasoning`` or ``function_call``."""
+
+    __slots__ = ("kind", "id", "index", "status", "prefix", "parts", "chunks", "raw_id", "call_id", "name")
+
+    def __init__(self, kind: str, item_id_: str, index: int) -> None:
+        self.kind = kind
+        self.id = item_id_
+        self.index = index
+        self.status = "in_progress"
+        # Shared head of this item's delta events (precomputed: deltas are the hot path).
+        self.prefix = '"item_id":' + dumps(item_id_) + ',"output_index":' + str(index)
+        self.parts: list[_Part] = []  # message items
+        self.chunks: list[str] = []  # reasoning text or function call arguments
+        self.raw_id: str | None = None  # function calls: the upstream's tool call id
+        self.call_id = ""
+        self.name = ""
+
+    def snapshot(self) -> dict[str, Any]:
+        if self.kind == "message":
+            text = refusal = None
+            for part in self.parts:
+                value = part.text if part.text is not None else "".join(part.chunks)
+                if part.kind == "output_text":
+                    text = (text or "") + value
+                else:
+                    refusal = (refusal or "") + value
+            return message_item(self.id, self.status, text, refusal)
+        if self.kind == "reasoning":
+            item = reasoning_item(self.id, self.status, "".join(self.chunks))
+            if not self.chunks:
+                item["content"] = []  # announced empty; the part is added by content_part.added
+            return item
+        return function_call_item(self.id, self.status, self.call_id, self.name, "".join(self.chunks))
+
+
+class ChatToResponsesStream(StreamTranslator):
+    """Chat Completions chunks in, Responses named events out (``event:`` = ``data.type``)."""
+
+    __slots__ = (
+        "_echo",
+        "_clock",
+        "_max",
+        "_seq",
+        "_started",
+        "_base",
+        "_response_id",
+        "_created",
+        "_model",
+        "_items",
+        "_current",
+        "_calls",
+        "_last_call",
+        "_finish",
+        "_finish_seen",
+        "_chat_usage",
+        "_size",
+    )
+
+    def __init__(self, echo: dict[str, Any], options: TranslationOptions) -> None:
+        super().__init__(options)
+        self._echo = echo
+        self._clock = options.clock
+        self._max = options.max_event_bytes
+        self._seq = 0
+        self._started = False
+        self._base = ""
+        self._response_id = ""
+        self._created = 0
+        self._model = ""
+        self._items: list[_Item] = []
+        self._current: _Item | None = None  # the open message or reasoning item
+        self._calls: dict[Any, _Item] = {}  # open function calls by chunk index (or id)
+        self._last_call: Any = None
+        self._finish: Any = None
+        self._finish_seen = False
+        self._chat_usage: dict[str, Any] | None = None
+        self._size = 0  # bytes of output kept for the final events (bounded by max_event_bytes)
+
+    # -- emission ------------------------------------------------------------------------------
+    def _emit(self, out: list[str], type_: str, fields: str) -> None:
+        """One event; ``fields`` are the JSON members after ``type`` (without braces)."""
+        out.append(
+            "event: "
+            + type_
+            + '\ndata: {"type":"'
+            + type_
+            + '",'
+            + fields
+            + ',"sequence_number":'
+            + str(self._seq)
+            + "}\n\n"
+        )
+        self._seq += 1
+
+    def _response(self, status: str, **extra: Any) -> dict[str, Any]:
+        return response_object(
+            self._echo,
+            response_id=self._response_id,
+            created_at=self._created,
+            model=self._model,
+            status=status,
+            output=[item.snapshot() for item in self._items],
+            **extra,
+        )
+
+    def _start(self, obj: dict[str, Any], out: list[str]) -> None:
+        self._started = True
+        self._base = id_base(obj.get("id"))
+        self._response_id = "resp_" + self._base
+        created, model = obj.get("created"), obj.get("model")
+        self._created = created if isinstance(created, int) and not isinstance(created, bool) else self._clock()
+        self._model = model if isinstance(model, str) else ""
+        response = dumps(self._response("in_progress"))
+        self._emit(out, "response.created", '"response":' + response)
+        self._emit(out, "response.in_progress", '"response":' + response)
+
+    def _error(self, out: list[str], message: str, type_: str | None) -> None:
+        if not self._started:
+            self._start({}, out)  # the SDK needs response.created before anything else
+        for item in self._items:
+            if item.status == "in_progress":
+                item.status = "incomplete"
+        code = "rate_limit_exceeded" if type_ in _RATE_LIMITED else "server_error"
+        failed = self._response("failed", error={"code": code, "message": message})
+        self._emit(out, "response.failed", '"response":' + dumps(failed))
+
+    def _keep(self, text: str) -> None:
+        self._size += len(text)
+        if self._size > self._max:
+            raise StreamProtocolError("upstream response is larger than the gateway accepts")
+
+    # -- items -----------------------------------------------------------------------------------
+    def _open(self, kind: str, prefix: str, out: list[str]) -> _Item:
+        item = _Item(kind, item_id(prefix, self._base, len(self._items)), len(self._items))
+        self._items.append(item)
+        self._emit(out, "response.output_item.added", f'"output_index":{item.index},"item":' + dumps(item.snapshot()))
+        return item
+
+    def _close_current(self, out: list[str], status: str = "completed") -> None:
+        item = self._current
+        if item is None:
+            return
+        self._current = None
+        if item.kind == "message":
+            if item.parts:
+                self._close_part(item, item.parts[-1], out)
+        else:
+            text = "".join(item.chunks)
+            self._emit(out, "response.reasoning_text.done", item.prefix + ',"content_index":0,"text":' + dumps(text))
+            part = '{"type":"reasoning_text","text":' + dumps(text) + "}"
+            self._emit(out, "response.content_part.done", item.prefix + ',"content_index":0,"part":' + part)
+        self._close_item(item, status, out)
+
+    def _close_item(self, item: _Item, status: str, out: list[str]) -> None:
+        item.status = status
+        self._emit(out, "response.output_item.done", f'"output_index":{item.index},"item":' + dumps(item.snapshot()))
+
+    def _close_part(self, item: _Item, part: _Part, out: list[str]) -> None:
+        if part.text is not None:
+            return
+        part.text = text = "".join(part.chunks)
+        head = part.head
+        if part.kind == "output_text":
+            self._emit(out, "response.output_text.done", head + ',"text":' + dumps(text) + ',"logprobs":[]')
+            body = '{"type":"output_text","text":' + dumps(text) + ',"annotations":[],"logprobs":[]}'
+        else:
+            self._emit(out, "response.refusal.done", head + ',"refusal":' + dumps(text))
+            body = '{"type":"refusal","refusal":' + dumps(text) + "}"
+        self._emit(out, "response.content_part.done", head + ',"part":' + body)
+
+    def _reasoning(self, text: str, out: list[str]) -> None:
+        item = self._current
+        if item is None or item.kind != "reasoning":
+            self._close_current(out)
+            item = self._current = self._open("reasoning", "rs_", out)
+            part = '{"type":"reasoning_text","text":""}'
+            self._emit(out, "response.content_part.added", item.prefix + ',"content_index":0,"part":' + part)
+        self._keep(text)
+        item.chunks.append(text)
+        self._emit(out, "response.reasoning_text.delta", item.prefix + ',"content_index":0,"delta":' + dumps(text))
+
+    def _text(self, kind: str, text: str, out: list[str]) -> None:
+        item = self._current
+        if item is None or item.kind != "message":
+            self._close_current(out)
+            item = self._current = self._open("message", "msg_", out)
+        part = item.parts[-1] if item.parts else None
+        if part is None or part.kind != kind:
+            if part is not None:
+                self._close_part(item, part, out)
+            part = _Part(kind, item.prefix + ',"content_index":' + str(len(item.parts)))
+            item.parts.append(part)
+            empty = '{"type":"output_text","text":"","annotations":[],"logprobs":[]}'
+            if kind == "refusal":
+                empty = '{"type":"refusal","refusal":""}'
+            self._emit(out, "response.content_part.added", part.head + ',"part":' + empty)
+        self._keep(text)
+        part.chunks.append(text)
+        if kind == "output_text":
+            self._emit(out, "response.output_text.delta", part.head + ',"logprobs":[],"delta":' + dumps(text))
+        else:
+            self._emit(out, "response.refusal.delta", part.head + ',"delta":' + dumps(text))
+
+    def _tool_fragment(self, fragment: Any, out: list[str]) -> None:
+        if not isinstance(fragment, dict):
+            raise StreamProtocolError("upstream tool call fragment is not an object")
+        raw_id = fragment.get("id")
+        raw_id = raw_id if isinstance(raw_id, str) and raw_id else None
+        key: Any = fragment.get("index")
+        if not isinstance(key, int) or isinstance(key, bool):
+            # No index (seen on some compatible servers): key the call by its id, else the last call.
+            key = ("id", raw_id) if raw_id is not None else self._last_call
+        function = fragment.get("function")
+        function = function if isinstance(function, dict) else {}
+        name = function.get("name")
+        call = self._calls.get(key) if key is not None else None
+        if call is None or (raw_id is not None and raw_id != call.raw_id):
+            self._close_current(out)
+            call = _Item("function_call", item_id("fc_", self._base, len(self._items)), len(self._items))
+            call.raw_id = raw_id
+            call.call_id = raw_id if raw_id is not None else new_tool_id("call_")
+            call.name = name if isinstance(name, str) else ""
+            self._items.append(call)
+            if key is None:
+                key = ("anonymous", len(self._items))
+            self._calls[key] = call
+            self._emit(
+                out, "response.output_item.added", f'"output_index":{call.index},"item":' + dumps(call.snapshot())
+            )
+        elif not call.name and isinstance(name, str):
+            call.name = name  # some servers send the name after the first fragment
+        self._last_call = key
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            self._keep(arguments)
+            call.chunks.append(arguments)
+            self._emit(out, "response.function_call_arguments.delta", call.prefix + ',"delta":' + dumps(arguments))
+
+    def _close_all(self, status: str, out: list[str]) -> None:
+        self._close_current(out, status)
+        for call in self._calls.values():
+            arguments = "".join(call.chunks)
+            self._emit(out, "response.function_call_arguments.done", call.prefix + ',"arguments":' + dumps(arguments))
+            self._close_item(call, status, out)
+        self._calls.clear()
+
+    # -- chunk handling ------------------------------------------------------------------------
+    def _event(self, event: SSEEvent, out: list[str]) -> None:
+        data = event.data
+        if data == "[DONE]":
+            self._finish_stream(out)
+            return
+        try:
+            obj = loads(data)
+        except (ValueError, RecursionError):
+            raise StreamProtocolError("upstream sent a chunk that is not valid JSON") from None
+        if not isinstance(obj, dict):
+            raise StreamProtocolError("upstream sent a chunk that is not a JSON object")
+        error = obj.get("error")
+        if error:
+            self._upstream_error(error, out)
+            return
+        if not self._started:
+            self._start(obj, out)
+        usage = obj.get("usage")
+        if usage is not None:
+            if not isinstance(usage, dict):
+                raise StreamProtocolError("upstream chunk usage is not an object")
+            self._chat_usage = usage  # last one wins
+            self.usage = accounting_from_openai(usage)
+        choices = obj.get("choices")
+        if not choices:
+            return
+        if not isinstance(choices, list) or not isinstance(choices[0], dict):
+            raise StreamProtocolError("upstream chunk choices are malformed")
+        choice = choices[0]
+        delta = choice.get("delta")
+        if delta:
+            if not isinstance(delta, dict):
+                raise StreamProtocolError("upstream chunk delta is not an object")
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                self._reasoning(reasoning, out)
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                self._text("output_text", content, out)
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                self._text("refusal", refusal, out)
+            calls = delta.get("tool_calls")
+            if calls:
+                if not isinstance(calls, list):
+                    raise StreamProtocolError("upstream tool_calls is not an array")
+                for fragment in calls:
+                    self._tool_fragment(fragment, out)
+        reason = choice.get("finish_reason")
+        if reason is not None and not self._finish_seen:
+            self._finish = reason
+            self._finish_seen = True
+            # Close the items now (usage may still follow): their status depends on the reason.
+            self._close_all("incomplete" if status_for(reason)[1] else "completed", out)
+
+    def _upstream_error(self, error: Any, out: list[str]) -> None:
+        if isinstance(error, dict):
+            message = error.get("message")
+            kind = error.get("code") if error.get("code") in _RATE_LIMITED else error.get("type")
+        else:
+            message, kind = error, None
+        text = message if isinstance(message, str) and message else "upstream reported an error"
+        self._error(out, text, kind if isinstance(kind, str) else None)
+        self._done = True
+
+    def _finish_stream(self, out: list[str]) -> None:
+        if not self._started:
+            self._error(out, "upstream stream ended before any chunk", None)
+            self._done = True
+            return
+        status, incomplete = status_for(self._finish)
+        self._close_all("incomplete" if incomplete else "completed", out)
+        usage = responses_usage(self._chat_usage) if self._chat_usage is not None else None
+        final = self._response(status, usage=usage, incomplete=incomplete)
+        self._emit(
+            out, "response.completed" if incomplete is None else "response.incomplete", '"response":' + dumps(final)
+        )
+        self._done = True
+
+    def _eof(self, out: list[str]) -> None:
+        if self._finish_seen:  # some servers omit [DONE]
+            self._finish_stream(out)
+            return
+        self._error(out, "upstream stream ended without a finish_reason", None)
