@@ -14,7 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .context import DEFAULT_MAX_BODY_BYTES
+from .forward import UpstreamTimeouts
 from .middleware.auth import TokenEntry
+from .middleware.retry import DEFAULT_RETRY_ON, RetryPolicy
 from .providers.model import Deployment, Provider, Route
 from .secrets import Secret, SecretReferenceError, resolve_reference
 
@@ -27,11 +29,16 @@ __all__ = [
     "AdminConfig",
     "ConfigError",
     "GatewayConfig",
+    "LoggingConfig",
+    "MetricsConfig",
     "ModelConfig",
     "ProviderConfig",
+    "RoutingConfig",
     "ServerConfig",
+    "StoreConfig",
     "TokenConfig",
     "TranslationConfig",
+    "UsageConfig",
     "load_config",
 ]
 
@@ -59,6 +66,11 @@ class TokenConfig(_Model):
     key: str | None = None
     key_sha256: str | None = None
     models: list[str] = Field(default_factory=lambda: ["*"])
+    #: Rate limits (docs/observability.md): requests and tokens per minute, unlimited when unset.
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    #: Requests in flight at once with this token (docs/routing.md); unlimited when unset.
+    max_in_flight: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _one_key(self) -> TokenConfig:
@@ -78,6 +90,24 @@ class AdminConfig(_Model):
     tokens: list[str] = Field(default_factory=list)
 
 
+class StoreConfig(_Model):
+    """The encrypted provider store (docs/providers.md): where it lives and its secret's reference."""
+
+    secret: str = Field(min_length=1)
+    #: Default: ``<data_dir>/providers.db``; relative paths are taken from the config file's folder.
+    path: str | None = None
+    #: How often (milliseconds) each worker checks the store for changes; 0 checks on every request.
+    refresh_ms: int = Field(default=20, ge=0, le=60_000)
+
+    @field_validator("secret")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        # A literal would put the store's secret next to the store it protects.
+        if not value.startswith(("env:", "file:")):
+            raise ValueError("must be a reference, 'env:NAME' or 'file:PATH', not the secret itself")
+        return value
+
+
 class ProviderConfig(_Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     api: Literal["openai", "anthropic"]
@@ -85,6 +115,23 @@ class ProviderConfig(_Model):
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: float = Field(default=600.0, gt=0)
+    #: The provider serves ``/v1/responses`` itself (relayed as-is, not translated); docs/responses.md.
+    responses_api: bool = False
+    #: Retries, timeouts, limits and the circuit breaker (docs/routing.md).
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_on: list[int] | None = None
+    connect_timeout: float | None = Field(default=None, gt=0)
+    first_byte_timeout: float | None = Field(default=None, gt=0)
+    idle_timeout: float | None = Field(default=None, gt=0)
+    max_in_flight: int | None = Field(default=None, gt=0)
+    cooldown: float = Field(default=5.0, ge=0)
+
+    @field_validator("retry_on")
+    @classmethod
+    def _statuses(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(not 400 <= status <= 599 for status in value):
+            raise ValueError("statuses must be between 400 and 599")
+        return value
 
     @field_validator("base_url")
     @classmethod
@@ -93,12 +140,56 @@ class ProviderConfig(_Model):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @model_validator(mode="after")
+    def _responses_api(self) -> ProviderConfig:
+        if self.responses_api and self.api != "openai":
+            raise ValueError("'responses_api' is only valid for api = \"openai\" providers")
+        return self
+
 
 class ModelConfig(_Model):
     name: str = Field(min_length=1)
     provider: str
     model: str = Field(min_length=1)
     weight: float = Field(default=1.0, gt=0)
+    #: Models tried in order when every deployment of this one failed (docs/routing.md).
+    fallbacks: list[str] | None = None
+
+
+class RoutingConfig(_Model):
+    """Load balancing, retries and concurrency limits (docs/routing.md)."""
+
+    strategy: Literal["weighted", "least_in_flight", "lowest_latency"] = "weighted"
+    #: Seconds a request over a concurrency limit waits for a slot before its 429.
+    max_wait: float = Field(default=10.0, ge=0)
+    backoff_base: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=8.0, ge=0)
+    #: The longest upstream Retry-After the gateway waits for; longer ones are not retried in place.
+    max_retry_after: float = Field(default=30.0, ge=0)
+    #: Upstream attempts per request, fallbacks included.
+    max_attempts: int = Field(default=10, ge=1, le=100)
+
+
+class LoggingConfig(_Model):
+    """The gateway's own log lines (docs/observability.md)."""
+
+    format: Literal["kv", "json"] = "kv"
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    #: One access log line per request (logger ``asgi_llmroute.access``).
+    access: bool = True
+
+
+class MetricsConfig(_Model):
+    """The Prometheus endpoint: admin tokens required unless ``open``."""
+
+    enabled: bool = True
+    path: str = Field(default="/metrics", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    open: bool = False
+
+
+class UsageConfig(_Model):
+    #: Ask OpenAI-format upstreams for stream usage when the client did not (the extra chunk is removed).
+    stream_usage: bool = True
 
 
 class TranslationConfig(_Model):
@@ -115,6 +206,11 @@ class GatewayConfig(_Model):
     providers: list[ProviderConfig] = Field(default_factory=list)
     models: list[ModelConfig] = Field(default_factory=list)
     translation: TranslationConfig = Field(default_factory=TranslationConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    usage: UsageConfig = Field(default_factory=UsageConfig)
+    store: StoreConfig | None = None
     #: Folder that relative ``file:`` references are read from (the config file's folder).
     base_dir: str | None = None
     #: Where the configuration came from, for messages.
@@ -128,6 +224,7 @@ class GatewayConfig(_Model):
         for i, model in enumerate(self.models):
             if model.provider not in names:
                 raise ValueError(f"models[{i}].provider: no provider named {model.provider!r}")
+        _check_fallbacks(self.models, names)
         return self
 
     # -- runtime records -------------------------------------------------------------------------
@@ -166,6 +263,7 @@ class GatewayConfig(_Model):
                     api_key=Secret(key) if key else None,
                     headers=tuple((k.lower(), v) for k, v in p.headers.items()),
                     timeout=p.timeout,
+                    responses_api=p.responses_api,
                 )
             )
         return providers
@@ -175,13 +273,72 @@ class GatewayConfig(_Model):
         deployments: dict[str, list[Deployment]] = {}
         for m in self.models:
             deployments.setdefault(m.name, []).append(Deployment(by_name[m.provider], m.model, m.weight))
-        return [Route(name=name, deployments=tuple(d)) for name, d in deployments.items()]
+        fallbacks = {m.name: tuple(m.fallbacks) for m in self.models if m.fallbacks}
+        return [Route(name, tuple(d), fallbacks.get(name, ())) for name, d in deployments.items()]
+
+    def upstream_timeouts(self) -> dict[str, UpstreamTimeouts]:
+        """Each configured provider's timeouts, for the forwarder."""
+        out = {}
+        for p in self.providers:
+            default = UpstreamTimeouts.from_total(p.timeout)
+            out[p.name] = default._replace(
+                connect=p.connect_timeout or default.connect,
+                first_byte=p.first_byte_timeout,
+                idle=p.idle_timeout or default.idle,
+            )
+        return out
+
+    def retry_policies(self) -> dict[str, RetryPolicy]:
+        """Each configured provider's retry policy, for the retry layer."""
+        return {
+            p.name: RetryPolicy(
+                max_retries=p.max_retries,
+                retry_on=frozenset(p.retry_on) if p.retry_on is not None else DEFAULT_RETRY_ON,
+                cooldown=p.cooldown,
+            )
+            for p in self.providers
+        }
+
+    def store_path(self) -> Path | None:
+        """The provider store's file, or None when there is no ``[store]`` section."""
+        if self.store is None:
+            return None
+        base = Path(self.base_dir) if self.base_dir else Path.cwd()
+        path = Path(self.store.path) if self.store.path else Path(self.server.data_dir) / "providers.db"
+        return base / path.expanduser()
+
+    def store_secret(self) -> Secret:
+        """The store's secret, read now (a rotated ``file:`` secret is seen without a restart)."""
+        if self.store is None:
+            raise ConfigError(f"{self.source}: there is no [store] section")
+        return Secret(self._resolve("store.secret", self.store.secret))
 
     def check(self) -> None:
         """Resolve every reference now, so a missing variable or file fails at start."""
         self.token_entries()
         self.admin_tokens()
         self.provider_records()
+        if self.store is not None:
+            self.store_secret()
+
+
+def _check_fallbacks(models: Sequence[ModelConfig], providers: set[str]) -> None:
+    # Cycles (a -> b -> a) are allowed: each request tries every model once at most.
+    names = {m.name for m in models}
+    given: dict[str, list[str]] = {}
+    for i, model in enumerate(models):
+        if model.fallbacks is None:
+            continue
+        if given.setdefault(model.name, model.fallbacks) != model.fallbacks:
+            raise ValueError(f"models[{i}].fallbacks: differs from another [[models]] entry named {model.name!r}")
+        for j, name in enumerate(model.fallbacks):
+            provider, sep, upstream = name.partition("/")
+            if name == model.name:
+                raise ValueError(f"models[{i}].fallbacks[{j}]: a model cannot be its own fallback")
+            if name not in names and not (sep and upstream and provider in providers):
+                raise ValueError(
+                    f"models[{i}].fallbacks[{j}]: no model named {name!r} (nor a '<provider>/<model>' form)"
+                )
 
 
 def _unique(section: str, names: Iterable[str]) -> None:

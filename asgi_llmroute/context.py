@@ -117,6 +117,11 @@ class RequestContext:
     first_byte: float | None = None
     attempts: int = 0
     usage: dict[str, int] = field(default_factory=dict)
+    # The body as the client sent it (kept by resolution), replayed for each retry or fallback.
+    client_body: bytes | None = None
+    # Why the last upstream attempt failed without an upstream status: "connect", "timeout",
+    # "protocol", "transport" (forwarder), "disconnect" (the client left), "limited" (a concurrency limit).
+    last_error: str | None = None
     _body: bytes | None = None
     _json: Any = None
     _json_parsed: bool = False

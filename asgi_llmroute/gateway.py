@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .admin import PREFIX as ADMIN_PREFIX
+from .admin import admin_app
 from .config import GatewayConfig
 from .context import SCOPE_KEY, ClientAPI, RequestContext, ensure_context, route_path
 from .demo import DEMO_BASE_URL, DemoProvider
 from .errors import GatewayError, send_error
+from .formats import TranslationOptions
 from .forward import Forwarder, pooled_client
+from .metrics import GatewayMetrics, MetricsEndpoint
 from .middleware.auth import TokenAuthMiddleware, TokenTable
+from .middleware.limits import ConcurrencyLimitMiddleware
+from .middleware.observe import ObserveMiddleware, UpstreamErrorsMiddleware, credential_matcher
+from .middleware.ratelimit import RateLimit, RateLimitMiddleware
 from .middleware.resolve import ProviderResolverMiddleware
+from .middleware.responses import ResponsesMiddleware
+from .middleware.retry import Backoff, RetryMiddleware
 from .middleware.strip import CredentialStripMiddleware
 from .middleware.translate import TranslationMiddleware
+from .middleware.usage import UsageMiddleware
+from .providers.balance import Balancer
+from .providers.live import LiveRouteTable
 from .providers.routing import RouteTable
+from .providers.setup import live_routes
+from .responses import send_json
 
 __all__ = ["LLM_ROUTES", "PASSTHROUGH_ROUTES", "Gateway", "build_gateway", "default_http_client"]
 
 #: POST routes that go through the whole pipeline, by the API their clients speak.
-LLM_ROUTES = ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens")
+LLM_ROUTES = ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses")
 #: OpenAI-style endpoints relayed as they are to OpenAI-compatible providers.
 PASSTHROUGH_ROUTES = (
     "/v1/embeddings",
@@ -42,7 +55,9 @@ def default_http_client() -> httpx.AsyncClient:
 class Gateway:
     """The standard ASGI gateway app (see :func:`build_gateway`).
 
-    ``client -> token auth -> provider resolution -> credential stripping -> translation -> forwarder``.
+    ``client -> observe -> token auth -> rate limits -> concurrency limit (token) -> provider resolution
+    -> retries/fallbacks -> concurrency limit (provider) -> Responses API -> credential stripping
+    -> translation -> usage -> forwarder``.
     Mountable anywhere (paths are matched below ``root_path``); it closes its HTTP client on
     lifespan shutdown, or call :meth:`aclose`.
     """
@@ -50,30 +65,83 @@ class Gateway:
     def __init__(self, config: GatewayConfig, *, client: httpx.AsyncClient | None = None) -> None:
         self.config = config
         providers = config.provider_records()
-        self.routes = RouteTable(providers, config.routes(providers))
-        self.forwarder = Forwarder(client=client if client is not None else default_http_client())
-        pipeline: ASGIApp = TranslationMiddleware(
-            self.forwarder,
+        table = RouteTable(providers, config.routes(providers))
+        # With a [store], routes also come from the provider store, re-read when it changes.
+        self.routes: RouteTable | LiveRouteTable = table if config.store is None else live_routes(config, table)
+        self.admin = admin_app(config, self.routes)
+        http_client = client if client is not None else default_http_client()
+        self.forwarder = Forwarder(client=http_client, timeouts=config.upstream_timeouts())
+        # Balancing state (docs/routing.md): one per gateway, shared by resolution and retries.
+        self.balancer = Balancer(config.routing.strategy)
+        routing = config.routing
+        options = TranslationOptions(
             default_max_tokens=config.translation.default_max_tokens,
             reasoning_content=config.translation.reasoning_content,
         )
+        # Observability (docs/observability.md): metrics in a registry of this gateway's own.
+        self.metrics = GatewayMetrics(is_known=lambda model: model in self.routes.routes)
+        attempts: ASGIApp = UpstreamErrorsMiddleware(self.forwarder, metrics=self.metrics)
+        usage: ASGIApp = UsageMiddleware(attempts, stream_usage=config.usage.stream_usage)
+        pipeline: ASGIApp = TranslationMiddleware(usage, options=options)
         pipeline = CredentialStripMiddleware(pipeline)
-        pipeline = ProviderResolverMiddleware(pipeline, routes=self.routes)
+        pipeline = ResponsesMiddleware(pipeline, options=options)
+        provider_limits = {p.name: p.max_in_flight for p in config.providers if p.max_in_flight}
+        if provider_limits:
+            pipeline = ConcurrencyLimitMiddleware(
+                pipeline, limits=provider_limits, by="provider", max_wait=routing.max_wait
+            )
+        pipeline = RetryMiddleware(
+            pipeline,
+            balancer=self.balancer,
+            routes=self.routes,
+            policies=config.retry_policies(),
+            backoff=Backoff(routing.backoff_base, routing.backoff_max, routing.max_retry_after),
+            max_attempts=routing.max_attempts,
+        )
+        pipeline = ProviderResolverMiddleware(pipeline, routes=self.routes, balancer=self.balancer)
+        token_limits = {t.name: t.max_in_flight for t in config.tokens if t.max_in_flight}
+        if token_limits:
+            pipeline = ConcurrencyLimitMiddleware(pipeline, limits=token_limits, by="token", max_wait=routing.max_wait)
+        limits = {t.name: RateLimit(t.rpm, t.tpm) for t in config.tokens if t.rpm or t.tpm}
+        if limits:
+            pipeline = RateLimitMiddleware(pipeline, limits=limits)
         self._post: dict[str, ASGIApp] = dict.fromkeys(LLM_ROUTES + PASSTHROUGH_ROUTES, pipeline)
         self._get: dict[str, ASGIApp] = {"/health": _health, "/v1/models": self._models}
         self._max_body = config.server.max_body_bytes
-        self._app = TokenAuthMiddleware(self._dispatch, tokens=TokenTable(config.token_entries()))
+        tokens = TokenTable(config.token_entries())
+        self._app = TokenAuthMiddleware(self._dispatch, tokens=tokens)
+        self._metrics_path = config.metrics.path if config.metrics.enabled else None
+        self._metrics_app = MetricsEndpoint(self.metrics, admin_tokens=config.admin_tokens(), open=config.metrics.open)
+        # A client's x-request-id that is a credential is not used (ids are logged).
+        credentials = [*config.admin_tokens(), *(p.api_key for p in providers if p.api_key is not None)]
+        self._observed = ObserveMiddleware(
+            self._route,
+            metrics=self.metrics,
+            access_log=config.logging.access,
+            is_credential=credential_matcher(tokens, credentials),
+        )
 
     async def aclose(self) -> None:
         await self.forwarder.aclose()
+        if isinstance(self.routes, LiveRouteTable):
+            self.routes.store.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = route_path(scope)
             scope[SCOPE_KEY] = RequestContext(client_api=ClientAPI.from_path(path), max_body_bytes=self._max_body)
-            await self._app(scope, receive, send)
+            await self._observed(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = route_path(scope)
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            await self.admin(scope, receive, send)  # admin tokens only: router-token auth does not apply
+        elif path == self._metrics_path:
+            await self._metrics_app(scope, receive, send)  # admin tokens, or open
+        else:
+            await self._app(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = route_path(scope)
@@ -103,7 +171,7 @@ class Gateway:
             owners = {r.name: r.deployments[0].provider.name for r in self.routes.routes.values()}
             data = [{"id": n, "object": "model", "created": 0, "owned_by": owners[n]} for n in names]
             body = {"object": "list", "data": data}
-        await _send_json(send, 200, body)
+        await send_json(send, 200, body)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -122,11 +190,4 @@ def build_gateway(config: GatewayConfig, *, client: httpx.AsyncClient | None = N
 
 
 async def _health(scope: Scope, receive: Receive, send: Send) -> None:
-    await _send_json(send, 200, {"status": "ok"})
-
-
-async def _send_json(send: Send, status: int, obj: dict[str, Any]) -> None:
-    body = json.dumps(obj, separators=(",", ":")).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, 200, {"status": "ok"})

@@ -44,7 +44,8 @@ def anthropic_upstream() -> Iterator[tuple[Upstream, str]]:
 
 @pytest.fixture(scope="module")
 def gateway_url(openai_upstream: tuple[Upstream, str], anthropic_upstream: tuple[Upstream, str]) -> Iterator[str]:
-    config = gateway_config(openai_upstream[1], anthropic_upstream[1])
+    # One attempt per request: these tests are about the core path (tests/routing covers retries).
+    config = gateway_config(openai_upstream[1], anthropic_upstream[1], routing={"max_attempts": 1})
     with serve(build_gateway(config)) as url:
         yield url
 

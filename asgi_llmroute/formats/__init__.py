@@ -5,6 +5,7 @@ Requests, non-stream responses, error bodies and SSE streams, both directions; s
 """
 
 from .errors import anthropic_error_type, openai_error_type
+from .responses_translator import ResponsesTranslator
 from .sse import SSEBufferOverflow, SSEEvent, SSEParser, encode_sse, keepalive
 from .stream_base import StreamTranslator
 from .translator import Translator, new_translator
@@ -13,6 +14,7 @@ from .types import API, DEFAULT_OPTIONS, TranslationError, TranslationOptions, U
 __all__ = [
     "API",
     "DEFAULT_OPTIONS",
+    "ResponsesTranslator",
     "SSEBufferOverflow",
     "SSEEvent",
     "SSEParser",

@@ -148,6 +148,8 @@ class _Responder:
                 wire = self._ctx.client_api.wire
                 await send_error(self._send, wire, UpstreamError(502, exc.message, code="upstream_protocol_error"))
                 return
+            if self._translator.usage:
+                self._ctx.usage.update(self._translator.usage)
         headers = [(k, v) for k, v in self._start["headers"] if k not in _BODY_HEADERS]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
         await self._send({**self._start, "headers": headers})

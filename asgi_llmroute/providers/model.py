@@ -26,6 +26,9 @@ class Provider:
     api_key: Secret | None = None
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 600.0
+    #: The provider serves the OpenAI Responses API (``/v1/responses``) itself: Responses requests are
+    #: relayed as they are instead of being translated to Chat Completions (docs/responses.md).
+    responses_api: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
