@@ -8,9 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import cli_providers
 from .__about__ import __version__
 from .config import ConfigError, GatewayConfig, load_config
-from .embedded import TOKEN_FILE, embedded_config
+from .embedded import ADMIN_TOKEN_FILE, TOKEN_FILE, embedded_config
+from .litellm_config import is_litellm_config, load_litellm_config
 
 __all__ = ["main"]
 
@@ -30,12 +32,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--config",
         metavar="PATH",
-        help=f"TOML config file (default: ./{DEFAULT_CONFIG} if present, else the embedded default)",
+        help=(
+            f"TOML config file, or a LiteLLM proxy config.yaml (default: ./{DEFAULT_CONFIG} if present, "
+            "else the embedded default)"
+        ),
     )
     serve.add_argument("--host", help="interface to bind (default: [server] host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: [server] port, 4000)")
     serve.add_argument("--workers", type=int, help="worker processes (default: [server] workers, 1)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    cli_providers.add_commands(
+        commands,
+        config_help=f"TOML config file (default: ./{DEFAULT_CONFIG} if present, else the embedded default)",
+    )
     return parser
 
 
@@ -45,8 +54,20 @@ def _select_config(args: argparse.Namespace) -> tuple[GatewayConfig, bool]:
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG
     if path is not None:
-        return load_config(path), False
+        return _load(path), False
     return embedded_config(Path(".llmroute")), True
+
+
+def _load(path: str | Path, *, report: bool = True) -> GatewayConfig:
+    """Our TOML file, or a LiteLLM ``config.yaml`` (whose ignored keys are listed on stderr)."""
+    if not is_litellm_config(path):
+        return load_config(path)
+    config, ignored = load_litellm_config(path)
+    if report and ignored:
+        print(f"llmroute: {path}: LiteLLM keys not used by llmroute:", file=sys.stderr)
+        for key in ignored:
+            print(f"  - {key}", file=sys.stderr)
+    return config
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -60,10 +81,20 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError("--workers must be at least 1")
     if embedded:
         _print_banner(config, host, port)
-    options = {"host": host, "port": port, "log_level": args.log_level, "access_log": False, "server_header": False}
+    # No uvicorn access log (the gateway logs its own lines) and no X-Forwarded-* rewriting: it parses
+    # IP addresses on every request and the gateway does not use the client address.
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": args.log_level,
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": False,
+    }
     if workers == 1:
         from .gateway import build_gateway
 
+        _configure_logging(config)
         uvicorn.run(build_gateway(config), **options)
         return 0
     # Each worker process builds its own gateway (and its own connection pool) from the same source.
@@ -80,8 +111,15 @@ def worker_app() -> object:
     from .gateway import build_gateway
 
     data_dir = os.environ.get(_ENV_EMBEDDED)
-    config = embedded_config(Path(data_dir)) if data_dir else load_config(os.environ[_ENV_CONFIG])
+    config = embedded_config(Path(data_dir)) if data_dir else _load(os.environ[_ENV_CONFIG], report=False)
+    _configure_logging(config)
     return build_gateway(config)
+
+
+def _configure_logging(config: GatewayConfig) -> None:
+    from .logs import configure_logging
+
+    configure_logging(config.logging.format, config.logging.level)
 
 
 def _print_banner(config: GatewayConfig, host: str, port: int) -> None:
@@ -92,6 +130,7 @@ def _print_banner(config: GatewayConfig, host: str, port: int) -> None:
     print(
         f"llmroute {__version__}: embedded default (no config file), data in {data_dir}/\n"
         f"  router token (kept in {data_dir}/{TOKEN_FILE}): {token}\n"
+        f"  admin token for /api/providers: in {data_dir}/{ADMIN_TOKEN_FILE}\n"
         f"  models: demo (OpenAI format), demo-claude (Anthropic format), served by the built-in demo provider\n"
         f"  try:  curl {url}/v1/chat/completions -H 'Authorization: Bearer {token}' "
         f"-H 'content-type: application/json' -d '{body}'",
@@ -104,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command in ("providers", "store"):
+            return cli_providers.run(args, _select_config(args)[0])
     except ConfigError as exc:
         print(f"llmroute: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,181 @@
+"""Serve a LiteLLM proxy ``config.yaml`` as it is: ``llmroute serve --config litellm_config.yaml``.
+
+The parts we support become a :class:`GatewayConfig`; everything else is named, key by key, in
+the list of ignored keys that ``llmroute serve`` prints at start (docs/litellm.md has the table).
+
+- ``model_list``: each entry is a deployment of its ``model_name``; ``litellm_params.model`` of the
+  form ``openai/<id>`` or ``anthropic/<id>`` (or a bare ``gpt-*``/``claude-*`` id) picks the API,
+  ``api_base``/``api_key``/``timeout``/``extra_headers`` the provider (entries sharing them share
+  one), ``weight`` the deployment's weight. Other provider types are ignored, by entry.
+- ``api_key: os.environ/NAME`` reads the variable (``environment_variables`` in the file first).
+- ``router_settings``: ``fallbacks``, ``num_retries``, ``routing_strategy``, ``timeout``.
+- ``litellm_settings``: ``num_retries``, ``request_timeout``, ``fallbacks``.
+- ``general_settings.master_key``: the admin token and a router token named ``master``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import ConfigError, GatewayConfig, parse_config
+from .importers.litellm import litellm_api, litellm_base_url, litellm_provider_name
+
+__all__ = ["is_litellm_config", "load_litellm_config"]
+
+_STRATEGIES = {
+    "simple-shuffle": "weighted",
+    "least-busy": "least_in_flight",
+    "latency-based-routing": "lowest_latency",
+}
+_PARAMS = {"model", "api_base", "base_url", "api_key", "timeout", "extra_headers", "headers", "weight"}
+_DEFAULT_KEY_VAR = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+
+def is_litellm_config(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in (".yaml", ".yml")
+
+
+def load_litellm_config(path: str | Path) -> tuple[GatewayConfig, list[str]]:
+    """The gateway configuration for a LiteLLM ``config.yaml``, and the keys it ignored."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(f"{path}: {where}invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("model_list"), list):
+        raise ConfigError(f"{path}: not a LiteLLM config: expected a mapping with a 'model_list' list")
+    translated, ignored = _translate(data, str(path))
+    return parse_config(translated, source=str(path), base_dir=path.resolve().parent), ignored
+
+
+def _translate(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
+    ignored: list[str] = []
+    env = {str(k): str(v) for k, v in (data.get("environment_variables") or {}).items()}
+
+    def key_ref(value: Any, where: str) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {where}: must be a string")
+        if value.startswith("os.environ/"):
+            name = value[len("os.environ/") :]
+            return env.get(name, f"env:{name}")
+        return value
+
+    providers: dict[str, dict[str, Any]] = {}  # identity -> provider table
+    models: list[dict[str, Any]] = []
+    for i, item in enumerate(data["model_list"]):
+        where = f"model_list[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("litellm_params"), Mapping):
+            raise ConfigError(f"{source}: {where}: needs model_name and litellm_params")
+        name, params = item.get("model_name"), item["litellm_params"]
+        if not isinstance(name, str) or not isinstance(params.get("model"), str):
+            raise ConfigError(f"{source}: {where}: needs a model_name and a litellm_params.model string")
+        if "*" in name or "*" in params["model"]:
+            ignored.append(f"{where} ({name}): wildcard routes; clients can use <provider>/<model>")
+            continue
+        api, upstream, reason = litellm_api(params["model"])
+        if api is None:
+            ignored.append(f"{where} ({name}): {reason}")
+            continue
+        ignored += [f"{where}.litellm_params.{k}" for k in sorted(set(params) - _PARAMS)]
+        ignored += [f"{where}.{k}" for k in sorted(set(item) - {"model_name", "litellm_params"})]
+        base_url = litellm_base_url(api, params.get("api_base", params.get("base_url")))
+        provider: dict[str, Any] = {"api": api, "base_url": base_url}
+        key = key_ref(params.get("api_key"), f"{where}.litellm_params.api_key")
+        if key is None and os.environ.get(_DEFAULT_KEY_VAR[api]):
+            key = f"env:{_DEFAULT_KEY_VAR[api]}"  # LiteLLM's default for the provider type
+        if key is not None:
+            provider["api_key"] = key
+        headers = params.get("extra_headers", params.get("headers"))
+        if headers:
+            provider["headers"] = dict(headers)
+        if "timeout" in params:
+            provider["timeout"] = params["timeout"]
+        identity = repr(sorted(provider.items(), key=lambda kv: kv[0]))
+        if identity not in providers:
+            base = litellm_provider_name(api, provider["base_url"])
+            taken = {p["name"] for p in providers.values()}
+            unique, n = base, 2
+            while unique in taken:
+                unique, n = f"{base}-{n}", n + 1
+            providers[identity] = {"name": unique, **provider}
+        model: dict[str, Any] = {"name": name, "provider": providers[identity]["name"], "model": upstream}
+        if "weight" in params:
+            model["weight"] = params["weight"]
+        models.append(model)
+
+    config: dict[str, Any] = {"providers": list(providers.values()), "models": models}
+    settings = _settings(data, ignored)
+    retries, timeout, fallbacks, strategy = settings
+    if retries is not None or timeout is not None:
+        for provider in config["providers"]:
+            if retries is not None:
+                provider["max_retries"] = retries
+            if timeout is not None:
+                provider.setdefault("timeout", timeout)
+    known = {m["name"] for m in models}
+    for name, targets in fallbacks.items():
+        usable = [t for t in targets if t in known]
+        ignored += [f"fallbacks: {name} -> {t} (no such model)" for t in targets if t not in known]
+        if name in known and usable:
+            for model in models:
+                if model["name"] == name:
+                    model["fallbacks"] = usable
+                    break
+    if strategy is not None:
+        config["routing"] = {"strategy": strategy}
+    master = key_ref((data.get("general_settings") or {}).get("master_key"), "general_settings.master_key")
+    if master is None:
+        raise ConfigError(
+            f"{source}: general_settings.master_key: llmroute needs a key to serve with; "
+            "set master_key (it becomes the admin token and the router token 'master')"
+        )
+    config["tokens"] = [{"name": "master", "key": master}]
+    config["admin"] = {"tokens": [master]}
+    return config, ignored
+
+
+def _settings(
+    data: Mapping[str, Any], ignored: list[str]
+) -> tuple[int | None, float | None, dict[str, list[str]], str | None]:
+    """num_retries, timeout, fallbacks and routing strategy from the settings sections."""
+    retries: int | None = None
+    timeout: float | None = None
+    fallbacks: dict[str, list[str]] = {}
+    strategy: str | None = None
+    for section in data:
+        if section in ("model_list", "environment_variables"):
+            continue
+        values = data[section]
+        if section not in ("router_settings", "litellm_settings", "general_settings") or not isinstance(
+            values, Mapping
+        ):
+            ignored.append(str(section))
+            continue
+        for key, value in values.items():
+            if key == "num_retries" and section != "general_settings":
+                retries = int(value)
+            elif key in ("timeout", "request_timeout") and section != "general_settings":
+                timeout = float(value)
+            elif key == "fallbacks" and section != "general_settings" and isinstance(value, list):
+                for rule in value:
+                    if isinstance(rule, Mapping):
+                        for name, targets in rule.items():
+                            fallbacks[str(name)] = [
+                                str(t) for t in (targets if isinstance(targets, list) else [targets])
+                            ]
+            elif key == "routing_strategy" and section == "router_settings" and value in _STRATEGIES:
+                strategy = _STRATEGIES[value]
+            elif not (section == "general_settings" and key == "master_key"):
+                ignored.append(f"{section}.{key}")
+    return retries, timeout, fallbacks, strategy
