@@ -177,3 +177,28 @@ def test_litellm_behind_error_bodies_are_relayed(behind: str) -> None:
 def test_litellm_behind_models_passthrough(behind: str) -> None:
     with openai.OpenAI(base_url=f"{behind}/v1", api_key=ROUTER_TOKEN, max_retries=0) as client:
         assert [m.id for m in client.models.list().data] == ["via-litellm"]
+
+
+def test_litellm_proxy_in_front_responses_api(front: tuple[Upstream, Upstream, str, str]) -> None:
+    oa, _, _, proxy = front
+    oa.reply = json_reply(COMPLETION)
+    with openai.OpenAI(base_url=f"{proxy}/v1", api_key=LITELLM_MASTER_KEY, max_retries=0) as client:
+        response = client.responses.create(model="gw-gpt", input="hi")
+    assert response.output_text == COMPLETION["choices"][0]["message"]["content"]
+    assert oa.last.path == "/v1/chat/completions"  # the gateway translated Responses for a chat provider
+
+
+def test_litellm_sdk_models_and_responses(front: tuple[Upstream, Upstream, str, str]) -> None:
+    oa, _, gw, _ = front
+    oa.reply = json_reply(COMPLETION)
+    result = run_litellm_sdk(
+        f"""
+import json, litellm
+models = litellm.get_valid_models(check_provider_endpoint=True, custom_llm_provider="openai",
+                                  api_base="{gw}/v1", api_key="{ROUTER_TOKEN}")
+r = litellm.responses(model="openai/gpt-test", input="hi", api_base="{gw}/v1", api_key="{ROUTER_TOKEN}")
+print(json.dumps({{"models": models, "text": r.output[0].content[0].text}}))
+"""
+    )
+    assert sorted(m.removeprefix("openai/") for m in result["models"]) == ["claude", "gpt-test"]
+    assert result["text"] == COMPLETION["choices"][0]["message"]["content"]
