@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -182,18 +184,51 @@ class Forwarder:
         request = self._build_request(scope, ctx, provider, timeouts)
         ctx.attempts += 1
         relay = _Relay(send, ctx, provider, timeouts)
-        now = anyio.current_time()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            await self._relay_on_asyncio(loop, relay, request, receive)
+        else:
+            await self._relay_on_anyio(relay, request, receive)
+        if not relay.finished and not relay.disconnected:
+            await relay.timed_out()
+
+    async def _relay_on_anyio(self, relay: _Relay, request: httpx.Request, receive: Receive) -> None:
+        timeouts, now = relay.timeouts, anyio.current_time()
         async with anyio.create_task_group() as tg:
             cancel_scope = tg.cancel_scope
-            # The deadlines are the task group's own: no extra scope on the hot path.
+            # The deadlines are the task group's own: no extra scope.
             cancel_scope.deadline = relay.total_deadline = now + timeouts.total
             if timeouts.first_byte is not None:
                 cancel_scope.deadline = min(relay.total_deadline, now + timeouts.first_byte)
             tg.start_soon(_cancel_on_disconnect, receive, relay, cancel_scope)
             await relay.run(self._client, request, cancel_scope)
             cancel_scope.cancel()
-        if not relay.finished and not relay.disconnected:
-            await relay.timed_out()
+
+    async def _relay_on_asyncio(
+        self, loop: asyncio.AbstractEventLoop, relay: _Relay, request: httpx.Request, receive: Receive
+    ) -> None:
+        # The same as _relay_on_anyio with one plain task and one timer instead of a task group and
+        # its cancel scopes, which cost about ten times as much CPU per request (docs/performance.md).
+        timeouts, now = relay.timeouts, loop.time()
+        scope = _TaskScope(loop)
+        relay.total_deadline = now + timeouts.total
+        first_byte = timeouts.first_byte
+        scope.deadline = relay.total_deadline if first_byte is None else min(relay.total_deadline, now + first_byte)
+        watcher = loop.create_task(_cancel_on_disconnect(receive, relay, scope))
+        try:
+            await relay.run(self._client, request, scope)
+            if scope.cancel_called:
+                await asyncio.sleep(0)  # take delivery of a cancel that came as the relay finished
+        except asyncio.CancelledError:
+            if not scope.cancel_called:
+                raise  # not ours: the server or an outer scope is cancelling this request
+            scope.uncancel()
+        finally:
+            scope.close()
+            watcher.cancel()
 
     def _build_request(
         self, scope: Scope, ctx: RequestContext, provider: Provider, timeouts: UpstreamTimeouts
@@ -242,7 +277,9 @@ class _Relay:
         self.finished = False  # ran to its end (an error response counts), not cut by a deadline
         self.disconnected = False
 
-    async def run(self, client: httpx.AsyncClient, request: httpx.Request, cancel_scope: anyio.CancelScope) -> None:
+    async def run(
+        self, client: httpx.AsyncClient, request: httpx.Request, cancel_scope: anyio.CancelScope | _TaskScope
+    ) -> None:
         # Errors are written in the provider's format, like everything else on this response, so
         # that a translation layer in front translates them too (without one, the formats agree).
         ctx, send = self.ctx, self.send
@@ -322,10 +359,49 @@ class _Relay:
             self.disconnected = True
 
 
-async def _cancel_on_disconnect(receive: Receive, relay: _Relay, cancel_scope: anyio.CancelScope) -> None:
+class _TaskScope:
+    """Cancels the current asyncio task at a deadline or on request, like an anyio cancel scope."""
+
+    __slots__ = ("_handle", "_loop", "_task", "cancel_called")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._handle: asyncio.TimerHandle | None = None
+        self.cancel_called = False
+
+    @property
+    def deadline(self) -> float:
+        return self._handle.when() if self._handle is not None else float("inf")
+
+    @deadline.setter
+    def deadline(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_at(when, self.cancel)
+
+    def cancel(self) -> None:
+        if not self.cancel_called:
+            self.cancel_called = True
+            self._task.cancel()
+
+    def uncancel(self) -> None:
+        if sys.version_info >= (3, 11):
+            self._task.uncancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+
+async def _cancel_on_disconnect(receive: Receive, relay: _Relay, cancel_scope: anyio.CancelScope | _TaskScope) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            if relay.finished:
+                return  # servers also say "disconnect" once the response is complete
             relay.disconnected = True
             relay.ctx.last_error = "disconnect"
             cancel_scope.cancel()
