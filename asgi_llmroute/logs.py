@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -93,7 +94,7 @@ class KeyValueFormatter(logging.Formatter):
         out = _base(record)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return " ".join(f"{key}={_kv_value(value)}" for key, value in out.items() if value is not None)
+        return " ".join([f"{key}={_kv_value(value)}" for key, value in out.items() if value is not None])
 
 
 def _kv_value(value: object) -> str:
@@ -102,9 +103,12 @@ def _kv_value(value: object) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     text = str(value)
-    if not text or any(c in text for c in ' ="\\\n\r\t'):
+    if not text or _NEEDS_QUOTES(text):
         return _JSON.encode(text)
     return text
+
+
+_NEEDS_QUOTES = re.compile(r'[ ="\\\n\r\t]').search
 
 
 def configure_logging(
