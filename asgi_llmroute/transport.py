@@ -178,6 +178,7 @@ class _Connection(asyncio.Protocol):
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
         self.headers_done = False
+        self.keep_alive = False
         self.complete = False
         self.error: Exception | None = None
         self.received = False
@@ -187,7 +188,7 @@ class _Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return self.complete and not self.closed and self.error is None and self.parser.should_keep_alive()
+        return self.complete and self.keep_alive and not self.closed and self.error is None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -239,6 +240,8 @@ class _Connection(asyncio.Protocol):
             self.headers = []
             return
         self.headers_done = True
+        # Asked now: llhttp resets the connection flags once the message is complete.
+        self.keep_alive = self.parser.should_keep_alive()
         self._wake()
 
     def on_body(self, body: bytes) -> None:
