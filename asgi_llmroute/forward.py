@@ -293,7 +293,8 @@ class _Relay:
             self.finished = True
             return
         try:
-            headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP]
+            # ASGI wants lowercase header names; upstreams (nginx, ...) may send them capitalised.
+            headers = [(k, v) for k, v in ((k.lower(), v) for k, v in response.headers.raw) if k not in _RESPONSE_DROP]
             start = {"type": "http.response.start", "status": response.status_code, "headers": headers}
             self.is_stream = response.headers.get("content-type", "").startswith("text/event-stream")
             try:

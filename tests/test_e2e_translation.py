@@ -14,8 +14,9 @@ import openai
 import pytest
 
 from asgi_llmroute import build_gateway
+from asgi_llmroute.config import parse_config
 from tests.support.gateway import ANTHROPIC_KEY, OPENAI_KEY, ROUTER_TOKEN, gateway_config
-from tests.support.servers import Upstream, json_reply, serve, sse_reply
+from tests.support.servers import Upstream, canned_http_server, json_reply, serve, sse_reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protocols"
 
@@ -270,3 +271,25 @@ def test_garbage_json_from_upstream_is_a_502(openai_sdk: openai.OpenAI, an: Upst
     with pytest.raises(openai.APIStatusError) as info:
         openai_sdk.chat.completions.create(model="claude", messages=[{"role": "user", "content": "hi"}], timeout=10)
     assert info.value.status_code == 502
+
+
+def test_capitalised_upstream_header_names(servers: tuple[Upstream, Upstream, str]) -> None:
+    # nginx and others send "Content-Type"; the stream must still be recognised as a stream.
+    body = fixture("anthropic/stream_text.sse")
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Upstream-Thing: 1\r\n"
+    response = head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    with canned_http_server(response) as upstream_url:
+        config = parse_config(
+            {
+                "tokens": [{"name": "t", "key": ROUTER_TOKEN}],
+                "providers": [{"name": "an", "api": "anthropic", "base_url": upstream_url}],
+                "models": [{"name": "claude", "provider": "an", "model": "claude-x"}],
+            }
+        )
+        with serve(build_gateway(config)) as url, openai.OpenAI(base_url=f"{url}/v1", api_key=ROUTER_TOKEN) as client:
+            raw = client.chat.completions.with_raw_response.create(
+                model="claude", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            assert raw.headers["x-upstream-thing"] == "1"
+            text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text == "Hello! How can I help you today?"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -118,3 +119,35 @@ def sse_reply(chunks: list[bytes], delay: float = 0.0, status: int = 200) -> Rep
         await send({"type": "http.response.body", "body": b""})
 
     return reply
+
+
+@contextmanager
+def canned_http_server(response: bytes) -> Iterator[str]:
+    """A raw HTTP/1.1 server answering every request with ``response``, byte for byte."""
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            while True:
+                length = 0
+                line = self.rfile.readline()
+                if not line:
+                    return
+                while line not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                    line = self.rfile.readline()
+                self.rfile.read(length)
+                self.wfile.write(response)
+                self.wfile.flush()
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    with Server(("127.0.0.1", 0), Handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
