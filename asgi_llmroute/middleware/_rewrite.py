@@ -1,0 +1,135 @@
+"""Rewriting a response body as it passes: shared by the translation layers (chat <-> messages,
+Responses <-> chat)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from starlette.types import Message, Send
+
+from ..context import RequestContext
+from ..errors import UpstreamError, send_error
+from ..formats import StreamTranslator, UpstreamProtocolError
+
+__all__ = ["BodyTranslator", "ResponseRewriter", "ask_for_identity"]
+
+_STREAM_HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # stop nginx-style proxies from buffering the stream
+)
+# Headers that describe the upstream body, which the rewrite replaces.
+_BODY_HEADERS = frozenset({b"content-type", b"content-length", b"content-encoding", b"cache-control"})
+# Largest non-stream upstream body buffered for rewriting; a larger one is answered with 502.
+_MAX_BUFFERED = 64 * 1024 * 1024
+
+
+class BodyTranslator(Protocol):
+    """What :class:`ResponseRewriter` needs of a translator (``formats.Translator`` and
+    ``formats.ResponsesTranslator`` both are one)."""
+
+    @property
+    def usage(self) -> dict[str, int] | None: ...
+
+    def response(self, body: bytes) -> bytes: ...
+
+    def error(self, status: int, body: bytes) -> bytes: ...
+
+    def stream(self) -> StreamTranslator: ...
+
+
+class ResponseRewriter:
+    """Per-request ``send`` wrapper: holds ``http.response.start`` until the body decides the headers.
+
+    Event streams (2xx ``text/event-stream``) are translated chunk by chunk with SSE headers and no
+    length; other bodies are buffered (bounded), translated whole (errors by status), and sent with a
+    fresh ``content-length``. An upstream body that is not valid for its protocol answers 502 in the
+    client's ``wire`` format. Usage the translator saw is recorded in ``ctx.usage``.
+    """
+
+    __slots__ = ("_buffer", "_buffered", "_ctx", "_send", "_start", "_stream", "_translator", "_wire")
+
+    def __init__(self, send: Send, translator: BodyTranslator, ctx: RequestContext, wire: str) -> None:
+        self._send = send
+        self._translator = translator
+        self._ctx = ctx
+        self._wire = wire
+        self._start: Message | None = None
+        self._stream: StreamTranslator | None = None
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            if message["status"] < 300 and _header(message["headers"], b"content-type").startswith(
+                b"text/event-stream"
+            ):
+                self._stream = self._translator.stream()
+                headers = [(k, v) for k, v in message["headers"] if k not in _BODY_HEADERS]
+                headers.extend(_STREAM_HEADERS)
+                await self._send({**message, "headers": headers})
+            return
+        if message["type"] != "http.response.body":
+            await self._send(message)
+            return
+        body: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        stream = self._stream
+        if stream is not None:
+            out = stream.feed(body) if body else b""
+            if not more:
+                out += stream.close()
+                if stream.usage:
+                    self._ctx.usage.update(stream.usage)
+            if out or not more:
+                await self._send({"type": "http.response.body", "body": out, "more_body": more})
+            return
+        self._buffer.append(body)
+        self._buffered += len(body)
+        if more:
+            if self._buffered > _MAX_BUFFERED:
+                raise UpstreamError(502, "The upstream response is too large to translate.")
+            return
+        await self._finish(b"".join(self._buffer))
+
+    async def _finish(self, raw: bytes) -> None:
+        assert self._start is not None, "http.response.body before http.response.start"
+        status: int = self._start["status"]
+        if status >= 400:
+            out = self._translator.error(status, raw)
+        else:
+            try:
+                out = self._translator.response(raw)
+            except UpstreamProtocolError as exc:
+                error = UpstreamError(502, exc.message, code="upstream_protocol_error")
+                await send_error(self._send, self._wire, error)
+                return
+            if self._translator.usage:
+                self._ctx.usage.update(self._translator.usage)
+        headers = [(k, v) for k, v in self._start["headers"] if k not in _BODY_HEADERS]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
+        await self._send({**self._start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": out, "more_body": False})
+
+
+def ask_for_identity(
+    headers: Iterable[tuple[bytes, bytes]], drop_prefix: bytes | None = None
+) -> list[tuple[bytes, bytes]]:
+    """Request headers asking for an identity-encoded body (the rewrite parses it), without the
+    stale ``content-length`` and, optionally, without headers starting with ``drop_prefix``."""
+    out = [
+        (k, v)
+        for k, v in headers
+        if k != b"accept-encoding" and k != b"content-length" and not (drop_prefix and k.startswith(drop_prefix))
+    ]
+    out.append((b"accept-encoding", b"identity"))
+    return out
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    for key, value in headers:
+        if key == name:
+            return value
+    return b""
