@@ -1,0 +1,195 @@
+"""Profile the gateway's hot path under load with py-spy, and summarise where its CPU time goes.
+
+    python bench/profile.py [--scenario openai-json] [--concurrency 16] [--duration 10] [--rate 250]
+    python bench/profile.py --summarise bench/results/profile-openai-json-c16.txt
+
+Starts the upstream and llmroute (pinned as in run.py), drives the scenario with wrk, and records the gateway
+with `py-spy record --format raw` (collapsed stacks, idle frames left out). The summary gives self and inclusive
+time per package and per function, as shares of the on-CPU samples. py-spy pauses the process at each sample,
+so keep the rate moderate; shares are what matter, not the throughput reached while profiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from contextlib import ExitStack
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python bench/profile.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.run import run_wrk, start_upstream, wrk_env
+from bench.targets import SCENARIOS, default_llmroute, llmroute_target
+
+RESULTS = Path(__file__).resolve().parent / "results"
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+_SITE = re.compile(r"(?:site|dist)-packages/(?P<pkg>[^/]+)")
+_STDLIB = re.compile(r"/lib/python3\.\d+/(?P<mod>[^/]+)")
+
+
+def parse_collapsed(lines: Iterable[str]) -> Counter[tuple[str, ...]]:
+    """py-spy's raw output: `frame;frame;...;leaf COUNT` per line, outermost frame first."""
+    stacks: Counter[tuple[str, ...]] = Counter()
+    for line in lines:
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        stack, _, count = line.rpartition(" ")
+        stacks[tuple(stack.split(";"))] += int(count)
+    return stacks
+
+
+def package_of(frame: str) -> str:
+    """A frame's layer: `llmroute/<module>`, a third-party distribution, or `stdlib/<module>`."""
+    match = _FRAME.match(frame)
+    file = match.group("file") if match else frame
+    if "asgi_llmroute/" in file:
+        return "llmroute/" + file.split("asgi_llmroute/", 1)[1].removesuffix(".py")
+    site = _SITE.search(file)
+    if site:
+        return site.group("pkg").removesuffix(".py")
+    std = _STDLIB.search(file)
+    if std:
+        return "stdlib/" + std.group("mod").removesuffix(".py")
+    return file or "?"
+
+
+def function_of(frame: str) -> str:
+    match = _FRAME.match(frame)
+    if not match:
+        return frame
+    return f"{match.group('func')} ({package_of(frame)})"
+
+
+def layer_of(package: str) -> str | None:
+    """The layer a package belongs to, or None for generic helpers (contextlib, re, enum, ...), whose time is
+    charged to their caller's layer."""
+    if package in ("llmroute/logs", "stdlib/logging"):
+        return "logging (stdlib logging + llmroute/logs)"
+    if package.startswith("llmroute/"):
+        return package
+    if package == "stdlib/asyncio":
+        return "asyncio / uvloop event loop"
+    if package == "stdlib/json":
+        return "json"
+    if package == "sniffio":
+        return "anyio"
+    if package.startswith(("stdlib/", "<", "?")) or "/" in package or not package:
+        return None
+    return package
+
+
+def layer_breakdown(stacks: Counter[tuple[str, ...]]) -> Counter[str]:
+    """Samples per layer: each sample goes to the innermost frame that belongs to a layer."""
+    layers: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        layer = next((lay for f in reversed(stack) if (lay := layer_of(package_of(f))) is not None), "other")
+        layers[layer] += count
+    return layers
+
+
+def summarise(stacks: Counter[tuple[str, ...]], top: int = 25) -> str:
+    total = sum(stacks.values())
+    if total == 0:
+        return "no samples"
+    self_pkg: Counter[str] = Counter()
+    incl_pkg: Counter[str] = Counter()
+    self_fn: Counter[str] = Counter()
+    incl_fn: Counter[str] = Counter()
+    for stack, count in stacks.items():
+        self_pkg[package_of(stack[-1])] += count
+        self_fn[function_of(stack[-1])] += count
+        for name in {package_of(f) for f in stack}:
+            incl_pkg[name] += count
+        for name in {function_of(f) for f in stack}:
+            incl_fn[name] += count
+
+    def block(title: str, counter: Counter[str]) -> list[str]:
+        lines = [f"### {title}", "", "| share | samples | where |", "|---:|---:|---|"]
+        for name, count in counter.most_common(top):
+            lines.append(f"| {100 * count / total:5.1f}% | {count} | `{name}` |")
+        return [*lines, ""]
+
+    out = [f"{total} on-CPU samples", ""]
+    out += block("Self time by layer (generic stdlib helpers charged to their caller)", layer_breakdown(stacks))
+    out += block("Self time by package (the code that was running)", self_pkg)
+    out += block("Inclusive time by package (on the stack)", incl_pkg)
+    out += block("Self time by function", self_fn)
+    out += block("Inclusive time by function", incl_fn)
+    return "\n".join(out)
+
+
+def profile(args: argparse.Namespace) -> Path:
+    scenario = next(s for s in SCENARIOS if s.name == args.scenario)
+    py_spy = args.py_spy or shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    RESULTS.mkdir(exist_ok=True)
+    suffix = ("-native" if args.native else "") + ("-nonblocking" if args.nonblocking else "")
+    if args.stream_interval_ms > 0:
+        suffix += f"-paced{args.stream_interval_ms:g}ms"
+    out = RESULTS / f"profile-{scenario.name.replace('>', '')}-c{args.concurrency}{suffix}.txt"
+    with tempfile.TemporaryDirectory(prefix="llmroute-profile-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        ns = argparse.Namespace(stream_interval_ms=args.stream_interval_ms, upstream="nginx", load_cpu=1)
+        _, base = start_upstream(stack, workdir, ns)
+        running = stack.enter_context(llmroute_target(workdir, base, binary=args.llmroute, cpu=0))
+        call = running.call(scenario)
+        body = workdir / "body.json"
+        run_wrk(call, args.concurrency, 2, wrk_env(call, body, None), 1)  # warm-up
+        load = subprocess.Popen(
+            ["taskset", "-c", "1", "wrk", "-t1", f"-c{args.concurrency}", f"-d{args.duration + 2}s", "--timeout", "30s"]
+            + ["-s", str(Path(__file__).resolve().parent / "wrk" / "post.lua"), call.url],
+            env=wrk_env(call, body, None),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(1)
+            cmd = [py_spy, "record", "--pid", str(running.server.pid), "--rate", str(args.rate)]
+            cmd += ["--duration", str(args.duration), "--format", "raw", "--function", "--full-filenames"]
+            if args.native:
+                cmd.append("--native")
+            if args.nonblocking:
+                cmd.append("--nonblocking")
+            subprocess.run([*cmd, "--output", str(out)], check=True, stdout=subprocess.DEVNULL)
+        finally:
+            stdout, _ = load.communicate(timeout=args.duration + 60)
+        match = re.search(r"BENCH_RESULT (\{.*\})", stdout)
+        print(f"wrk: {match.group(1) if match else stdout[-300:]}", file=sys.stderr)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="openai-json", choices=[s.name for s in SCENARIOS])
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=int, default=10, help="seconds of sampling")
+    parser.add_argument("--rate", type=int, default=250, help="samples per second")
+    parser.add_argument("--stream-interval-ms", type=float, default=0.0, help="as in run.py")
+    parser.add_argument("--llmroute", default=default_llmroute())
+    parser.add_argument("--py-spy", default=None, help="py-spy executable")
+    parser.add_argument("--native", action="store_true", help="also sample C frames (py-spy --native)")
+    parser.add_argument(
+        "--nonblocking",
+        action="store_true",
+        help="sample without pausing the process (py-spy --nonblocking): no bias towards system calls",
+    )
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--summarise", type=Path, metavar="FILE", help="only summarise an existing raw profile")
+    args = parser.parse_args(argv)
+    path = args.summarise or profile(args)
+    print(f"## {path.name}\n")
+    with open(path) as f:
+        print(summarise(parse_collapsed(f), args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
