@@ -84,3 +84,40 @@ def test_serve_embedded_default(tmp_path: Path) -> None:
     assert "Traceback" not in output
     # A second start keeps the same token.
     assert (tmp_path / ".llmroute" / "router-token").read_text().strip() == token
+
+
+def test_serve_with_several_workers(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "llmroute.toml").write_text(
+        "[[tokens]]\nname = 't'\nkey = 'sk-workers-test'\n"
+        "[[providers]]\nname = 'demo'\napi = 'openai'\nbase_url = 'builtin://demo/v1'\n"
+        "[[models]]\nname = 'demo'\nprovider = 'demo'\nmodel = 'demo'\n"
+    )
+    process = subprocess.Popen(
+        [*LLMROUTE, "serve", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "llmroute serve did not come up"
+            time.sleep(0.2)
+        with openai.OpenAI(base_url=f"{url}/v1", api_key="sk-workers-test", max_retries=0) as client:
+            for _ in range(4):
+                reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "w"}])
+                assert reply.choices[0].message.content == "Hello from the llmroute demo provider! You said: w"
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert "Traceback" not in output
+    assert output.count("Started server process") >= 2  # two workers
