@@ -351,6 +351,7 @@ class _Run:
             self._visited.add(self._route.name)
         balancer = self._mw.balancer
         session = self._ctx.traits.session_id
+        principal = self._ctx.principal
         saved = (deque(self._queue), set(self._visited)) if healthy_only else None
         first: tuple[Route, Deployment] | None = None
         while self._queue:
@@ -362,6 +363,10 @@ class _Run:
             if route is None or not route.deployments:
                 continue
             self._queue.extend(route.fallbacks)
+            if principal is not None and not principal.allows(name):
+                # A fallback must not reach what the token could not ask for (LiteLLM got this wrong).
+                logger.info("skipping fallback %r: router token %r may not use it", name, principal.name)
+                continue
             nxt = balancer.choose(route, session=session, allow_cooling=False)
             if nxt is not None:
                 self._switch(route)

@@ -21,7 +21,7 @@ from asgi_llmroute import (
     Route,
     RouteTable,
 )
-from asgi_llmroute.context import ClientAPI, RequestContext, get_context
+from asgi_llmroute.context import ClientAPI, Principal, RequestContext, ensure_context, get_context
 from asgi_llmroute.middleware.retry import parse_retry_after
 from tests.middleware.apps import client, not_called_receive, not_called_send
 
@@ -315,3 +315,39 @@ def test_backoff_is_jittered_within_bounds(retry: int) -> None:
     delays = [backoff.delay(retry) for _ in range(200)]
     assert all(cap / 2 <= d <= cap for d in delays)
     assert len(set(delays)) > 1
+
+
+def as_principal(app: Any, *models: str) -> Any:
+    """What TokenAuthMiddleware leaves in the context for a token with this allow-list."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        ensure_context(scope).principal = Principal("restricted", models)
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+async def test_fallbacks_the_token_may_not_use_are_skipped() -> None:
+    inner = Script(500, 500, 200)
+    routes = [
+        Route("m", (Deployment(A, "up-a"),), fallbacks=("secret", "f1")),
+        Route("secret", (Deployment(B, "up-secret"),), fallbacks=("f2",)),
+        Route("f1", (Deployment(B, "up-b"),)),
+        Route("f2", (Deployment(C, "up-c"),)),
+    ]
+    policy = RetryPolicy(max_retries=0)
+    response = await call(as_principal(stack(inner, routes, policy=policy), "m", "f2"))
+    # Neither "secret" nor f1 is tried; f2, secret's own fallback, is: the token may use it.
+    assert inner.deployments == ["a/up-a", "c/up-c"]
+    assert response.headers["x-llmroute-deployment"] == "c/up-c"
+
+
+async def test_a_cooling_model_does_not_start_on_a_forbidden_fallback() -> None:
+    balancer = Balancer()
+    balancer.failed(balancer.stats(Deployment(A, "up-a")), 60)
+    inner = Script(503)
+    routes = [Route("m", (Deployment(A, "up-a"),), fallbacks=("f",)), Route("f", (Deployment(B, "up-b"),))]
+    policy = RetryPolicy(max_retries=0)
+    response = await call(as_principal(stack(inner, routes, balancer=balancer, policy=policy), "m"))
+    assert inner.deployments == ["a/up-a"]
+    assert response.status_code == 503
