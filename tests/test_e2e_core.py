@@ -350,6 +350,27 @@ def test_client_disconnect_cancels_the_upstream(gateway_url: str, oa: Upstream) 
     assert oa.cancelled.wait(3), "the upstream request was not cancelled"
 
 
+@pytest.mark.parametrize("token", [ROUTER_TOKEN, LIMITED_TOKEN], ids=["resolver-reads-body", "auth-reads-body"])
+def test_client_gone_before_its_body_arrived(
+    gateway_url: str, token: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO)
+    port = int(gateway_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + token.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + b'{"model": "gpt-test", "mess'
+        )
+        time.sleep(0.2)
+    deadline = time.monotonic() + 3
+    while "POST /v1/chat/completions 499" not in caplog.text:
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(0.02)
+    _, err = capfd.readouterr()
+    assert "Traceback" not in caplog.text + err
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_health_needs_no_token(gateway_url: str) -> None:
     response = httpx.get(f"{gateway_url}/health")
     assert response.status_code == 200 and response.json() == {"status": "ok"}

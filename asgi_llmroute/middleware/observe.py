@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import RequestContext, ensure_context, get_context, route_path
+from ..context import ClientDisconnected, RequestContext, ensure_context, get_context, route_path
 from ..errors import GatewayError, send_error
 from ..logs import REQUEST_ID
 from ..metrics import GatewayMetrics, upstream_error_kind
@@ -99,6 +99,8 @@ class ObserveMiddleware:
         status: int | None = None
         try:
             await self._app(scope, receive, exchange.send)
+        except ClientDisconnected:
+            ctx.last_error = "disconnect"  # from an inner app of the user's: no answer, no traceback
         except Exception:
             status = 500
             _error_logger.exception("unhandled error")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import ClientAPI, RequestContext, ensure_context, receive_body
-from ..errors import GatewayError
+from ..context import ClientAPI, ClientDisconnected, RequestContext, ensure_context, receive_body
+from ..errors import GatewayError, send_error
 from ..usage import OpenAIUsageStripper, StreamUsageScanner, Wire, usage_from_json
 
 __all__ = ["UsageMiddleware"]
@@ -51,7 +51,14 @@ class UsageMiddleware:
             scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
             scope["headers"].append((b"accept-encoding", b"identity"))
             if self._stream_usage and client is ClientAPI.OPENAI_CHAT:
-                ctx, receive = await receive_body(scope, receive)
+                try:
+                    ctx, receive = await receive_body(scope, receive)
+                except GatewayError as exc:
+                    await send_error(send, client.wire, exc)
+                    return
+                except ClientDisconnected:
+                    ctx.last_error = "disconnect"
+                    return
                 strip = _ask_for_stream_usage(ctx)
         await self._app(scope, receive, _Observer(send, ctx, wire, strip).send)
 
