@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Literal
 
 import anyio
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import RequestContext, ensure_context
+from ..context import ClientDisconnected, RequestContext, ensure_context, receive_body
 from ..errors import GatewayError, send_error
 
 __all__ = ["ConcurrencyLimitMiddleware", "Limiter"]
@@ -36,10 +36,16 @@ class Limiter:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self, max_wait: float) -> bool:
-        """Take a slot, waiting up to ``max_wait`` seconds; False if none came free in time."""
+    def try_acquire(self) -> bool:
+        """Take a free slot if there is one (and nobody is waiting for it)."""
         if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
+            return True
+        return False
+
+    async def acquire(self, max_wait: float) -> bool:
+        """Take a slot, waiting up to ``max_wait`` seconds; False if none came free in time."""
+        if self.try_acquire():
             return True
         if max_wait <= 0:
             return False
@@ -75,13 +81,15 @@ class ConcurrencyLimitMiddleware:
 
     ``limits`` maps token or provider names to their limit; names not in it are not limited. A
     request over the limit waits up to ``max_wait`` seconds for a slot, then gets 429 with
-    ``Retry-After: <retry_after>`` in the client's format (code ``concurrency_limit``). The slot is
-    held until the inner app returns: the end of a stream, or the client's disconnect.
+    ``Retry-After: <retry_after>`` in the client's format (code ``concurrency_limit``); one whose
+    client disconnects meanwhile leaves the queue at once. The slot is held until the inner app
+    returns: the end of a stream, or the client's disconnect.
 
     Put the token limit after authentication; the provider limit after deployment choice (inside
     ``RetryMiddleware``, so that a full provider makes it try another deployment).
 
-    Scope: reads ``ctx.principal`` or ``ctx.deployment``; writes ``ctx.last_error = "limited"`` on 429.
+    Scope: reads ``ctx.principal`` or ``ctx.deployment``; a waiting request reads its body into
+    ``ctx.body``; writes ``ctx.last_error`` (``"limited"`` on 429, ``"disconnect"``).
     """
 
     def __init__(
@@ -114,7 +122,22 @@ class ConcurrencyLimitMiddleware:
         if limiter is None:
             await self._app(scope, receive, send)
             return
-        if not await limiter.acquire(self._max_wait):
+        if not limiter.try_acquire():
+            try:
+                ctx, receive = await receive_body(scope, receive)
+            except GatewayError as exc:
+                await send_error(send, ctx.client_api.wire, exc)
+                return
+            except ClientDisconnected:
+                ctx.last_error = "disconnect"
+                return
+            acquired, receive = await self._wait(limiter, receive)
+            if acquired is None:
+                ctx.last_error = "disconnect"  # left while waiting: nobody to answer
+                return
+        else:
+            acquired = True
+        if not acquired:
             ctx.last_error = "limited"
             message = f"Too many requests in flight for {self._by} {name!r}; retry shortly."
             error = GatewayError(429, message, code="concurrency_limit", headers=self._headers)
@@ -124,6 +147,37 @@ class ConcurrencyLimitMiddleware:
             await self._app(scope, receive, send)
         finally:
             limiter.release()
+
+    async def _wait(self, limiter: Limiter, receive: Receive) -> tuple[bool | None, Receive]:
+        """Wait for a slot while watching for the client leaving.
+
+        Returns (True: got one, False: timed out, None: the client left) and a ``receive`` that
+        replays what the watch read, so the inner app sees every message.
+        """
+        read: deque[Message] = deque()
+        acquired: bool | None = False
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                nonlocal acquired
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        acquired = None
+                        tg.cancel_scope.cancel()
+                        return
+                    read.append(message)  # the replayed body: the inner app gets it again
+
+            tg.start_soon(watch)
+            acquired = await limiter.acquire(self._max_wait)
+            tg.cancel_scope.cancel()
+        if not read:
+            return acquired, receive
+
+        async def replay() -> Message:
+            return read.popleft() if read else await receive()
+
+        return acquired, replay
 
     def _name(self, ctx: RequestContext) -> str | None:
         if self._by == "token":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_llmroute import ConcurrencyLimitMiddleware, Deployment, Provider
 from asgi_llmroute.context import SCOPE_KEY, ClientAPI, Principal, RequestContext
@@ -181,3 +181,78 @@ async def test_by_provider_uses_the_deployment() -> None:
 def test_by_must_be_token_or_provider() -> None:
     with pytest.raises(ValueError):
         ConcurrencyLimitMiddleware(app_ok, limits={}, by="model")  # type: ignore[arg-type]
+
+
+class Client:
+    """A raw ASGI client: sends a body, then says ``http.disconnect`` when ``leave`` is set."""
+
+    def __init__(self, body: bytes) -> None:
+        self.messages = [{"type": "http.request", "body": body[:3], "more_body": True}]
+        self.messages.append({"type": "http.request", "body": body[3:], "more_body": False})
+        self.leave = anyio.Event()
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        if self.messages:
+            return self.messages.pop(0)
+        await self.leave.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+
+def scope_for(ctx: RequestContext) -> Scope:
+    return {"type": "http", "method": "POST", "path": "/v1/x", "headers": [], SCOPE_KEY: ctx}
+
+
+async def test_a_waiter_whose_client_leaves_gives_up_its_place_at_once() -> None:
+    called: list[bool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        called.append(True)
+
+    middleware = ConcurrencyLimitMiddleware(app, limits={"alice": 1}, max_wait=30)
+    limiter = middleware.limiter("alice")
+    assert limiter is not None and await limiter.acquire(0)
+    ctx = RequestContext(client_api=ClientAPI.OPENAI_CHAT, principal=Principal("alice"))
+    visitor = Client(b'{"model": "m"}')
+    with anyio.fail_after(5):  # not max_wait
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(middleware, scope_for(ctx), visitor.receive, visitor.send)
+            await anyio.wait_all_tasks_blocked()
+            assert limiter.waiting == 1
+            visitor.leave.set()
+    assert (called, visitor.sent, limiter.waiting, limiter.in_flight) == ([], [], 0, 1)
+    assert ctx.last_error == "disconnect"
+    limiter.release()
+    assert limiter.in_flight == 0
+
+
+async def test_a_waiter_that_gets_a_slot_sees_its_whole_request() -> None:
+    seen: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(await receive())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        seen.append(await receive())
+
+    middleware = ConcurrencyLimitMiddleware(app, limits={"alice": 1}, max_wait=30)
+    limiter = middleware.limiter("alice")
+    assert limiter is not None and await limiter.acquire(0)
+    ctx = RequestContext(client_api=ClientAPI.OPENAI_CHAT, principal=Principal("alice"))
+    visitor = Client(b'{"model": "m"}')
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(middleware, scope_for(ctx), visitor.receive, visitor.send)
+            await anyio.wait_all_tasks_blocked()
+            limiter.release()  # the slot passes to the waiter
+            await anyio.wait_all_tasks_blocked()
+            visitor.leave.set()
+    assert seen == [
+        {"type": "http.request", "body": b'{"model": "m"}', "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+    assert visitor.sent[0]["status"] == 200
+    assert limiter.in_flight == 0
