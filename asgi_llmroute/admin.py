@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from .config import GatewayConfig
-from .context import ClientDisconnected, receive_body, route_path
+from .context import receive_body, route_path
 from .errors import GatewayError, send_error
 from .importers import ImportFileError, build_plan, parse
 from .middleware.auth import token_digest
@@ -84,8 +84,6 @@ class ProviderAdminApp:
             status, body = await self._route(scope, receive)
         except GatewayError as exc:
             await send_error(send, "openai", exc)
-            return
-        except ClientDisconnected:
             return
         await _send_json(send, status, body)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import Message, Receive, Scope
 
-from .errors import GatewayError
+from .errors import ClientDisconnected, GatewayError
 
 if TYPE_CHECKING:
     from .providers.model import Deployment, Route
@@ -211,6 +211,7 @@ async def receive_body(scope: Scope, receive: Receive) -> tuple[RequestContext, 
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            ctx.last_error = "disconnect"
             raise ClientDisconnected()
         chunk: bytes = message.get("body", b"")
         if chunk:
@@ -228,10 +229,6 @@ async def receive_json(scope: Scope, receive: Receive) -> tuple[RequestContext, 
     """:func:`receive_body`, then the body parsed as a JSON object (400 otherwise)."""
     ctx, receive = await receive_body(scope, receive)
     return ctx, ctx.json(), receive
-
-
-class ClientDisconnected(Exception):
-    """The client went away before the request body arrived; there is nobody left to answer."""
 
 
 def _too_large(limit: int) -> GatewayError:

@@ -18,7 +18,7 @@ from starlette.types import Send
 from .formats.errors import anthropic_error_type, openai_error_type
 from .responses import send_body
 
-__all__ = ["GatewayError", "UpstreamError", "render_error", "send_error"]
+__all__ = ["ClientDisconnected", "GatewayError", "UpstreamError", "render_error", "send_error"]
 
 
 class GatewayError(Exception):
@@ -46,6 +46,17 @@ class GatewayError(Exception):
         return f"{type(self).__name__}({self.status}, {self.message!r})"
 
 
+class ClientDisconnected(GatewayError):
+    """The client went away before its request body arrived: there is nobody left to answer.
+
+    A :class:`GatewayError` (status 499, nginx's "client closed request") so that every layer's
+    error path handles it; :func:`send_error` sends nothing for it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(499, "The client closed the request before sending its body.")
+
+
 class UpstreamError(GatewayError):
     """The upstream could not be reached (502), timed out (504) or answered nonsense (502)."""
 
@@ -70,6 +81,8 @@ def render_error(wire: str, error: GatewayError) -> bytes:
 
 async def send_error(send: Send, wire: str, error: GatewayError) -> None:
     """Send ``error`` as a complete JSON response. Only call it before the response has started."""
+    if isinstance(error, ClientDisconnected):
+        return  # nobody to answer
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers]
     await send_body(send, error.status, render_error(wire, error), b"application/json", headers)
 

@@ -15,7 +15,7 @@ import anyio
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from .context import ClientDisconnected, RequestContext, get_context, receive_body, route_path
+from .context import RequestContext, get_context, receive_body, route_path
 from .errors import GatewayError, UpstreamError, render_stream_error, send_error
 from .middleware.strip import CREDENTIAL_HEADERS, HOP_BY_HOP_HEADERS
 from .providers.model import Provider
@@ -179,9 +179,6 @@ class Forwarder:
             ctx, receive = await receive_body(scope, receive)
         except GatewayError as exc:
             await send_error(send, provider.api, exc)
-            return
-        except ClientDisconnected:
-            ctx.last_error = "disconnect"  # gone before its body arrived: nobody to answer
             return
         timeouts = self._timeouts.get(provider.name) or _default_timeouts(provider.timeout)
         request = self._build_request(scope, ctx, provider, timeouts)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..context import ClientDisconnected, Principal, ensure_context, receive_json, route_path
+from ..context import Principal, ensure_context, receive_json, route_path
 from ..errors import GatewayError, send_error
 
 __all__ = ["TokenAuthMiddleware", "TokenEntry", "TokenTable", "token_digest"]
@@ -97,9 +97,6 @@ class TokenAuthMiddleware:
                     raise GatewayError(403, f"This router token may not use model {model!r}.", code="model_not_allowed")
         except GatewayError as exc:
             await send_error(send, ctx.client_api.wire, exc)
-            return
-        except ClientDisconnected:
-            ctx.last_error = "disconnect"  # gone before its body arrived: nobody to answer
             return
         await self._app(scope, receive, send)
 

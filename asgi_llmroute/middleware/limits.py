@@ -9,7 +9,7 @@ from typing import Literal
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import ClientDisconnected, RequestContext, ensure_context, receive_body
+from ..context import RequestContext, ensure_context, receive_body
 from ..errors import GatewayError, send_error
 
 __all__ = ["ConcurrencyLimitMiddleware", "Limiter"]
@@ -127,9 +127,6 @@ class ConcurrencyLimitMiddleware:
                 ctx, receive = await receive_body(scope, receive)
             except GatewayError as exc:
                 await send_error(send, ctx.client_api.wire, exc)
-                return
-            except ClientDisconnected:
-                ctx.last_error = "disconnect"
                 return
             acquired, receive = await self._wait(limiter, receive)
             if acquired is None:

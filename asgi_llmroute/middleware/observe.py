@@ -13,8 +13,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import ClientDisconnected, RequestContext, ensure_context, get_context, route_path
-from ..errors import GatewayError, send_error
+from ..context import RequestContext, ensure_context, get_context, route_path
+from ..errors import ClientDisconnected, GatewayError, send_error
 from ..logs import REQUEST_ID
 from ..metrics import GatewayMetrics, upstream_error_kind
 from ..secrets import Secret
@@ -100,7 +100,7 @@ class ObserveMiddleware:
         try:
             await self._app(scope, receive, exchange.send)
         except ClientDisconnected:
-            ctx.last_error = "disconnect"  # from an inner app of the user's: no answer, no traceback
+            pass  # raised by an inner app of the user's: no answer, no traceback (logged as 499)
         except Exception:
             status = 500
             _error_logger.exception("unhandled error")

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..context import ClientDisconnected, ClientTraits, ensure_context, receive_json
+from ..context import ClientTraits, ensure_context, receive_json
 from ..errors import GatewayError, send_error
 from ..providers.balance import Balancer
 from ..providers.model import Route
@@ -79,9 +79,6 @@ class ProviderResolverMiddleware:
                 raise GatewayError(404, f"Unknown model {model!r}.", param="model", code="model_not_found")
         except GatewayError as exc:
             await send_error(send, ctx.client_api.wire, exc)
-            return
-        except ClientDisconnected:
-            ctx.last_error = "disconnect"  # gone before its body arrived: nobody to answer
             return
         traits = client_traits(scope["headers"])
         if traits is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..context import ClientAPI, ClientDisconnected, ensure_context, receive_json
+from ..context import ClientAPI, ensure_context, receive_json
 from ..errors import GatewayError, send_error
 from ..formats import (
     ResponsesTranslator,
@@ -59,9 +59,6 @@ class ResponsesMiddleware:
                 raise GatewayError(400, exc.message, param=exc.param) from None
         except GatewayError as exc:
             await send_error(send, "openai", exc)
-            return
-        except ClientDisconnected:
-            ctx.last_error = "disconnect"  # gone before its body arrived: nobody to answer
             return
         # Inner layers see a chat request; a translation layer further in may set its own path.
         ctx.client_api = ClientAPI.OPENAI_CHAT

@@ -9,7 +9,7 @@ import math
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..context import ClientAPI, ClientDisconnected, ensure_context, receive_json
+from ..context import ClientAPI, ensure_context, receive_json
 from ..errors import GatewayError, send_error
 from ..formats import (
     TranslationError,
@@ -73,9 +73,6 @@ class TranslationMiddleware:
                 raise GatewayError(400, exc.message, param=exc.param) from None
         except GatewayError as exc:
             await send_error(send, client.wire, exc)
-            return
-        except ClientDisconnected:
-            ctx.last_error = "disconnect"  # gone before its body arrived: nobody to answer
             return
         ctx.upstream_path = _UPSTREAM_PATH[provider.api]
         # Drop the other API's protocol headers (anthropic-version to an OpenAI upstream, ...).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import ClientAPI, ClientDisconnected, RequestContext, ensure_context, receive_body
+from ..context import ClientAPI, RequestContext, ensure_context, receive_body
 from ..errors import GatewayError, send_error
 from ..usage import OpenAIUsageStripper, StreamUsageScanner, Wire, usage_from_json
 
@@ -55,9 +55,6 @@ class UsageMiddleware:
                     ctx, receive = await receive_body(scope, receive)
                 except GatewayError as exc:
                     await send_error(send, client.wire, exc)
-                    return
-                except ClientDisconnected:
-                    ctx.last_error = "disconnect"
                     return
                 strip = _ask_for_stream_usage(ctx)
         await self._app(scope, receive, _Observer(send, ctx, wire, strip).send)

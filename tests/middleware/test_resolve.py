@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from starlette.types import Message
 
 from asgi_llmroute import Deployment, Provider, ProviderResolverMiddleware, Route, RouteTable
 from asgi_llmroute.context import SCOPE_KEY, ClientAPI, Principal, RequestContext, get_context
@@ -94,3 +95,23 @@ async def test_not_http_passes_through() -> None:
 
     await ProviderResolverMiddleware(app, routes=TABLE)({"type": "lifespan"}, not_called_receive, not_called_send)
     assert seen == ["lifespan"]
+
+
+async def test_a_client_gone_before_its_body_arrived_gets_nothing() -> None:
+    spy = Spy()
+    messages: list[Message] = [
+        {"type": "http.request", "body": b'{"model": "cl', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    ctx = RequestContext(client_api=ClientAPI.OPENAI_CHAT)
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [], SCOPE_KEY: ctx}
+    await ProviderResolverMiddleware(spy, routes=TABLE)(scope, receive, send)  # no exception
+    assert (spy.scope, sent, ctx.last_error) == (None, [], "disconnect")
