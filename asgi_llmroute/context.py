@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import Message, Receive, Scope
 
 from .errors import ClientDisconnected, GatewayError
+from .multipart import form_boundary, form_field, replace_form_field
 
 if TYPE_CHECKING:
     from .providers.model import Deployment, Route
@@ -122,6 +123,8 @@ class RequestContext:
     # Why the last upstream attempt failed without an upstream status: "connect", "timeout",
     # "protocol", "transport" (forwarder), "disconnect" (the client left), "limited" (a concurrency limit).
     last_error: str | None = None
+    # The boundary of a multipart/form-data body (upload endpoints), set when the body is read.
+    form_boundary: bytes | None = None
     _body: bytes | None = None
     _json: Any = None
     _json_parsed: bool = False
@@ -162,6 +165,24 @@ class RequestContext:
         self._json = value
         self._json_parsed = True
         self._body = None
+
+    def requested_model(self) -> Any:
+        """The body's ``model``: the JSON object's, or a multipart form's ``model`` field (None if absent).
+
+        A 400 :class:`GatewayError` if the body is neither a JSON object nor a multipart form.
+        """
+        if self.form_boundary is not None:
+            return form_field(self.body, self.form_boundary, "model")
+        return self.json().get("model")
+
+    def set_model(self, model: str) -> None:
+        """Replace the body's ``model`` (JSON or multipart form), leaving everything else as it is."""
+        if self.form_boundary is not None:
+            self.body = replace_form_field(self.body, self.form_boundary, "model", model)
+        else:
+            body = self.json()
+            body["model"] = model
+            self.set_json(body)
 
 
 def route_path(scope: Scope) -> str:
@@ -205,7 +226,8 @@ async def receive_body(scope: Scope, receive: Receive) -> tuple[RequestContext, 
                 raise GatewayError(400, "Invalid Content-Length header.") from None
             if declared > limit:
                 raise _too_large(limit)
-            break
+        elif name == b"content-type":
+            ctx.form_boundary = form_boundary(value)
     chunks: list[bytes] = []
     size = 0
     while True:

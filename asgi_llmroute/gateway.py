@@ -43,6 +43,11 @@ PASSTHROUGH_ROUTES = (
     "/v1/moderations",
     "/v1/images/generations",
     "/v1/audio/speech",
+    # multipart/form-data uploads: the model is a form field
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+    "/v1/images/edits",
+    "/v1/images/variations",
     "/v1/rerank",
 )
 

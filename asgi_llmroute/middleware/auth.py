@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..context import Principal, ensure_context, receive_json, route_path
+from ..context import Principal, ensure_context, receive_body, route_path
 from ..errors import GatewayError, send_error
 
 __all__ = ["TokenAuthMiddleware", "TokenEntry", "TokenTable", "token_digest"]
@@ -91,8 +91,8 @@ class TokenAuthMiddleware:
             principal = self._authenticate(scope)
             ctx.principal = principal
             if principal.restricted and scope["method"] == "POST":
-                ctx, body, receive = await receive_json(scope, receive)
-                model = body.get("model")
+                ctx, receive = await receive_body(scope, receive)
+                model = ctx.requested_model()
                 if isinstance(model, str) and not principal.allows(model):
                     raise GatewayError(403, f"This router token may not use model {model!r}.", code="model_not_allowed")
         except GatewayError as exc:

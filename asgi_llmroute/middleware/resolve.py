@@ -6,7 +6,7 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..context import ClientTraits, ensure_context, receive_json
+from ..context import ClientTraits, ensure_context, receive_body
 from ..errors import GatewayError, send_error
 from ..providers.balance import Balancer
 from ..providers.model import Route
@@ -67,8 +67,8 @@ class ProviderResolverMiddleware:
             return
         ctx = ensure_context(scope)
         try:
-            ctx, body, receive = await receive_json(scope, receive)
-            model = body.get("model")
+            ctx, receive = await receive_body(scope, receive)
+            model = ctx.requested_model()
             if not isinstance(model, str) or not model:
                 raise GatewayError(400, "The request needs a 'model' string.", param="model", code="missing_model")
             principal = ctx.principal
@@ -91,6 +91,5 @@ class ProviderResolverMiddleware:
         ctx.deployment = deployment
         ctx.client_body = ctx.body
         if deployment.model != model:
-            body["model"] = deployment.model
-            ctx.set_json(body)
+            ctx.set_model(deployment.model)
         await self._app(scope, receive, send)

@@ -393,9 +393,7 @@ class _Run:
         if ctx.client_body is not None:
             ctx.body = ctx.client_body
             if ctx.model is not None and deployment.model != ctx.model:
-                body = ctx.json()
-                body["model"] = deployment.model
-                ctx.set_json(body)
+                ctx.set_model(deployment.model)
         ctx.client_api = self._client_api
         ctx.route = self._route
         ctx.deployment = deployment

@@ -55,10 +55,6 @@ class TranslationMiddleware:
             return
         provider = deployment.provider
         try:
-            ctx, body, receive = await receive_json(scope, receive)
-            if client is ClientAPI.ANTHROPIC_MESSAGES and _is_count_tokens(scope):
-                await send_json(send, 200, {"input_tokens": _estimate_tokens(ctx.body)})
-                return
             if client not in (ClientAPI.OPENAI_CHAT, ClientAPI.ANTHROPIC_MESSAGES):
                 raise GatewayError(
                     400,
@@ -66,6 +62,10 @@ class TranslationMiddleware:
                     "which cannot serve this endpoint.",
                     param="model",
                 )
+            ctx, body, receive = await receive_json(scope, receive)
+            if client is ClientAPI.ANTHROPIC_MESSAGES and _is_count_tokens(scope):
+                await send_json(send, 200, {"input_tokens": _estimate_tokens(ctx.body)})
+                return
             translator = new_translator(client.wire, provider.api, _options_for(self._options, provider))  # type: ignore[arg-type]
             try:
                 ctx.set_json(translator.request(body))
