@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
-LLMROUTE = [sys.executable, "-m", "asgi_llmroute.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.cli import LLMROUTE, llmroute_serve
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -51,73 +39,31 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 
 def test_serve_embedded_default(tmp_path: Path) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [*LLMROUTE, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "llmroute serve did not come up"
-            time.sleep(0.1)
+    with llmroute_serve([], tmp_path) as served:
         token_file = tmp_path / ".llmroute" / "router-token"
         token = token_file.read_text().strip()
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-        with openai.OpenAI(base_url=f"{url}/v1", api_key=token, max_retries=0) as client:
+        with openai.OpenAI(base_url=f"{served.url}/v1", api_key=token, max_retries=0) as client:
             reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi"}])
         assert reply.choices[0].message.content == "Hello from the llmroute demo provider! You said: Hi"
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        output, _ = process.communicate(timeout=20)
-    assert token in output  # printed at start-up for the newcomer
-    assert "Traceback" not in output
+    assert token in served.output  # printed at start-up for the newcomer
+    assert "Traceback" not in served.output
     # A second start keeps the same token.
     assert (tmp_path / ".llmroute" / "router-token").read_text().strip() == token
 
 
 def test_serve_with_several_workers(tmp_path: Path) -> None:
-    port = free_port()
     (tmp_path / "llmroute.toml").write_text(
         "[[tokens]]\nname = 't'\nkey = 'sk-workers-test'\n"
         "[[providers]]\nname = 'demo'\napi = 'openai'\nbase_url = 'builtin://demo/v1'\n"
         "[[models]]\nname = 'demo'\nprovider = 'demo'\nmodel = 'demo'\n"
     )
-    process = subprocess.Popen(
-        [*LLMROUTE, "serve", "--port", str(port), "--workers", "2"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None, "llmroute serve did not come up"
-            time.sleep(0.2)
-        with openai.OpenAI(base_url=f"{url}/v1", api_key="sk-workers-test", max_retries=0) as client:
-            for _ in range(4):
-                reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "w"}])
-                assert reply.choices[0].message.content == "Hello from the llmroute demo provider! You said: w"
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
-    assert "Traceback" not in output
-    assert output.count("Started server process") >= 2  # two workers
+    with (
+        llmroute_serve(["--workers", "2"], tmp_path, wait=30) as served,
+        openai.OpenAI(base_url=f"{served.url}/v1", api_key="sk-workers-test", max_retries=0) as client,
+    ):
+        served.wait_for("Started server process", 2)  # both workers (one may answer /health before the other)
+        for _ in range(4):
+            reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "w"}])
+            assert reply.choices[0].message.content == "Hello from the llmroute demo provider! You said: w"
+    assert "Traceback" not in served.output

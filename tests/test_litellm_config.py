@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import yaml
 
 from asgi_llmroute.config import ConfigError
 from asgi_llmroute.litellm_config import load_litellm_config
+from tests.support.cli import llmroute_serve
 from tests.support.servers import Upstream, json_reply, serve
-from tests.test_cli import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protocols"
 LITELLM_CONFIG = {
@@ -118,36 +113,14 @@ def test_serve_a_litellm_config(tmp_path: Path) -> None:
             "general_settings": {"master_key": "os.environ/TEST_MASTER_KEY", "alerting": ["slack"]},
         }
         path = write(tmp_path, data)
-        port = free_port()
         env = {**os.environ, "TEST_UP_KEY": "sk-upstream-key", "TEST_MASTER_KEY": "sk-master-key"}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "asgi_llmroute.cli", "serve", "--config", str(path), "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if httpx.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and process.poll() is None, "llmroute serve did not come up"
-                time.sleep(0.1)
-            with openai.OpenAI(base_url=f"{url}/v1", api_key="sk-master-key", max_retries=0) as client:
+        with llmroute_serve(["--config", str(path)], tmp_path, env=env) as served:
+            with openai.OpenAI(base_url=f"{served.url}/v1", api_key="sk-master-key", max_retries=0) as client:
                 reply = client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
             assert reply.choices[0].message.content
             assert upstream.last.headers["authorization"] == "Bearer sk-upstream-key"
             assert upstream.last.json()["model"] == "gpt-4o-mini"
-        finally:
-            os.killpg(process.pid, signal.SIGINT)
-            output, _ = process.communicate(timeout=20)
+    output = served.output
     assert "general_settings.alerting" in output
     assert "sk-master-key" not in output and "sk-upstream-key" not in output
     assert "Traceback" not in output
