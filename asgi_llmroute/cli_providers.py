@@ -22,7 +22,7 @@ from .importers import FORMATS, ImportFileError, build_plan, detect_format, pars
 from .importers.export import export_json, export_toml
 from .providers.records import ProviderRecord, ProviderSpec, describe_validation
 from .providers.setup import open_store, rotate_secret
-from .providers.store import ProviderStore, StoreError
+from .providers.store import ProviderStore, Snapshot, StoreError
 
 __all__ = ["add_commands", "run"]
 
@@ -126,21 +126,27 @@ def _store(config: GatewayConfig, *, create: bool = True) -> ProviderStore:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def _list(args: argparse.Namespace, config: GatewayConfig) -> int:
+def _snapshot(config: GatewayConfig, warning: str) -> tuple[Path, Snapshot]:
+    """The store's path and readable records; a ``warning`` line on stderr for each unreadable one."""
     store = _store(config, create=False)
     try:
         snapshot = store.load()
     finally:
         store.close()
     for error in snapshot.errors:
-        print(f"llmroute: warning: {error}", file=sys.stderr)
+        print(f"llmroute: warning: {warning}{error}", file=sys.stderr)
+    return store.path, snapshot
+
+
+def _list(args: argparse.Namespace, config: GatewayConfig) -> int:
+    path, snapshot = _snapshot(config, "")
     if args.json:
         views = [r.view() for r in snapshot.records]
         unreadable = [{"name": e.name, "error": e.problem} for e in snapshot.errors]
         print(json.dumps({"providers": views, "unreadable": unreadable}, indent=2))
         return 0
     if not snapshot.records:
-        print(f"no providers in {store.path}")
+        print(f"no providers in {path}")
         return 0
     rows = [("NAME", "API", "BASE URL", "KEY", "MODELS")]
     for r in snapshot.records:
@@ -167,13 +173,7 @@ def _show(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 
 def _export(args: argparse.Namespace, config: GatewayConfig) -> int:
-    store = _store(config, create=False)
-    try:
-        snapshot = store.load()
-    finally:
-        store.close()
-    for error in snapshot.errors:
-        print(f"llmroute: warning: not exported: {error}", file=sys.stderr)
+    _, snapshot = _snapshot(config, "not exported: ")
     write = export_json if args.format == "json" else export_toml
     text = write(snapshot.records, include_keys=args.include_keys)
     if args.output is None:

@@ -20,8 +20,8 @@ def _text(content: Any) -> str:
     return ""
 
 
-def openai_to_anthropic_response(body: bytes, ctx: RequestContext, options: TranslationOptions) -> tuple[bytes, Any]:
-    """Translate a non-stream chat.completion body; returns (client body, upstream usage or None)."""
+def parse_chat_completion(body: bytes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A non-stream ``chat.completion`` body: (completion, first choice, its message), checked."""
     completion = parse_json_object(body, "completion")
     choices = completion.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -30,6 +30,12 @@ def openai_to_anthropic_response(body: bytes, ctx: RequestContext, options: Tran
     message = choice.get("message")
     if not isinstance(message, dict):
         raise UpstreamProtocolError("upstream completion choice has no message")
+    return completion, choice, message
+
+
+def openai_to_anthropic_response(body: bytes, ctx: RequestContext, options: TranslationOptions) -> tuple[bytes, Any]:
+    """Translate a non-stream chat.completion body; returns (client body, upstream usage or None)."""
+    completion, choice, message = parse_chat_completion(body)
 
     content: list[dict[str, Any]] = []
     if ctx.thinking_requested:

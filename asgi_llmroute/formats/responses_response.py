@@ -10,8 +10,9 @@ import re
 import uuid
 from typing import Any
 
-from ._json import dumps_bytes, loads, parse_json_object
+from ._json import dumps_bytes, loads
 from .errors import _error_fields, openai_error_body, openai_error_type
+from .response_to_anthropic import parse_chat_completion
 from .types import TranslationOptions, UpstreamProtocolError
 
 _INVALID_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -140,14 +141,7 @@ def chat_to_responses_response(
     body: bytes, echo: dict[str, Any], options: TranslationOptions
 ) -> tuple[bytes, dict[str, Any] | None]:
     """Translate a non-stream ``chat.completion`` body; returns (Response body, upstream usage or None)."""
-    completion = parse_json_object(body, "completion")
-    choices = completion.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise UpstreamProtocolError("upstream completion has no choices")
-    choice = choices[0]
-    message = choice.get("message")
-    if not isinstance(message, dict):
-        raise UpstreamProtocolError("upstream completion choice has no message")
+    completion, choice, message = parse_chat_completion(body)
     base = id_base(completion.get("id"))
     status, incomplete = status_for(choice.get("finish_reason"))
     item_status = "incomplete" if incomplete else "completed"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from ._json import loads_str
 from .sse import SSEBufferOverflow, SSEEvent, SSEParser
 from .types import TranslationOptions
 
@@ -12,6 +15,34 @@ class StreamProtocolError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def load_chat_chunk(data: str) -> dict[str, Any]:
+    """An OpenAI ``chat.completion.chunk`` event's data as a JSON object (StreamProtocolError if not)."""
+    try:
+        obj = loads_str(data)
+    except (ValueError, RecursionError):
+        raise StreamProtocolError("upstream sent a chunk that is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise StreamProtocolError("upstream sent a chunk that is not a JSON object")
+    return obj
+
+
+def chat_chunk_parts(obj: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Any]:
+    """A chunk's ``usage``, first choice's ``delta`` (None if empty) and ``finish_reason``, checked."""
+    usage = obj.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise StreamProtocolError("upstream chunk usage is not an object")
+    choices = obj.get("choices")
+    if not choices:
+        return usage, None, None
+    if not isinstance(choices, list) or not isinstance(choices[0], dict):
+        raise StreamProtocolError("upstream chunk choices are malformed")
+    choice = choices[0]
+    delta = choice.get("delta")
+    if delta and not isinstance(delta, dict):
+        raise StreamProtocolError("upstream chunk delta is not an object")
+    return usage, delta or None, choice.get("finish_reason")
 
 
 class StreamTranslator:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._json import dumps, loads_str
+from ._json import dumps
 from .context import RequestContext
 from .errors import openai_error_to_anthropic_type
 from .mapping import stop_reason
 from .sse import SSEEvent
-from .stream_base import StreamProtocolError, StreamTranslator
+from .stream_base import StreamProtocolError, StreamTranslator, chat_chunk_parts, load_chat_chunk
 from .tools import new_tool_id, sanitize_id
 from .types import TranslationOptions
 from .usage import accounting_from_openai, anthropic_usage
@@ -110,36 +110,19 @@ class OpenAIToAnthropicStream(StreamTranslator):
         if data == "[DONE]":
             self._finish_stream(out)
             return
-        try:
-            obj = loads_str(data)
-        except (ValueError, RecursionError):
-            raise StreamProtocolError("upstream sent a chunk that is not valid JSON") from None
-        if not isinstance(obj, dict):
-            raise StreamProtocolError("upstream sent a chunk that is not a JSON object")
+        obj = load_chat_chunk(data)
         error = obj.get("error")
         if error:
             self._upstream_error(error, out)
             return
         if not self._started:
             self._message_start(obj, out)
-        usage = obj.get("usage")
+        usage, delta, reason = chat_chunk_parts(obj)
         if usage is not None:
-            if not isinstance(usage, dict):
-                raise StreamProtocolError("upstream chunk usage is not an object")
             self._usage = usage  # last one wins
             self.usage = accounting_from_openai(usage)
-        choices = obj.get("choices")
-        if not choices:
-            return
-        if not isinstance(choices, list) or not isinstance(choices[0], dict):
-            raise StreamProtocolError("upstream chunk choices are malformed")
-        choice = choices[0]
-        delta = choice.get("delta")
-        if delta:
-            if not isinstance(delta, dict):
-                raise StreamProtocolError("upstream chunk delta is not an object")
+        if delta is not None:
             self._delta(delta, out)
-        reason = choice.get("finish_reason")
         if reason is not None and not self._finish_seen:
             self._finish = reason
             self._finish_seen = True
