@@ -6,51 +6,126 @@ The request path, one middleware each::
            -> TranslationMiddleware -> Forwarder -> upstream
 
 ``build_gateway(config)`` assembles the standard stack; every piece also works alone.
+
+The public API is what this module exports (``__all__``, pinned by ``tests/test_exports.py``) plus
+the pure translation core, :mod:`asgi_llmroute.formats`. Names are imported on first use (PEP 562),
+so ``import asgi_llmroute.formats`` or one middleware loads only what it needs.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .__about__ import __version__
-from .admin import ProviderAdminApp
-from .config import ConfigError, GatewayConfig, load_config
-from .context import SCOPE_KEY, ClientAPI, Principal, RequestContext, ensure_context, get_context
-from .errors import GatewayError, UpstreamError
-from .forward import Forwarder, UpstreamTimeouts
-from .gateway import Gateway, build_gateway
-from .metrics import GatewayMetrics, MetricsEndpoint
-from .middleware import (
-    Backoff,
-    ConcurrencyLimitMiddleware,
-    CredentialStripMiddleware,
-    InMemoryRateLimitBackend,
-    ObserveMiddleware,
-    ProviderResolverMiddleware,
-    RateLimit,
-    RateLimitBackend,
-    RateLimitMiddleware,
-    ResponsesMiddleware,
-    RetryMiddleware,
-    RetryPolicy,
-    TokenAuthMiddleware,
-    TokenEntry,
-    TokenTable,
-    TranslationMiddleware,
-    UpstreamErrorsMiddleware,
-    UsageMiddleware,
-)
-from .providers import Deployment, Provider, Route, RouteTable
-from .providers.balance import Balancer
-from .providers.live import LiveRouteTable
-from .providers.records import ProviderRecord
-from .providers.store import ProviderStore, StoreError
-from .secrets import Secret
+
+if TYPE_CHECKING:
+    from .admin import ProviderAdminApp
+    from .config import ConfigError, GatewayConfig, load_config, parse_config
+    from .context import (
+        SCOPE_KEY,
+        ClientAPI,
+        Principal,
+        RequestContext,
+        ensure_context,
+        get_context,
+        receive_body,
+        receive_json,
+    )
+    from .demo import DEMO_BASE_URL, DemoProvider
+    from .errors import GatewayError, UpstreamError, send_error
+    from .forward import Forwarder, pooled_client
+    from .gateway import Gateway, build_gateway
+    from .metrics import GatewayMetrics, MetricsEndpoint
+    from .middleware.auth import TokenAuthMiddleware, TokenTable
+    from .middleware.limits import ConcurrencyLimitMiddleware
+    from .middleware.observe import ObserveMiddleware, UpstreamErrorsMiddleware, credential_matcher
+    from .middleware.ratelimit import InMemoryRateLimitBackend, RateLimit, RateLimitBackend, RateLimitMiddleware
+    from .middleware.resolve import ProviderResolverMiddleware
+    from .middleware.responses import ResponsesMiddleware
+    from .middleware.retry import Backoff, RetryMiddleware
+    from .middleware.strip import CredentialStripMiddleware
+    from .middleware.translate import TranslationMiddleware
+    from .middleware.usage import UsageMiddleware
+    from .providers.balance import Balancer
+    from .providers.live import LiveRouteTable
+    from .providers.records import ProviderRecord, ProviderSpec
+    from .providers.routing import RouteTable
+    from .providers.store import ProviderStore, StoreError
+    from .providers.types import Deployment, Provider, Route
+    from .retry_policy import RetryPolicy
+    from .secret import Secret
+    from .timeouts import UpstreamTimeouts
+    from .tokens import TokenEntry
+
+# Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "ProviderAdminApp": "admin",
+    "ConfigError": "config",
+    "GatewayConfig": "config",
+    "load_config": "config",
+    "parse_config": "config",
+    "SCOPE_KEY": "context",
+    "ClientAPI": "context",
+    "Principal": "context",
+    "RequestContext": "context",
+    "ensure_context": "context",
+    "get_context": "context",
+    "receive_body": "context",
+    "receive_json": "context",
+    "DEMO_BASE_URL": "demo",
+    "DemoProvider": "demo",
+    "GatewayError": "errors",
+    "UpstreamError": "errors",
+    "send_error": "errors",
+    "Forwarder": "forward",
+    "pooled_client": "forward",
+    "Gateway": "gateway",
+    "build_gateway": "gateway",
+    "GatewayMetrics": "metrics",
+    "MetricsEndpoint": "metrics",
+    "TokenAuthMiddleware": "middleware.auth",
+    "TokenTable": "middleware.auth",
+    "ConcurrencyLimitMiddleware": "middleware.limits",
+    "ObserveMiddleware": "middleware.observe",
+    "UpstreamErrorsMiddleware": "middleware.observe",
+    "credential_matcher": "middleware.observe",
+    "InMemoryRateLimitBackend": "middleware.ratelimit",
+    "RateLimit": "middleware.ratelimit",
+    "RateLimitBackend": "middleware.ratelimit",
+    "RateLimitMiddleware": "middleware.ratelimit",
+    "ProviderResolverMiddleware": "middleware.resolve",
+    "ResponsesMiddleware": "middleware.responses",
+    "Backoff": "middleware.retry",
+    "RetryMiddleware": "middleware.retry",
+    "CredentialStripMiddleware": "middleware.strip",
+    "TranslationMiddleware": "middleware.translate",
+    "UsageMiddleware": "middleware.usage",
+    "Balancer": "providers.balance",
+    "LiveRouteTable": "providers.live",
+    "ProviderRecord": "providers.records",
+    "ProviderSpec": "providers.records",
+    "RouteTable": "providers.routing",
+    "ProviderStore": "providers.store",
+    "StoreError": "providers.store",
+    "Deployment": "providers.types",
+    "Provider": "providers.types",
+    "Route": "providers.types",
+    "RetryPolicy": "retry_policy",
+    "Secret": "secret",
+    "UpstreamTimeouts": "timeouts",
+    "TokenEntry": "tokens",
+}
 
 __all__ = [
-    "SCOPE_KEY",
     "Backoff",
     "Balancer",
     "ClientAPI",
     "ConcurrencyLimitMiddleware",
     "ConfigError",
     "CredentialStripMiddleware",
+    "DEMO_BASE_URL",
+    "DemoProvider",
     "Deployment",
     "Forwarder",
     "Gateway",
@@ -66,6 +141,7 @@ __all__ = [
     "ProviderAdminApp",
     "ProviderRecord",
     "ProviderResolverMiddleware",
+    "ProviderSpec",
     "ProviderStore",
     "RateLimit",
     "RateLimitBackend",
@@ -76,6 +152,7 @@ __all__ = [
     "RetryPolicy",
     "Route",
     "RouteTable",
+    "SCOPE_KEY",
     "Secret",
     "StoreError",
     "TokenAuthMiddleware",
@@ -88,7 +165,26 @@ __all__ = [
     "UsageMiddleware",
     "__version__",
     "build_gateway",
+    "credential_matcher",
     "ensure_context",
     "get_context",
     "load_config",
+    "parse_config",
+    "pooled_client",
+    "receive_body",
+    "receive_json",
+    "send_error",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -24,14 +24,10 @@ import anyio.to_thread
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
-from .config import GatewayConfig
 from .context import receive_body, route_path
 from .errors import GatewayError, send_error
 from .importers import ImportFileError, build_plan, parse
-from .middleware.auth import token_digest
-from .providers.live import LiveRouteTable
 from .providers.records import ProviderRecord, ProviderSpec, describe_validation
-from .providers.routing import RouteTable
 from .providers.store import (
     ProviderStore,
     RecordConflict,
@@ -40,9 +36,10 @@ from .providers.store import (
     RecordNotFound,
     StoreError,
 )
-from .secrets import Secret
+from .secret import Secret
+from .tokens import token_digest
 
-__all__ = ["PREFIX", "ProviderAdminApp", "admin_app"]
+__all__ = ["PREFIX", "ProviderAdminApp"]
 
 PREFIX = "/api/providers"
 _CONTENT_FORMATS = {
@@ -296,15 +293,3 @@ async def _send_json(send: Send, status: int, obj: Any) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def admin_app(config: GatewayConfig, routes: RouteTable | LiveRouteTable) -> ProviderAdminApp:
-    """The admin API for ``config``'s store (which ``routes`` serves), as the gateway mounts it."""
-    live = routes if isinstance(routes, LiveRouteTable) else None
-    return ProviderAdminApp(
-        store=live.store if live is not None else None,
-        tokens=config.admin_tokens(),
-        reserved_providers=[p.name for p in config.providers],
-        reserved_models=[m.name for m in config.models],
-        on_change=live.invalidate if live is not None else None,
-    )

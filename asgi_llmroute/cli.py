@@ -12,7 +12,7 @@ from . import cli_providers
 from .__about__ import __version__
 from .config import ConfigError, GatewayConfig, load_config
 from .embedded import ADMIN_TOKEN_FILE, TOKEN_FILE, embedded_config
-from .litellm_config import is_litellm_config, load_litellm_config
+from .importers.litellm_config import is_litellm_config, load_litellm_config
 
 __all__ = ["main"]
 

@@ -21,8 +21,8 @@ from .config import ConfigError, GatewayConfig
 from .importers import FORMATS, ImportFileError, build_plan, detect_format, parse
 from .importers.export import export_json, export_toml
 from .providers.records import ProviderRecord, ProviderSpec, describe_validation
-from .providers.setup import open_store, rotate_secret
 from .providers.store import ProviderStore, Snapshot, StoreError
+from .store_setup import open_store, rotate_secret
 
 __all__ = ["add_commands", "run"]
 

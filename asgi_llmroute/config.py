@@ -1,7 +1,9 @@
-"""The TOML configuration file: pydantic models, loading, and turning it into runtime records.
+"""The TOML configuration file: its schema (pydantic models), loading and validation.
 
 The schema is a public contract (see docs/configuration.md). Every problem is reported as a
 :class:`ConfigError` naming the file, the key and what is wrong, never with a traceback or a secret.
+Turning a configuration into runtime objects (token entries, providers, routes, timeouts, retry
+policies) is the assembly's job: see ``assemble.py``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .context import DEFAULT_MAX_BODY_BYTES
-from .forward import UpstreamTimeouts
-from .middleware.auth import TokenEntry
-from .middleware.retry import DEFAULT_RETRY_ON, RetryPolicy
-from .providers.model import Deployment, Provider, Route
-from .secrets import Secret, SecretReferenceError, resolve_reference
+from .secret import Secret, SecretReferenceError, resolve_reference
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -227,77 +225,14 @@ class GatewayConfig(_Model):
         _check_fallbacks(self.models, names)
         return self
 
-    # -- runtime records -------------------------------------------------------------------------
+    # -- secret references ----------------------------------------------------------------------
 
-    def _resolve(self, key: str, value: str) -> str:
+    def resolve(self, key: str, value: str) -> str:
+        """Resolve the reference ``value`` found at ``key``; a failure is a :class:`ConfigError` naming ``key``."""
         try:
             return resolve_reference(value, base_dir=Path(self.base_dir) if self.base_dir else None)
         except SecretReferenceError as exc:
             raise ConfigError(f"{self.source}: {key}: {exc}") from None
-
-    def token_entries(self) -> list[TokenEntry]:
-        entries = []
-        for i, token in enumerate(self.tokens):
-            if token.key is not None:
-                key = self._resolve(f"tokens[{i}].key", token.key)
-                if not key.strip():
-                    raise ConfigError(f"{self.source}: tokens[{i}].key: the key is empty")
-                entries.append(TokenEntry.from_key(token.name, key.strip(), token.models))
-            else:
-                assert token.key_sha256 is not None
-                entries.append(TokenEntry(token.name, bytes.fromhex(token.key_sha256), tuple(token.models)))
-        return entries
-
-    def admin_tokens(self) -> list[Secret]:
-        return [Secret(self._resolve(f"admin.tokens[{i}]", t)) for i, t in enumerate(self.admin.tokens)]
-
-    def provider_records(self) -> list[Provider]:
-        providers = []
-        for i, p in enumerate(self.providers):
-            key = self._resolve(f"providers[{i}].api_key", p.api_key) if p.api_key is not None else None
-            providers.append(
-                Provider(
-                    name=p.name,
-                    api=p.api,
-                    base_url=p.base_url,
-                    api_key=Secret(key) if key else None,
-                    headers=tuple((k.lower(), v) for k, v in p.headers.items()),
-                    timeout=p.timeout,
-                    responses_api=p.responses_api,
-                )
-            )
-        return providers
-
-    def routes(self, providers: Iterable[Provider]) -> list[Route]:
-        by_name = {p.name: p for p in providers}
-        deployments: dict[str, list[Deployment]] = {}
-        for m in self.models:
-            deployments.setdefault(m.name, []).append(Deployment(by_name[m.provider], m.model, m.weight))
-        fallbacks = {m.name: tuple(m.fallbacks) for m in self.models if m.fallbacks}
-        return [Route(name, tuple(d), fallbacks.get(name, ())) for name, d in deployments.items()]
-
-    def upstream_timeouts(self) -> dict[str, UpstreamTimeouts]:
-        """Each configured provider's timeouts, for the forwarder."""
-        out = {}
-        for p in self.providers:
-            default = UpstreamTimeouts.from_total(p.timeout)
-            out[p.name] = default._replace(
-                connect=p.connect_timeout or default.connect,
-                first_byte=p.first_byte_timeout,
-                idle=p.idle_timeout or default.idle,
-            )
-        return out
-
-    def retry_policies(self) -> dict[str, RetryPolicy]:
-        """Each configured provider's retry policy, for the retry layer."""
-        return {
-            p.name: RetryPolicy(
-                max_retries=p.max_retries,
-                retry_on=frozenset(p.retry_on) if p.retry_on is not None else DEFAULT_RETRY_ON,
-                cooldown=p.cooldown,
-            )
-            for p in self.providers
-        }
 
     def store_path(self) -> Path | None:
         """The provider store's file, or None when there is no ``[store]`` section."""
@@ -311,13 +246,18 @@ class GatewayConfig(_Model):
         """The store's secret, read now (a rotated ``file:`` secret is seen without a restart)."""
         if self.store is None:
             raise ConfigError(f"{self.source}: there is no [store] section")
-        return Secret(self._resolve("store.secret", self.store.secret))
+        return Secret(self.resolve("store.secret", self.store.secret))
 
     def check(self) -> None:
         """Resolve every reference now, so a missing variable or file fails at start."""
-        self.token_entries()
-        self.admin_tokens()
-        self.provider_records()
+        for i, token in enumerate(self.tokens):
+            if token.key is not None and not self.resolve(f"tokens[{i}].key", token.key).strip():
+                raise ConfigError(f"{self.source}: tokens[{i}].key: the key is empty")
+        for i, ref in enumerate(self.admin.tokens):
+            self.resolve(f"admin.tokens[{i}]", ref)
+        for i, provider in enumerate(self.providers):
+            if provider.api_key is not None:
+                self.resolve(f"providers[{i}].api_key", provider.api_key)
         if self.store is not None:
             self.store_secret()
 

@@ -21,7 +21,7 @@ from .errors import ClientDisconnected, GatewayError
 from .multipart import form_boundary, form_field, replace_form_field
 
 if TYPE_CHECKING:
-    from .providers.model import Deployment, Route
+    from .providers.types import Deployment, Route
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from starlette.types import Send
 
 from .formats.errors import anthropic_error_type, openai_error_type
-from .responses import send_body
+from .send import send_body
 
 __all__ = ["ClientDisconnected", "GatewayError", "UpstreamError", "render_error", "send_error"]
 

@@ -17,11 +17,12 @@ from starlette.types import Receive, Scope, Send
 
 from .context import RequestContext, get_context, receive_body, route_path
 from .errors import GatewayError, UpstreamError, render_stream_error, send_error
-from .middleware.strip import CREDENTIAL_HEADERS, HOP_BY_HOP_HEADERS
-from .providers.model import Provider
+from .headers import CREDENTIAL_HEADERS, HOP_BY_HOP_HEADERS
+from .providers.types import Provider
+from .timeouts import UpstreamTimeouts
 from .transport import LeanTransport
 
-__all__ = ["DEFAULT_ANTHROPIC_VERSION", "Forwarder", "UpstreamTimeouts", "map_transport_error", "pooled_client"]
+__all__ = ["DEFAULT_ANTHROPIC_VERSION", "Forwarder", "map_transport_error", "pooled_client"]
 
 logger = logging.getLogger("asgi_llmroute.forward")
 
@@ -55,24 +56,6 @@ def _classify(exc: httpx.TransportError, provider: str) -> tuple[str, UpstreamEr
             code = "upstream_timeout" if status == 504 else "upstream_unavailable"
             return kind, UpstreamError(status, message.format(name=provider), code=code)
     raise AssertionError("unreachable: httpx.TransportError is the last row")  # pragma: no cover
-
-
-class UpstreamTimeouts(NamedTuple):
-    """One provider's upstream timeouts, in seconds.
-
-    ``connect``: to open a connection; ``first_byte``: from sending the request to the first body
-    byte (time to first token), None for no limit of its own; ``idle``: between two reads; ``total``:
-    the whole exchange, streaming included.
-    """
-
-    connect: float = 30.0
-    first_byte: float | None = None
-    idle: float = 600.0
-    total: float = 600.0
-
-    @classmethod
-    def from_total(cls, total: float) -> UpstreamTimeouts:
-        return cls(connect=min(total, 30.0), idle=total, total=total)
 
 
 def pooled_client(**options: Any) -> httpx.AsyncClient:

@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import assemble
 from .admin import PREFIX as ADMIN_PREFIX
-from .admin import admin_app
+from .admin import ProviderAdminApp
 from .config import GatewayConfig
 from .context import SCOPE_KEY, ClientAPI, RequestContext, ensure_context, route_path
 from .demo import DEMO_BASE_URL, DemoProvider
@@ -29,8 +30,9 @@ from .middleware.usage import UsageMiddleware
 from .providers.balance import Balancer
 from .providers.live import LiveRouteTable
 from .providers.routing import RouteTable
-from .providers.setup import live_routes
-from .responses import send_json
+from .secret import Secret
+from .send import send_json
+from .store_setup import live_routes
 
 __all__ = ["LLM_ROUTES", "PASSTHROUGH_ROUTES", "Gateway", "build_gateway", "default_http_client"]
 
@@ -69,13 +71,14 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig, *, client: httpx.AsyncClient | None = None) -> None:
         self.config = config
-        providers = config.provider_records()
-        table = RouteTable(providers, config.routes(providers))
+        providers = assemble.provider_records(config)
+        table = RouteTable(providers, assemble.routes(config, providers))
         # With a [store], routes also come from the provider store, re-read when it changes.
         self.routes: RouteTable | LiveRouteTable = table if config.store is None else live_routes(config, table)
-        self.admin = admin_app(config, self.routes)
+        admin_tokens = assemble.admin_tokens(config)
+        self.admin = admin_app(config, self.routes, admin_tokens)
         http_client = client if client is not None else default_http_client()
-        self.forwarder = Forwarder(client=http_client, timeouts=config.upstream_timeouts())
+        self.forwarder = Forwarder(client=http_client, timeouts=assemble.upstream_timeouts(config))
         # Balancing state (docs/routing.md): one per gateway, shared by resolution and retries.
         self.balancer = Balancer(config.routing.strategy)
         routing = config.routing
@@ -99,7 +102,7 @@ class Gateway:
             pipeline,
             balancer=self.balancer,
             routes=self.routes,
-            policies=config.retry_policies(),
+            policies=assemble.retry_policies(config),
             backoff=Backoff(routing.backoff_base, routing.backoff_max, routing.max_retry_after),
             max_attempts=routing.max_attempts,
         )
@@ -113,12 +116,12 @@ class Gateway:
         self._post: dict[str, ASGIApp] = dict.fromkeys(LLM_ROUTES + PASSTHROUGH_ROUTES, pipeline)
         self._get: dict[str, ASGIApp] = {"/health": _health, "/v1/models": self._models}
         self._max_body = config.server.max_body_bytes
-        tokens = TokenTable(config.token_entries())
+        tokens = TokenTable(assemble.token_entries(config))
         self._app = TokenAuthMiddleware(self._dispatch, tokens=tokens)
         self._metrics_path = config.metrics.path if config.metrics.enabled else None
-        self._metrics_app = MetricsEndpoint(self.metrics, admin_tokens=config.admin_tokens(), open=config.metrics.open)
+        self._metrics_app = MetricsEndpoint(self.metrics, admin_tokens=admin_tokens, open=config.metrics.open)
         # A client's x-request-id that is a credential is not used (ids are logged).
-        credentials = [*config.admin_tokens(), *(p.api_key for p in providers if p.api_key is not None)]
+        credentials = [*admin_tokens, *(p.api_key for p in providers if p.api_key is not None)]
         self._observed = ObserveMiddleware(
             self._route,
             metrics=self.metrics,
@@ -192,6 +195,18 @@ class Gateway:
 def build_gateway(config: GatewayConfig, *, client: httpx.AsyncClient | None = None) -> Gateway:
     """Assemble the standard gateway from ``config``; ``client`` overrides the pooled upstream client."""
     return Gateway(config, client=client)
+
+
+def admin_app(config: GatewayConfig, routes: RouteTable | LiveRouteTable, tokens: list[Secret]) -> ProviderAdminApp:
+    """The admin API for ``config``'s store (which ``routes`` serves), as the gateway mounts it."""
+    live = routes if isinstance(routes, LiveRouteTable) else None
+    return ProviderAdminApp(
+        store=live.store if live is not None else None,
+        tokens=tokens,
+        reserved_providers=[p.name for p in config.providers],
+        reserved_models=[m.name for m in config.models],
+        on_change=live.invalidate if live is not None else None,
+    )
 
 
 async def _health(scope: Scope, receive: Receive, send: Send) -> None:

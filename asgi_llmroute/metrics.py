@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from .context import RequestContext
 from .errors import GatewayError, send_error
-from .secrets import Secret
+from .secret import Secret
 
 __all__ = ["GatewayMetrics", "MetricsEndpoint", "upstream_error_kind"]
 

@@ -11,7 +11,9 @@ import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asgi_llmroute import (
+    DEMO_BASE_URL,
     CredentialStripMiddleware,
+    DemoProvider,
     Deployment,
     Forwarder,
     Provider,
@@ -24,7 +26,6 @@ from asgi_llmroute import (
     TranslationMiddleware,
     get_context,
 )
-from asgi_llmroute.demo import DEMO_BASE_URL, DemoProvider
 
 TOKEN = os.environ.get("LLMROUTE_TOKEN", "sk-example")
 

@@ -13,9 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from asgi_llmroute import build_gateway
-from asgi_llmroute.config import parse_config
-from asgi_llmroute.demo import DEMO_BASE_URL
+from asgi_llmroute import DEMO_BASE_URL, build_gateway, parse_config
 
 TOKEN = os.environ.get("LLMROUTE_TOKEN", "sk-example")
 

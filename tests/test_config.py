@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from asgi_llmroute import assemble
 from asgi_llmroute.config import ConfigError, load_config, parse_config
 
 VALID = """
@@ -49,14 +50,14 @@ def test_valid_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "admin.txt").write_text("sk-admin\n")
     config = load_config(write(tmp_path, VALID.format(digest="ab" * 32)))
     assert config.server.port == 4100
-    [provider] = config.provider_records()
+    [provider] = assemble.provider_records(config)
     assert provider.base_url == "https://api.anthropic.com"
     assert provider.api_key is not None and provider.api_key.reveal() == "sk-ant-key"
     assert "sk-ant-key" not in repr(provider)
-    assert [s.reveal() for s in config.admin_tokens()] == ["sk-admin"]
-    [route] = config.routes([provider])
+    assert [s.reveal() for s in assemble.admin_tokens(config)] == ["sk-admin"]
+    [route] = assemble.routes(config, [provider])
     assert route.deployments[0].model == "claude-sonnet-4-5"
-    assert [e.name for e in config.token_entries()] == ["alice", "bob"]
+    assert [e.name for e in assemble.token_entries(config)] == ["alice", "bob"]
 
 
 @pytest.mark.parametrize(

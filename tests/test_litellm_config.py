@@ -10,8 +10,9 @@ import openai
 import pytest
 import yaml
 
+from asgi_llmroute import assemble
 from asgi_llmroute.config import ConfigError
-from asgi_llmroute.litellm_config import load_litellm_config
+from asgi_llmroute.importers.litellm_config import load_litellm_config
 from tests.support.cli import llmroute_serve
 from tests.support.servers import Upstream, json_reply, serve
 
@@ -47,20 +48,20 @@ def write(tmp_path: Path, data: object) -> Path:
 
 def test_mapping(tmp_path: Path) -> None:
     config, ignored = load_litellm_config(write(tmp_path, LITELLM_CONFIG))
-    providers = {p.name: p for p in config.provider_records()}
+    providers = {p.name: p for p in assemble.provider_records(config)}
     assert set(providers) == {"openai", "openai-127-0-0-1-9", "anthropic"}
     assert providers["openai"].api_key is not None and providers["openai"].api_key.reveal() == "sk-from-the-file"
     assert providers["openai-127-0-0-1-9"].base_url == "http://127.0.0.1:9/v1"
     assert all(p.max_retries == 4 for p in config.providers)
-    routes = {r.name: r for r in config.routes(providers.values())}
+    routes = {r.name: r for r in assemble.routes(config, providers.values())}
     assert [(d.provider.name, d.model, d.weight) for d in routes["gpt-4o"].deployments] == [
         ("openai", "gpt-4o", 1.0),
         ("openai-127-0-0-1-9", "gpt-4o-mini", 3.0),
     ]
     assert routes["gpt-4o"].fallbacks == ("claude",)
     assert config.routing.strategy == "least_in_flight"
-    assert [e.name for e in config.token_entries()] == ["master"]
-    assert [s.reveal() for s in config.admin_tokens()] == ["sk-master-1234"]
+    assert [e.name for e in assemble.token_entries(config)] == ["master"]
+    assert [s.reveal() for s in assemble.admin_tokens(config)] == ["sk-master-1234"]
     assert sorted(ignored) == [
         "general_settings.database_url",
         "litellm_settings.drop_params",

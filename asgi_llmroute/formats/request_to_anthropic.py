@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypeGuard
 
-from .context import RequestContext
 from .mapping import ADAPTIVE_EFFORTS, ANTHROPIC_MIN_THINKING_BUDGET, THINKING_BUDGETS
+from .state import TranslationState
 from .tools import ANTHROPIC_NAME_MAX, ToolNames, parse_tool_arguments, sanitize_id
 from .types import SAMPLING_REMOVED_VERSION, TranslationError, TranslationOptions
 
@@ -464,7 +464,7 @@ def _stop_sequences(stop: Any) -> list[str]:
 
 def openai_to_anthropic_request(
     body: dict[str, Any], options: TranslationOptions
-) -> tuple[dict[str, Any], RequestContext]:
+) -> tuple[dict[str, Any], TranslationState]:
     """Translate an OpenAI Chat Completions request body into an Anthropic Messages request body."""
     if not isinstance(body, dict):
         raise TranslationError("request body must be a JSON object")
@@ -476,7 +476,7 @@ def openai_to_anthropic_request(
         raise TranslationError("only n=1 is supported by this model's API", "n")
 
     names = ToolNames(ANTHROPIC_NAME_MAX)
-    ctx = RequestContext(tool_names=names)
+    ctx = TranslationState(tool_names=names)
     tool_defs = _tool_defs(body.get("tools"), names)
     converter = _Converter(names)
     converter.run(messages)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import dumps
-from .context import RequestContext
 from .mapping import reasoning_effort
+from .state import TranslationState
 from .tools import OPENAI_NAME_MAX, ToolNames
 from .types import TranslationError, TranslationOptions
 
@@ -249,7 +249,7 @@ def _tool_choice(choice: Any, names: ToolNames, hosted: set[str]) -> Any:
 
 def anthropic_to_openai_request(
     body: dict[str, Any], options: TranslationOptions
-) -> tuple[dict[str, Any], RequestContext]:
+) -> tuple[dict[str, Any], TranslationState]:
     """Translate an Anthropic Messages request body into an OpenAI Chat Completions request body."""
     if not isinstance(body, dict):
         raise TranslationError("request body must be a JSON object")
@@ -257,7 +257,7 @@ def anthropic_to_openai_request(
     if not isinstance(messages, list):
         raise TranslationError("'messages' must be an array", "messages")
     names = ToolNames(OPENAI_NAME_MAX)
-    ctx = RequestContext(tool_names=names)
+    ctx = TranslationState(tool_names=names)
     tools, hosted = _tools(body.get("tools"), names)
     # Names used in history must map like the declared ones (register them after declared tools).
     names.register(

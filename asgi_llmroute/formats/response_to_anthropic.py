@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import dumps_bytes, parse_json_object
-from .context import RequestContext
+from .accounting import anthropic_usage
 from .mapping import stop_reason
+from .state import TranslationState
 from .tools import new_tool_id, parse_tool_arguments, sanitize_id
 from .types import TranslationOptions, UpstreamProtocolError
-from .usage import anthropic_usage
 
 
 def _text(content: Any) -> str:
@@ -33,7 +33,7 @@ def parse_chat_completion(body: bytes) -> tuple[dict[str, Any], dict[str, Any], 
     return completion, choice, message
 
 
-def openai_to_anthropic_response(body: bytes, ctx: RequestContext, options: TranslationOptions) -> tuple[bytes, Any]:
+def openai_to_anthropic_response(body: bytes, ctx: TranslationState, options: TranslationOptions) -> tuple[bytes, Any]:
     """Translate a non-stream chat.completion body; returns (client body, upstream usage or None)."""
     completion, choice, message = parse_chat_completion(body)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import dumps, dumps_bytes, parse_json_object
-from .context import RequestContext
+from .accounting import openai_usage
 from .mapping import finish_reason
+from .state import TranslationState
 from .types import TranslationOptions, UpstreamProtocolError
-from .usage import openai_usage
 
 
-def anthropic_to_openai_response(body: bytes, ctx: RequestContext, options: TranslationOptions) -> tuple[bytes, Any]:
+def anthropic_to_openai_response(body: bytes, ctx: TranslationState, options: TranslationOptions) -> tuple[bytes, Any]:
     """Translate a non-stream Anthropic Message body; returns (client body, upstream usage or None)."""
     message = parse_json_object(body, "message")
     content = message.get("content")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import dumps
+from .accounting import accounting_from_openai
 from .responses_response import (
     function_call_item,
     id_base,
@@ -28,7 +29,6 @@ from .sse import SSEEvent
 from .stream_base import StreamProtocolError, StreamTranslator, chat_chunk_parts, load_chat_chunk
 from .tools import new_tool_id
 from .types import TranslationOptions
-from .usage import accounting_from_openai
 
 _RATE_LIMITED = frozenset({"rate_limit_exceeded", "rate_limit_error", "requests", "tokens"})
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .accounting import accounting_from_openai
 from .responses_request import ResponsesRequest, responses_to_chat_request
 from .responses_response import chat_to_responses_error, chat_to_responses_response
 from .responses_stream import ChatToResponsesStream
 from .stream_base import StreamTranslator
 from .types import DEFAULT_OPTIONS, TranslationOptions
-from .usage import accounting_from_openai
 
 
 class ResponsesTranslator:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import dumps
-from .context import RequestContext
+from .accounting import accounting_from_openai, anthropic_usage
 from .errors import openai_error_to_anthropic_type
 from .mapping import stop_reason
 from .sse import SSEEvent
+from .state import TranslationState
 from .stream_base import StreamProtocolError, StreamTranslator, chat_chunk_parts, load_chat_chunk
 from .tools import new_tool_id, sanitize_id
 from .types import TranslationOptions
-from .usage import accounting_from_openai, anthropic_usage
 
 _EMPTY_USAGE = '{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}'
 _START = "event: content_block_start\ndata: "
@@ -56,7 +56,7 @@ class OpenAIToAnthropicStream(StreamTranslator):
         "_buffered_size",
     )
 
-    def __init__(self, ctx: RequestContext, options: TranslationOptions) -> None:
+    def __init__(self, ctx: TranslationState, options: TranslationOptions) -> None:
         super().__init__(options)
         self._ctx = ctx
         self._thinking = ctx.thinking_requested

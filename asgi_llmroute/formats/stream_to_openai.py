@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import dumps, loads_str
-from .context import RequestContext
+from .accounting import accounting_from_anthropic, openai_usage
 from .mapping import finish_reason
 from .sse import SSEEvent
+from .state import TranslationState
 from .stream_base import StreamProtocolError, StreamTranslator
 from .types import TranslationOptions
-from .usage import accounting_from_anthropic, openai_usage
 
 _DONE = "data: [DONE]\n\n"
 _ROLE_DELTA = '{"role":"assistant","content":""}'
@@ -47,7 +47,7 @@ class AnthropicToOpenAIStream(StreamTranslator):
         "_head",
     )
 
-    def __init__(self, ctx: RequestContext, options: TranslationOptions) -> None:
+    def __init__(self, ctx: TranslationState, options: TranslationOptions) -> None:
         super().__init__(options)
         self._ctx = ctx
         self._reasoning = options.reasoning_content

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import RequestContext
+from .accounting import accounting_from_anthropic, accounting_from_openai
 from .errors import anthropic_to_openai_error, openai_to_anthropic_error
 from .request_to_anthropic import openai_to_anthropic_request
 from .request_to_openai import anthropic_to_openai_request
 from .response_to_anthropic import openai_to_anthropic_response
 from .response_to_openai import anthropic_to_openai_response
+from .state import TranslationState
 from .stream_base import StreamTranslator
 from .stream_to_anthropic import OpenAIToAnthropicStream
 from .stream_to_openai import AnthropicToOpenAIStream
 from .tools import ANTHROPIC_NAME_MAX, OPENAI_NAME_MAX, ToolNames
 from .types import API, DEFAULT_OPTIONS, TranslationOptions
-from .usage import accounting_from_anthropic, accounting_from_openai
 
 
 class Translator:
@@ -34,7 +34,7 @@ class Translator:
         self.options = options
         # Used as is if request() is never called (e.g. the gateway forwards a raw body).
         max_len = ANTHROPIC_NAME_MAX if upstream == "anthropic" else OPENAI_NAME_MAX
-        self.context = RequestContext(tool_names=ToolNames(max_len))
+        self.context = TranslationState(tool_names=ToolNames(max_len))
         #: Token counts of a translated non-stream response (same keys as ``StreamTranslator.usage``).
         self.usage: dict[str, int] | None = None
 

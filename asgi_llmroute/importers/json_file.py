@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .native import from_data
 from .plan import ImportFileError, ParsedFile
+from .schema import from_data
 
 __all__ = ["parse_json"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import sys
 
-from .native import from_data
 from .plan import ImportFileError, ParsedFile
+from .schema import from_data
 
 if sys.version_info >= (3, 11):
     import tomllib

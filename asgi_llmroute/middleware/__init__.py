@@ -1,12 +1,12 @@
 """The gateway's ASGI middlewares, one per module."""
 
-from .auth import TokenAuthMiddleware, TokenEntry, TokenTable
+from .auth import TokenAuthMiddleware, TokenTable
 from .limits import ConcurrencyLimitMiddleware
 from .observe import ObserveMiddleware, UpstreamErrorsMiddleware
 from .ratelimit import InMemoryRateLimitBackend, RateLimit, RateLimitBackend, RateLimitMiddleware
 from .resolve import ProviderResolverMiddleware, RouteResolver
 from .responses import ResponsesMiddleware
-from .retry import Backoff, RetryMiddleware, RetryPolicy
+from .retry import Backoff, RetryMiddleware
 from .strip import CredentialStripMiddleware
 from .translate import TranslationMiddleware
 from .usage import UsageMiddleware
@@ -23,10 +23,8 @@ __all__ = [
     "RateLimitMiddleware",
     "ResponsesMiddleware",
     "RetryMiddleware",
-    "RetryPolicy",
     "RouteResolver",
     "TokenAuthMiddleware",
-    "TokenEntry",
     "TokenTable",
     "TranslationMiddleware",
     "UpstreamErrorsMiddleware",

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..context import Principal, ensure_context, receive_body, route_path
 from ..errors import GatewayError, send_error
+from ..tokens import TokenEntry, token_digest
 
-__all__ = ["TokenAuthMiddleware", "TokenEntry", "TokenTable", "token_digest"]
-
-
-def token_digest(token: str) -> bytes:
-    """The SHA-256 digest under which a router token is stored and looked up."""
-    return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-@dataclass(frozen=True, slots=True)
-class TokenEntry:
-    """A router token as the gateway keeps it: a name, the token's digest and its model allow-list."""
-
-    name: str
-    digest: bytes
-    models: tuple[str, ...] = ("*",)
-
-    @classmethod
-    def from_key(cls, name: str, key: str, models: Iterable[str] = ("*",)) -> TokenEntry:
-        return cls(name=name, digest=token_digest(key), models=tuple(models))
+__all__ = ["TokenAuthMiddleware", "TokenTable"]
 
 
 class TokenTable:

@@ -17,7 +17,7 @@ from ..context import RequestContext, ensure_context, get_context, route_path
 from ..errors import ClientDisconnected, GatewayError, send_error
 from ..logs import REQUEST_ID
 from ..metrics import GatewayMetrics, upstream_error_kind
-from ..secrets import Secret
+from ..secret import Secret
 from .auth import TokenTable
 
 __all__ = [

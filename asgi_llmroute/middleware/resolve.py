@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..context import ClientTraits, ensure_context, receive_body
 from ..errors import GatewayError, send_error
 from ..providers.balance import Balancer
-from ..providers.model import Route
+from ..providers.types import Route
 
 __all__ = ["ProviderResolverMiddleware", "RouteResolver", "client_traits"]
 

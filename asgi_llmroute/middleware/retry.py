@@ -16,36 +16,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..context import RequestContext, get_context
 from ..providers.balance import Balancer, DeploymentStats, Key, deployment_key
-from ..providers.model import Deployment, Provider, Route
+from ..providers.types import Deployment, Provider, Route
+from ..retry_policy import RetryPolicy
 from .resolve import RouteResolver
 
-__all__ = ["DEFAULT_RETRY_ON", "Backoff", "RetryMiddleware", "RetryPolicy", "parse_retry_after"]
+__all__ = ["Backoff", "RetryMiddleware", "parse_retry_after"]
 
 logger = logging.getLogger("asgi_llmroute.retry")
-
-#: Request timeout, conflict, rate limited, every 5xx (529 overloaded included).
-DEFAULT_RETRY_ON = frozenset({408, 409, 429, *range(500, 600)})
 
 # A retryable response is held back while the next attempt is decided; error bodies are small,
 # and one that is not is relayed (committed) rather than buffered further.
 _MAX_HELD = 1024 * 1024
 
 _WAIT, _PASS, _HOLD = 0, 1, 2
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How failures of one provider's deployments are handled.
-
-    ``max_retries``: attempts on a route after each of its deployments has had one (with backoff);
-    ``retry_on``: the response statuses worth another attempt (transport failures, which the
-    forwarder answers with 502/504, are covered by 5xx); ``cooldown``: seconds a failed deployment
-    is left out of rotation while others can serve (0 disables the breaker).
-    """
-
-    max_retries: int = 2
-    retry_on: frozenset[int] = DEFAULT_RETRY_ON
-    cooldown: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

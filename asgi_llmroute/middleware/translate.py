@@ -16,8 +16,8 @@ from ..formats import (
     TranslationOptions,
     new_translator,
 )
-from ..providers.model import Provider
-from ..responses import send_json
+from ..providers.types import Provider
+from ..send import send_json
 from ._rewrite import ResponseRewriter, ask_for_identity
 
 __all__ = ["TranslationMiddleware"]

@@ -6,7 +6,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..context import ClientAPI, RequestContext, ensure_context, receive_body
 from ..errors import GatewayError, send_error
-from ..usage import OpenAIUsageStripper, StreamUsageScanner, Wire, usage_from_json
+from ..formats.usage_scan import OpenAIUsageStripper, StreamUsageScanner, Wire, usage_from_json
 
 __all__ = ["UsageMiddleware"]
 

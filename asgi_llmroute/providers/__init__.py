@@ -1,6 +1,6 @@
 """Provider records and model resolution."""
 
-from .model import API, Deployment, Provider, Route
 from .routing import RouteTable
+from .types import API, Deployment, Provider, Route
 
 __all__ = ["API", "Deployment", "Provider", "Route", "RouteTable"]

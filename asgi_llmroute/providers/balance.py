@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from .model import Deployment, Route
+from .types import Deployment, Route
 
 __all__ = ["STRATEGIES", "Balancer", "DeploymentStats", "Key", "Strategy", "deployment_key"]
 

@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from .model import Provider, Route
 from .records import ProviderRecord, merge_routes
 from .routing import RouteTable
 from .store import ProviderStore, Snapshot, StoreError
+from .types import Provider, Route
 
 __all__ = ["LiveRouteTable", "StoreConflictError"]
 

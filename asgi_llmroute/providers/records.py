@@ -1,6 +1,6 @@
 """Stored provider records: what the store keeps, how input is validated, and the redacted view.
 
-A record is a :class:`~asgi_llmroute.providers.model.Provider` plus its models (client-facing name ->
+A record is a :class:`~asgi_llmroute.providers.types.Provider` plus its models (client-facing name ->
 upstream model id). :class:`ProviderSpec` validates every way a record comes in (CLI, admin API,
 imports) with the same rules and messages.
 """
@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..secrets import Secret
-from .model import API, Deployment, Provider, Route
+from ..secret import Secret
+from .types import API, Deployment, Provider, Route
 
 __all__ = ["NAME_PATTERN", "ProviderRecord", "ProviderSpec", "describe_validation", "merge_routes"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .model import Deployment, Provider, Route
+from .types import Deployment, Provider, Route
 
 __all__ = ["RouteTable"]
 

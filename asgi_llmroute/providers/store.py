@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..secrets import Secret
+from ..secret import Secret
 from .crypto import DecryptionError, StoreKey, record_aad
 from .records import ProviderRecord, ProviderSpec, describe_validation
 

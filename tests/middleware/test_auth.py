@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from asgi_llmroute import TokenAuthMiddleware, TokenEntry, TokenTable
-from asgi_llmroute.middleware.auth import token_digest
+from asgi_llmroute.tokens import token_digest
 
 from .apps import Spy, client, not_called_receive, not_called_send
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asgi_llmroute.usage import OpenAIUsageStripper, StreamUsageScanner, usage_from_json
+from asgi_llmroute.formats.usage_scan import OpenAIUsageStripper, StreamUsageScanner, usage_from_json
 from tests.support.gateway import ROUTER_TOKEN
 
 from ._support import anthropic_stream, openai_stream

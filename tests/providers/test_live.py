@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from asgi_llmroute.providers.live import LiveRouteTable, StoreConflictError
-from asgi_llmroute.providers.model import Provider, Route
 from asgi_llmroute.providers.routing import RouteTable
 from asgi_llmroute.providers.store import ProviderStore
+from asgi_llmroute.providers.types import Provider, Route
 from tests.providers.support import KEY_A, KEY_B, SECRET, record
 
 CONFIG_PROVIDER = Provider("config-openai", "openai", "https://api.openai.com/v1")
 
 
 def _base() -> RouteTable:
-    from asgi_llmroute.providers.model import Deployment
+    from asgi_llmroute.providers.types import Deployment
 
     return RouteTable([CONFIG_PROVIDER], [Route("gpt", (Deployment(CONFIG_PROVIDER, "gpt-4o"),))])
 

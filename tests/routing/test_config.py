@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from asgi_llmroute import UpstreamTimeouts, build_gateway
+from asgi_llmroute import UpstreamTimeouts, assemble, build_gateway
 from asgi_llmroute.config import ConfigError, load_config, parse_config
-from asgi_llmroute.middleware.retry import DEFAULT_RETRY_ON, RetryPolicy
+from asgi_llmroute.retry_policy import DEFAULT_RETRY_ON, RetryPolicy
 
 CONFIG = """
 [routing]
@@ -72,15 +72,15 @@ def test_routing_keys(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, CONFIG))
     assert config.routing.strategy == "least_in_flight"
     assert config.tokens[0].max_in_flight == 5
-    routes = {r.name: r for r in config.routes(config.provider_records())}
+    routes = {r.name: r for r in assemble.routes(config, assemble.provider_records(config))}
     assert routes["claude"].fallbacks == ("gpt", "openai/gpt-4.1")
     assert [d.weight for d in routes["claude"].deployments] == [2.0, 1.0]
     assert routes["gpt"].fallbacks == ("claude",)  # a cycle: cut at run time
-    assert config.upstream_timeouts() == {
+    assert assemble.upstream_timeouts(config) == {
         "anthropic": UpstreamTimeouts(connect=3, first_byte=20, idle=30, total=120),
         "openai": UpstreamTimeouts(connect=30, first_byte=None, idle=600, total=600),
     }
-    assert config.retry_policies() == {
+    assert assemble.retry_policies(config) == {
         "anthropic": RetryPolicy(max_retries=1, retry_on=frozenset({429, 529}), cooldown=0),
         "openai": RetryPolicy(max_retries=2, retry_on=DEFAULT_RETRY_ON, cooldown=5),
     }

@@ -8,7 +8,7 @@ from .tools import ToolNames
 
 
 @dataclass(slots=True)
-class RequestContext:
+class TranslationState:
     """What the response side needs to know about the translated request."""
 
     #: Client tool names <-> names sent upstream (restored in responses).

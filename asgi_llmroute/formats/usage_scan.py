@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any, Literal
 
-from .formats.usage import accounting_from_anthropic, accounting_from_openai
+from .accounting import accounting_from_anthropic, accounting_from_openai
 
 __all__ = ["OpenAIUsageStripper", "StreamUsageScanner", "usage_from_json"]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, GatewayConfig, parse_config
-from .importers.litellm import litellm_api, litellm_base_url, litellm_provider_name
+from ..config import ConfigError, GatewayConfig, parse_config
+from .litellm import litellm_api, litellm_base_url, litellm_provider_name
 
 __all__ = ["is_litellm_config", "load_litellm_config"]
 

@@ -12,11 +12,11 @@ import os
 import secrets
 from pathlib import Path
 
-from ..config import ConfigError, GatewayConfig
-from ..secrets import SecretReferenceError
-from .live import LiveRouteTable, StoreConflictError
-from .routing import RouteTable
-from .store import ProviderStore, SecretSource, StoreError
+from .config import ConfigError, GatewayConfig
+from .providers.live import LiveRouteTable, StoreConflictError
+from .providers.routing import RouteTable
+from .providers.store import ProviderStore, SecretSource, StoreError
+from .secret import SecretReferenceError
 
 __all__ = ["live_routes", "open_store", "rotate_secret"]
 
@@ -92,7 +92,7 @@ def _finish_rotation(config: GatewayConfig, key_id: str) -> None:
 
 
 def _key_id_of(path: Path) -> str | None:
-    from .crypto import StoreKey
+    from .providers.crypto import StoreKey
 
     try:
         return StoreKey(path.read_text(encoding="utf-8")).key_id
@@ -141,7 +141,7 @@ def rotate_secret(config: GatewayConfig, new_secret: str | None = None) -> tuple
 
 
 def _resolve(config: GatewayConfig, reference: str) -> str:
-    from ..secrets import resolve_reference
+    from .secret import resolve_reference
 
     if not reference.startswith(("env:", "file:")):
         raise SecretReferenceError("must be a reference, 'env:NAME' or 'file:PATH'")

@@ -1,0 +1,94 @@
+"""From a :class:`GatewayConfig` to the runtime objects the layers take.
+
+The configuration is only a schema (``config.py``); this module is where its sections become token
+entries, providers, routes, timeouts and retry policies. ``gateway.py`` calls it to build the
+standard stack; a gateway of your own can call it too. References (``env:``/``file:``) are
+resolved here, when the objects are made, and a failure is a :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .config import ConfigError, GatewayConfig
+from .providers.types import Deployment, Provider, Route
+from .retry_policy import DEFAULT_RETRY_ON, RetryPolicy
+from .secret import Secret
+from .timeouts import UpstreamTimeouts
+from .tokens import TokenEntry
+
+__all__ = ["admin_tokens", "provider_records", "retry_policies", "routes", "token_entries", "upstream_timeouts"]
+
+
+def token_entries(config: GatewayConfig) -> list[TokenEntry]:
+    """The router tokens of ``[[tokens]]``, keys resolved and hashed."""
+    entries = []
+    for i, token in enumerate(config.tokens):
+        if token.key is not None:
+            key = config.resolve(f"tokens[{i}].key", token.key)
+            if not key.strip():
+                raise ConfigError(f"{config.source}: tokens[{i}].key: the key is empty")
+            entries.append(TokenEntry.from_key(token.name, key.strip(), token.models))
+        else:
+            assert token.key_sha256 is not None
+            entries.append(TokenEntry(token.name, bytes.fromhex(token.key_sha256), tuple(token.models)))
+    return entries
+
+
+def admin_tokens(config: GatewayConfig) -> list[Secret]:
+    """The ``[admin] tokens``, resolved."""
+    return [Secret(config.resolve(f"admin.tokens[{i}]", t)) for i, t in enumerate(config.admin.tokens)]
+
+
+def provider_records(config: GatewayConfig) -> list[Provider]:
+    """The ``[[providers]]`` as the forwarder takes them, keys resolved."""
+    providers = []
+    for i, p in enumerate(config.providers):
+        key = config.resolve(f"providers[{i}].api_key", p.api_key) if p.api_key is not None else None
+        providers.append(
+            Provider(
+                name=p.name,
+                api=p.api,
+                base_url=p.base_url,
+                api_key=Secret(key) if key else None,
+                headers=tuple((k.lower(), v) for k, v in p.headers.items()),
+                timeout=p.timeout,
+                responses_api=p.responses_api,
+            )
+        )
+    return providers
+
+
+def routes(config: GatewayConfig, providers: Iterable[Provider]) -> list[Route]:
+    """The ``[[models]]`` as routes over ``providers`` (from :func:`provider_records`)."""
+    by_name = {p.name: p for p in providers}
+    deployments: dict[str, list[Deployment]] = {}
+    for m in config.models:
+        deployments.setdefault(m.name, []).append(Deployment(by_name[m.provider], m.model, m.weight))
+    fallbacks = {m.name: tuple(m.fallbacks) for m in config.models if m.fallbacks}
+    return [Route(name, tuple(d), fallbacks.get(name, ())) for name, d in deployments.items()]
+
+
+def upstream_timeouts(config: GatewayConfig) -> dict[str, UpstreamTimeouts]:
+    """Each configured provider's timeouts, for the forwarder."""
+    out = {}
+    for p in config.providers:
+        default = UpstreamTimeouts.from_total(p.timeout)
+        out[p.name] = default._replace(
+            connect=p.connect_timeout or default.connect,
+            first_byte=p.first_byte_timeout,
+            idle=p.idle_timeout or default.idle,
+        )
+    return out
+
+
+def retry_policies(config: GatewayConfig) -> dict[str, RetryPolicy]:
+    """Each configured provider's retry policy, for the retry layer."""
+    return {
+        p.name: RetryPolicy(
+            max_retries=p.max_retries,
+            retry_on=frozenset(p.retry_on) if p.retry_on is not None else DEFAULT_RETRY_ON,
+            cooldown=p.cooldown,
+        )
+        for p in config.providers
+    }
