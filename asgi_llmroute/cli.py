@@ -71,7 +71,7 @@ def _load(path: str | Path, *, report: bool = True) -> GatewayConfig:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from .serving import GracefulShutdown, ServeConfig, serve
 
     config, embedded = _select_config(args)
     host = args.host or config.server.host
@@ -90,30 +90,32 @@ def _serve(args: argparse.Namespace) -> int:
         "access_log": False,
         "server_header": False,
         "proxy_headers": False,
+        "max_head_bytes": config.server.max_head_bytes,
+        "head_timeout": config.server.head_timeout,
+        "shutdown_timeout": config.server.shutdown_timeout,
     }
     if workers == 1:
         from .gateway import build_gateway
 
         _configure_logging(config)
-        uvicorn.run(build_gateway(config), **options)
-        return 0
+        return serve(ServeConfig(GracefulShutdown(build_gateway(config)), **options))
     # Each worker process builds its own gateway (and its own connection pool) from the same source.
     if embedded:
         os.environ[_ENV_EMBEDDED] = config.server.data_dir
     else:
         os.environ[_ENV_CONFIG] = str(Path(args.config or DEFAULT_CONFIG).resolve())
-    uvicorn.run("asgi_llmroute.cli:worker_app", factory=True, workers=workers, **options)
-    return 0
+    return serve(ServeConfig("asgi_llmroute.cli:worker_app", factory=True, workers=workers, **options))
 
 
 def worker_app() -> object:
     """uvicorn factory for worker processes (``--workers N``)."""
     from .gateway import build_gateway
+    from .serving import GracefulShutdown
 
     data_dir = os.environ.get(_ENV_EMBEDDED)
     config = embedded_config(Path(data_dir)) if data_dir else _load(os.environ[_ENV_CONFIG], report=False)
     _configure_logging(config)
-    return build_gateway(config)
+    return GracefulShutdown(build_gateway(config))
 
 
 def _configure_logging(config: GatewayConfig) -> None:

@@ -55,6 +55,12 @@ class ServerConfig(_Model):
     workers: int = Field(default=1, ge=1, le=256)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     data_dir: str = ".llmroute"
+    #: The request line and headers together: larger heads get 431 (docs/configuration.md).
+    max_head_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Seconds for a request head to arrive in full (slowloris): then 408 and the connection is closed.
+    head_timeout: float = Field(default=10.0, gt=0, le=3600)
+    #: Seconds open requests get on shutdown (SIGTERM) before streams are ended with an error event.
+    shutdown_timeout: float = Field(default=30.0, gt=0, le=3600)
 
 
 class TokenConfig(_Model):

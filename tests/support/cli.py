@@ -28,6 +28,7 @@ def free_port() -> int:
 @dataclass
 class Served:
     url: str
+    pid: int = 0
     lines: list[str] = field(default_factory=list)  # what it printed so far (read by a thread)
 
     @property
@@ -55,7 +56,7 @@ def llmroute_serve(args: list[str], cwd: Path, env: dict[str, str] | None = None
         text=True,
         start_new_session=True,
     )
-    served = Served(f"http://127.0.0.1:{port}")
+    served = Served(f"http://127.0.0.1:{port}", process.pid)
     assert process.stdout is not None
     reader = threading.Thread(target=lambda: served.lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
     reader.start()
