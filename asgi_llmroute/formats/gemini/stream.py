@@ -1,0 +1,292 @@
+"""Gemini ``streamGenerateContent?alt=sse`` -> OpenAI chunks / Anthropic events.
+
+Each Gemini event is a whole ``GenerateContentResponse`` carrying incremental text and whole
+function calls; usage repeats, cumulative; ``finishReason`` comes on the last candidate chunk and
+the stream ends at EOF (no terminator). A stream that ends without a ``finishReason`` was cut:
+the client gets an error event, never a clean stop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._json import dumps, loads_str
+from ..sse import SSEEvent
+from ..stream_base import StreamProtocolError, StreamTranslator
+from ..types import TranslationOptions, UpstreamProtocolError
+from ..usage import openai_usage
+from .errors import google_error_fields
+from .ids import GeminiToolNames, mint_call_id, response_seed
+from .response import Chunk, accounting, anthropic_client_usage, finish_pair, function_call, usage_as_anthropic
+
+_CUT = "upstream stream ended without a finishReason"
+
+
+def _chunk(event: SSEEvent) -> tuple[Chunk | None, dict[str, Any] | None]:
+    """(parsed chunk, None) or (None, the error object of an in-band error event)."""
+    try:
+        obj = loads_str(event.data)
+    except (ValueError, RecursionError):
+        raise StreamProtocolError("upstream sent an event that is not valid JSON") from None
+    if isinstance(obj, list) and len(obj) == 1:  # some Google front ends wrap objects in an array
+        obj = obj[0]
+    if not isinstance(obj, dict):
+        raise StreamProtocolError("upstream sent an event that is not a JSON object")
+    if obj.get("error"):
+        return None, obj
+    try:
+        return Chunk(obj), None
+    except UpstreamProtocolError as exc:
+        raise StreamProtocolError(exc.message) from None
+
+
+class _GeminiStream(StreamTranslator):
+    __slots__ = ("_names", "_seed", "_started", "_finish", "_calls", "_saw_text", "_usage", "_blocked")
+
+    def __init__(self, names: GeminiToolNames, options: TranslationOptions) -> None:
+        super().__init__(options)
+        self._names = names
+        self._seed = ""
+        self._started = False
+        self._finish: Any = None
+        self._calls = 0
+        self._saw_text = False
+        self._usage: dict[str, Any] = usage_as_anthropic(None)
+        self._blocked = False
+
+    def _event(self, event: SSEEvent, out: list[str]) -> None:
+        if not event.data:
+            return
+        chunk, error = _chunk(event)
+        if chunk is None:
+            assert error is not None
+            message, status, _ = google_error_fields(0, error)
+            self._upstream_error(out, message, status)
+            self._done = True
+            return
+        if not self._started:
+            self._seed = response_seed(chunk.response_id)
+            self._start(chunk, out)
+            self._started = True
+        if chunk.usage is not None:
+            self._usage = usage_as_anthropic(chunk.usage)
+            self.usage = accounting(self._usage)
+        for part in chunk.parts:
+            call = function_call(part)
+            if call is not None:
+                call_id = mint_call_id(self._prefix(), self._seed, self._calls, part.get("thoughtSignature"))
+                self._tool(call_id, self._names.client(call[0]), dumps(call[1]), out)
+                self._calls += 1
+                continue
+            text = part.get("text")
+            if isinstance(text, str) and text:
+                if part.get("thought") is True:
+                    self._thought(text, out)
+                else:
+                    self._saw_text = True
+                    self._text(text, out)
+        if chunk.blocked and not chunk.parts:
+            self._blocked = True
+        if chunk.finish is not None and self._finish is None:
+            self._finish = chunk.finish
+
+    def _eof(self, out: list[str]) -> None:
+        if not self._started:
+            self._error(out, "upstream stream ended before any event", "api_error")
+            return
+        if self._finish is None and not self._blocked:
+            self._error(out, _CUT, "api_error")
+            return
+        if self._blocked and self._finish is None:
+            pair = ("content_filter", "refusal")
+        else:
+            try:
+                pair = finish_pair(self._finish, saw_tool=self._calls > 0, saw_content=self._saw_text)
+            except UpstreamProtocolError as exc:
+                self._error(out, exc.message, "api_error")
+                return
+        self._end(pair, out)
+
+    # Client-format hooks.
+    def _prefix(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _start(self, chunk: Chunk, out: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _text(self, text: str, out: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _thought(self, text: str, out: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _tool(self, call_id: str, name: str, arguments: str, out: list[str]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _end(self, pair: tuple[str, str], out: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _upstream_error(self, out: list[str], message: str, status: str | None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class GeminiToOpenAIStream(_GeminiStream):
+    """Gemini events in, ``chat.completion.chunk`` events out, ``[DONE]`` at the end."""
+
+    __slots__ = ("_include_usage", "_reasoning", "_clock", "_head", "_prefix_text", "_suffix")
+
+    def __init__(self, names: GeminiToolNames, options: TranslationOptions, *, include_usage: bool = False) -> None:
+        super().__init__(names, options)
+        self._include_usage = include_usage
+        self._reasoning = options.reasoning_content
+        self._clock = options.clock
+        self._head: dict[str, Any] = {}
+        self._prefix_text = ""
+        usage_null = ',"usage":null' if include_usage else ""
+        self._suffix = ',"logprobs":null,"finish_reason":null}]' + usage_null + "}\n\n"
+
+    def _prefix(self) -> str:
+        return "call_"
+
+    def _emit(self, delta: str, out: list[str]) -> None:
+        out.append(self._prefix_text + delta + self._suffix)
+
+    def _start(self, chunk: Chunk, out: list[str]) -> None:
+        response_id = chunk.response_id
+        self._head = {
+            "id": response_id if isinstance(response_id, str) and response_id else "chatcmpl-" + self._seed[:24],
+            "object": "chat.completion.chunk",
+            "created": self._clock(),
+            "model": chunk.model,
+        }
+        self._prefix_text = "data: " + dumps(self._head)[:-1] + ',"choices":[{"index":0,"delta":'
+        self._emit('{"role":"assistant","content":""}', out)
+
+    def _text(self, text: str, out: list[str]) -> None:
+        self._emit('{"content":' + dumps(text) + "}", out)
+
+    def _thought(self, text: str, out: list[str]) -> None:
+        if self._reasoning:
+            self._emit('{"reasoning_content":' + dumps(text) + "}", out)
+
+    def _tool(self, call_id: str, name: str, arguments: str, out: list[str]) -> None:
+        call = {
+            "index": self._calls,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        self._emit('{"tool_calls":[' + dumps(call) + "]}", out)
+
+    def _end(self, pair: tuple[str, str], out: list[str]) -> None:
+        usage_null = ',"usage":null' if self._include_usage else ""
+        out.append(self._prefix_text + '{},"logprobs":null,"finish_reason":"' + pair[0] + '"}]' + usage_null + "}\n\n")
+        if self._include_usage:
+            chunk = {**self._head, "choices": [], "usage": openai_usage(self._usage)}
+            out.append("data: " + dumps(chunk) + "\n\n")
+        out.append("data: [DONE]\n\n")
+
+    def _upstream_error(self, out: list[str], message: str, status: str | None) -> None:
+        self._error_with_code(out, message, "api_error", status)
+
+    def _error(self, out: list[str], message: str, type_: str | None) -> None:
+        self._error_with_code(out, message, type_ or "api_error", None)
+
+    @staticmethod
+    def _error_with_code(out: list[str], message: str, type_: str, code: str | None) -> None:
+        error = {"message": message, "type": type_, "param": None, "code": code}
+        out.append("data: " + dumps({"error": error}) + "\n\n")
+
+
+_BLOCK_START = 'event: content_block_start\ndata: {"type":"content_block_start","index":'
+_BLOCK_STOP = 'event: content_block_stop\ndata: {"type":"content_block_stop","index":'
+
+
+class GeminiToAnthropicStream(_GeminiStream):
+    """Gemini events in, Anthropic named events out (``message_start`` ... ``message_stop``)."""
+
+    __slots__ = ("_thinking", "_next", "_open", "_delta")
+
+    def __init__(self, names: GeminiToolNames, options: TranslationOptions, *, thinking: bool = False) -> None:
+        super().__init__(names, options)
+        self._thinking = thinking
+        self._next = 0
+        self._open = ""  # kind of the open block ("" when none)
+        self._delta = ""
+
+    def _prefix(self) -> str:
+        return "toolu_"
+
+    def _start(self, chunk: Chunk, out: list[str]) -> None:
+        response_id = chunk.response_id
+        msg_id = response_id if isinstance(response_id, str) and response_id else self._seed[:24]
+        message = {
+            "type": "message_start",
+            "message": {
+                "id": msg_id if msg_id.startswith("msg_") else "msg_" + msg_id,
+                "type": "message",
+                "role": "assistant",
+                "model": chunk.model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": 0,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": 0,
+                },
+            },
+        }
+        out.append("event: message_start\ndata: " + dumps(message) + "\n\n")
+
+    def _open_block(self, kind: str, block: str, out: list[str]) -> None:
+        self._close(out)
+        index = str(self._next)
+        self._next += 1
+        out.append(_BLOCK_START + index + ',"content_block":' + block + "}\n\n")
+        self._open = kind
+        self._delta = 'event: content_block_delta\ndata: {"type":"content_block_delta","index":' + index + ',"delta":'
+
+    def _close(self, out: list[str]) -> None:
+        if self._open:
+            out.append(_BLOCK_STOP + str(self._next - 1) + "}\n\n")
+            self._open = ""
+
+    def _text(self, text: str, out: list[str]) -> None:
+        if self._open != "text":
+            self._open_block("text", '{"type":"text","text":""}', out)
+        out.append(self._delta + '{"type":"text_delta","text":' + dumps(text) + "}}\n\n")
+
+    def _thought(self, text: str, out: list[str]) -> None:
+        if not self._thinking:
+            return
+        if self._open != "thinking":
+            self._open_block("thinking", '{"type":"thinking","thinking":"","signature":""}', out)
+        out.append(self._delta + '{"type":"thinking_delta","thinking":' + dumps(text) + "}}\n\n")
+
+    def _tool(self, call_id: str, name: str, arguments: str, out: list[str]) -> None:
+        block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+        self._open_block("tool_use", dumps(block), out)
+        out.append(self._delta + '{"type":"input_json_delta","partial_json":' + dumps(arguments) + "}}\n\n")
+        self._close(out)
+
+    def _end(self, pair: tuple[str, str], out: list[str]) -> None:
+        self._close(out)
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": pair[1], "stop_sequence": None},
+            "usage": anthropic_client_usage(self._usage),
+        }
+        out.append("event: message_delta\ndata: " + dumps(delta) + "\n\n")
+        out.append('event: message_stop\ndata: {"type":"message_stop"}\n\n')
+
+    def _upstream_error(self, out: list[str], message: str, status: str | None) -> None:
+        from .errors import anthropic_type_for
+
+        self._error(out, message, anthropic_type_for(0, status))
+
+    def _error(self, out: list[str], message: str, type_: str | None) -> None:
+        self._close(out)
+        payload = {"type": "error", "error": {"type": type_ or "api_error", "message": message}}
+        out.append("event: error\ndata: " + dumps(payload) + "\n\n")

@@ -1,0 +1,96 @@
+"""Per-request translator between an OpenAI or Anthropic client and a Gemini upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..stream_base import StreamTranslator
+from ..types import API, DEFAULT_OPTIONS, TranslationOptions
+from ..usage import accounting_from_anthropic
+from .errors import gemini_to_anthropic_error, gemini_to_openai_error, retry_after
+from .ids import GeminiToolNames
+from .request import GeminiRequest, anthropic_to_gemini_request, openai_to_gemini_request
+from .response import gemini_to_anthropic_response, gemini_to_openai_response
+from .stream import GeminiToAnthropicStream, GeminiToOpenAIStream
+
+
+class GeminiTranslator:
+    """Translates one request from an OpenAI Chat or Anthropic Messages client to Gemini, and its
+    response back (same contract as :class:`~asgi_llmroute.formats.Translator`).
+
+    Call :meth:`request` first: it returns the Gemini body and records the model and whether a
+    stream was asked for (:attr:`model`, :attr:`streaming`), which decide the upstream URL
+    (``models/{model}:generateContent`` or ``:streamGenerateContent?alt=sse``). Then exactly one of
+    :meth:`response`, :meth:`error` or :meth:`stream`. After :meth:`error`, :attr:`retry_after`
+    holds the seconds a ``RESOURCE_EXHAUSTED`` answer asked to wait (for a ``Retry-After`` header).
+
+    ``placeholder_signatures`` (default: on for Gemini 3 models, whose function calls must carry
+    a thought signature) puts Google's documented placeholder signature on a model turn with
+    function calls that carries none (history from another provider).
+    """
+
+    __slots__ = ("client", "options", "placeholder_signatures", "_request", "usage", "retry_after")
+
+    def __init__(
+        self,
+        client: API,
+        options: TranslationOptions = DEFAULT_OPTIONS,
+        *,
+        placeholder_signatures: bool | None = None,
+    ) -> None:
+        if client not in ("openai", "anthropic"):
+            raise ValueError(f"unknown client API {client!r}")
+        self.client: API = client
+        self.options = options
+        self.placeholder_signatures = placeholder_signatures
+        self._request = GeminiRequest(body={}, model=None, stream=False)
+        #: Token counts of a translated non-stream response (same keys as ``StreamTranslator.usage``).
+        self.usage: dict[str, int] | None = None
+        self.retry_after: int | None = None
+
+    @property
+    def model(self) -> str | None:
+        """The model the client's body named (the URL's ``{model}``)."""
+        return self._request.model
+
+    @property
+    def streaming(self) -> bool:
+        return self._request.stream
+
+    @property
+    def warnings(self) -> list[str]:
+        """Lossy decisions taken on the request (removed schema constraints, dropped fields)."""
+        return self._request.warnings
+
+    @property
+    def tool_names(self) -> GeminiToolNames:
+        return self._request.tool_names
+
+    def request(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Client request JSON -> Gemini request JSON; raises :class:`TranslationError`."""
+        translate = openai_to_gemini_request if self.client == "openai" else anthropic_to_gemini_request
+        self._request = translate(body, self.options, placeholder_signatures=self.placeholder_signatures)
+        return self._request.body
+
+    def response(self, body: bytes) -> bytes:
+        """Gemini 2xx non-stream body -> client body; raises UpstreamProtocolError."""
+        if self.client == "openai":
+            out, usage = gemini_to_openai_response(body, self._request.tool_names, self.options)
+        else:
+            out, usage = gemini_to_anthropic_response(body, self._request.tool_names, self._request.thinking_requested)
+        self.usage = accounting_from_anthropic(usage) if usage is not None else None
+        return out
+
+    def error(self, status: int, body: bytes) -> bytes:
+        """Google error body -> client-format error body; the caller keeps ``status``."""
+        self.retry_after = retry_after(body) if status == 429 or status >= 500 else None
+        if self.client == "openai":
+            return gemini_to_openai_error(status, body)
+        return gemini_to_anthropic_error(status, body)
+
+    def stream(self) -> StreamTranslator:
+        """A translator for the upstream's ``text/event-stream`` 2xx body."""
+        names = self._request.tool_names
+        if self.client == "openai":
+            return GeminiToOpenAIStream(names, self.options, include_usage=self._request.include_usage)
+        return GeminiToAnthropicStream(names, self.options, thinking=self._request.thinking_requested)
