@@ -298,6 +298,20 @@ def _openai_messages(messages: list[Any], contents: _Contents, names: GeminiTool
 
 
 _THINKING = frozenset(("thinking", "redacted_thinking"))
+#: OpenAI fields with no Gemini equivalent that only tune behaviour: dropped with a warning.
+_DROPPED = (
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "parallel_tool_calls",
+    "prediction",
+    "audio",
+    "modalities",
+    "web_search_options",
+    "service_tier",
+    "user",
+    "metadata",
+)
 
 
 def _openai_tools(tools: Any, names: GeminiToolNames, warnings: list[str]) -> list[dict[str, Any]]:
@@ -498,7 +512,7 @@ def openai_to_gemini_request(
         choice = _openai_tool_choice(body.get("tool_choice"), names)
         if choice is not None:
             out["toolConfig"] = {"functionCallingConfig": choice}
-    for key in ("logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls", "prediction", "audio"):
+    for key in _DROPPED:
         if body.get(key) not in (None, False):
             warnings.append(f"{key}: no Gemini equivalent, dropped")
     stream = body.get("stream") is True
