@@ -125,6 +125,13 @@ class RequestContext:
     last_error: str | None = None
     # The boundary of a multipart/form-data body (upload endpoints), set when the body is read.
     form_boundary: bytes | None = None
+    # The final event of the response stream (message_stop, [DONE], response.completed) reached the
+    # client (ObserveMiddleware): the request is complete even if the client leaves before the upstream ends.
+    completed: bool = False
+    # An error the gateway itself raised about the upstream (forwarder: connect, timeout, cut stream), and
+    # whether a layer has already rendered it in the client's format (translation layers pass it on unchanged).
+    gateway_error: GatewayError | None = None
+    gateway_error_rendered: bool = False
     _body: bytes | None = None
     _json: Any = None
     _json_parsed: bool = False

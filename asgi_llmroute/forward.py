@@ -166,6 +166,7 @@ class Forwarder:
         timeouts = self._timeouts.get(provider.name) or _default_timeouts(provider.timeout)
         request = self._build_request(scope, ctx, provider, timeouts)
         ctx.attempts += 1
+        ctx.gateway_error, ctx.gateway_error_rendered = None, False  # a retry starts afresh
         relay = _Relay(send, ctx, provider, timeouts)
         try:
             loop = asyncio.get_running_loop()
@@ -242,6 +243,7 @@ class _Relay:
         "disconnected",
         "finished",
         "is_stream",
+        "last",
         "provider",
         "send",
         "started",
@@ -257,6 +259,7 @@ class _Relay:
         self.total_deadline = 0.0
         self.started = False  # the response start went to the client
         self.is_stream = False
+        self.last = b""  # the last chunk relayed: whether an error event must first close a partial frame
         self.finished = False  # ran to its end (an error response counts), not cut by a deadline
         self.disconnected = False
 
@@ -289,6 +292,7 @@ class _Relay:
                         self.started = True
                         await send(start)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    self.last = chunk
             except httpx.TransportError as exc:
                 logger.warning("upstream %s failed mid-response: %s", name, type(exc).__name__)
                 ctx.last_error, error = _classify(exc, name)
@@ -296,7 +300,8 @@ class _Relay:
                     await self._send_error(error)  # nothing committed yet: a clean, retryable error
                 else:
                     # Committed: nothing can be retried. Say so in-band where the format allows it.
-                    tail = render_stream_error(wire, error) if self.is_stream else b""
+                    ctx.gateway_error = error
+                    tail = _stream_error_tail(wire, error, self.last) if self.is_stream else b""
                     await send({"type": "http.response.body", "body": tail, "more_body": False})
                 self.finished = True
                 return
@@ -307,6 +312,9 @@ class _Relay:
             self.finished = True
         except OSError:
             # The client went away while we were writing (ASGI 2.4 servers raise here).
+            if ctx.completed:
+                self.finished = True  # after the final event: the request is complete
+                return
             logger.info("client disconnected during the response from %s", name)
             self.disconnected = True
             ctx.last_error = "disconnect"
@@ -327,20 +335,32 @@ class _Relay:
         error = UpstreamError(
             504, f"Provider {name!r} did not answer in time ({which} timeout, {limit:g}s).", code="upstream_timeout"
         )
+        ctx.gateway_error = error
         try:
             if not self.started:
                 await send_error(self.send, wire, error)
             else:
-                tail = render_stream_error(wire, error) if self.is_stream else b""
+                tail = _stream_error_tail(wire, error, self.last) if self.is_stream else b""
                 await self.send({"type": "http.response.body", "body": tail, "more_body": False})
         except OSError:
             self.disconnected = True
 
     async def _send_error(self, error: UpstreamError) -> None:
+        self.ctx.gateway_error = error
         try:
             await send_error(self.send, self.provider.api, error)
         except OSError:
             self.disconnected = True
+
+
+def _stream_error_tail(wire: str, error: GatewayError, last: bytes) -> bytes:
+    """The error event that ends a committed stream; when the upstream was cut inside an event
+    (``last``, the final bytes relayed, do not end one), first a blank line that closes that frame,
+    so the client's parser sees the error event on its own (a frame without data is never dispatched)."""
+    event = render_stream_error(wire, error)
+    if len(last) >= 4 and last.endswith((b"\n\n", b"\r\n\r\n", b"\r\r")):
+        return event
+    return b"\n\n" + event
 
 
 class _TaskScope:
@@ -386,6 +406,12 @@ async def _cancel_on_disconnect(receive: Receive, relay: _Relay, cancel_scope: a
         if message["type"] == "http.disconnect":
             if relay.finished:
                 return  # servers also say "disconnect" once the response is complete
+            if relay.ctx.completed:
+                # The final event reached the client, which then left (the SDKs do): the request is
+                # complete; only the upstream's end of body is not waited for.
+                relay.finished = True
+                cancel_scope.cancel()
+                return
             relay.disconnected = True
             relay.ctx.last_error = "disconnect"
             cancel_scope.cancel()

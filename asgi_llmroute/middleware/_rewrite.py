@@ -9,7 +9,7 @@ from typing import Protocol
 from starlette.types import Message, Send
 
 from ..context import RequestContext
-from ..errors import UpstreamError, send_error
+from ..errors import UpstreamError, render_stream_error, send_error
 from ..formats import StreamTranslator, UpstreamProtocolError
 
 __all__ = ["BodyTranslator", "ResponseRewriter", "ask_for_identity"]
@@ -48,7 +48,18 @@ class ResponseRewriter:
     client's ``wire`` format. Usage the translator saw is recorded in ``ctx.usage``.
     """
 
-    __slots__ = ("_buffer", "_buffered", "_ctx", "_send", "_start", "_stream", "_translator", "_wire")
+    __slots__ = (
+        "_buffer",
+        "_buffered",
+        "_ctx",
+        "_passthrough",
+        "_send",
+        "_start",
+        "_stream",
+        "_translator",
+        "_usage",
+        "_wire",
+    )
 
     def __init__(self, send: Send, translator: BodyTranslator, ctx: RequestContext, wire: str) -> None:
         self._send = send
@@ -59,9 +70,18 @@ class ResponseRewriter:
         self._stream: StreamTranslator | None = None
         self._buffer: list[bytes] = []
         self._buffered = 0
+        self._passthrough = False  # a gateway error an inner layer already rendered for the client
+        self._usage: dict[str, int] | None = None
 
     async def send(self, message: Message) -> None:
+        if self._passthrough:
+            await self._send(message)
+            return
         if message["type"] == "http.response.start":
+            if self._ctx.gateway_error_rendered:
+                self._passthrough = True
+                await self._send(message)
+                return
             self._start = message
             if message["status"] < 300 and _header(message["headers"], b"content-type").startswith(
                 b"text/event-stream"
@@ -78,11 +98,23 @@ class ResponseRewriter:
         more: bool = message.get("more_body", False)
         stream = self._stream
         if stream is not None:
+            ctx = self._ctx
+            if not more and ctx.gateway_error is not None:
+                # The gateway's own error (the upstream was cut or timed out): rendered once, in the
+                # client's format, not translated from the provider's; what the upstream sent of a
+                # partial event is dropped with the translator.
+                if not ctx.gateway_error_rendered:
+                    body = b"\n\n" + render_stream_error(self._wire, ctx.gateway_error)
+                    ctx.gateway_error_rendered = True
+                await self._send({"type": "http.response.body", "body": body, "more_body": False})
+                return
             out = stream.feed(body) if body else b""
             if not more:
                 out += stream.close()
-                if stream.usage:
-                    self._ctx.usage.update(stream.usage)
+            if stream.usage is not self._usage and stream.usage:
+                # Kept current, so that a stream the client leaves after its final event is counted.
+                self._usage = stream.usage
+                ctx.usage.update(stream.usage)
             if out or not more:
                 await self._send({"type": "http.response.body", "body": out, "more_body": more})
             return
@@ -97,6 +129,12 @@ class ResponseRewriter:
     async def _finish(self, raw: bytes) -> None:
         assert self._start is not None, "http.response.body before http.response.start"
         status: int = self._start["status"]
+        error = self._ctx.gateway_error
+        if error is not None:
+            # The gateway's own error: rendered once in the client's format, never translated.
+            self._ctx.gateway_error_rendered = True
+            await send_error(self._send, self._wire, error)
+            return
         if status >= 400:
             out = self._translator.error(status, raw)
         else:

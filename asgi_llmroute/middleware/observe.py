@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import RequestContext, ensure_context, get_context, route_path
+from ..context import ClientAPI, RequestContext, ensure_context, get_context, route_path
 from ..errors import ClientDisconnected, GatewayError, send_error
 from ..logs import REQUEST_ID
 from ..metrics import GatewayMetrics, upstream_error_kind
@@ -91,7 +91,7 @@ class ObserveMiddleware:
         request_id = ctx.request_id or _request_id(scope["headers"], self._is_credential)
         ctx.request_id = request_id
         token = REQUEST_ID.set(request_id)
-        exchange = _Exchange(send, request_id.encode())
+        exchange = _Exchange(send, request_id.encode(), ctx)
         api = ctx.client_api.value  # inner layers may change it (Responses API served over chat)
         in_flight = self._metrics.in_flight_for(api) if self._metrics is not None else None
         if in_flight is not None:
@@ -115,7 +115,8 @@ class ObserveMiddleware:
             if in_flight is not None:
                 in_flight.dec()
             if status is None:
-                status = exchange.status if exchange.done and exchange.status is not None else 499
+                done = exchange.done or ctx.completed  # the final event reached the client: complete
+                status = exchange.status if done and exchange.status is not None else 499
             duration = time.perf_counter() - started
             ttfb = exchange.first_byte - started if exchange.first_byte is not None else None
             if self._metrics is not None:
@@ -135,14 +136,29 @@ def _request_id(headers: list[tuple[bytes, bytes]], is_credential: Callable[[str
     return os.urandom(16).hex()  # 128 random bits like uuid4, at a quarter of the cost
 
 
+# The line that opens a stream's final event, per client API: once it has gone to the client, the
+# request is complete (``ctx.completed``), whether or not the client waits for the end of the body.
+_FINAL_EVENT = {
+    ClientAPI.OPENAI_CHAT: b"data: [DONE]",
+    ClientAPI.ANTHROPIC_MESSAGES: b"event: message_stop",
+    ClientAPI.OPENAI_RESPONSES: b"event: response.completed",
+}
+
+
+def _has_final_event(marker: bytes, body: bytes) -> bool:
+    return body.startswith(marker) or b"\n" + marker in body
+
+
 class _Exchange:
     """Per-request view of the response: adds the id header, notes status, first byte and end."""
 
-    __slots__ = ("_id", "_send", "done", "first_byte", "status", "stream", "upstream_id")
+    __slots__ = ("_ctx", "_final", "_id", "_send", "done", "first_byte", "status", "stream", "upstream_id")
 
-    def __init__(self, send: Send, request_id: bytes) -> None:
+    def __init__(self, send: Send, request_id: bytes, ctx: RequestContext) -> None:
         self._send = send
         self._id = request_id
+        self._ctx = ctx
+        self._final = _FINAL_EVENT.get(ctx.client_api)
         self.status: int | None = None
         self.first_byte: float | None = None
         self.done = False
@@ -156,6 +172,10 @@ class _Exchange:
                 self.first_byte = time.perf_counter()
             if not message.get("more_body", False):
                 self.done = True
+            elif self.stream and self._final is not None and _has_final_event(self._final, message.get("body", b"")):
+                await self._send(message)
+                self._ctx.completed = self.status is not None and self.status < 400
+                return
         elif kind == "http.response.start":
             self.status = message["status"]
             headers: list[tuple[bytes, bytes]] = []

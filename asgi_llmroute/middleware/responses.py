@@ -63,5 +63,7 @@ class ResponsesMiddleware:
         # Inner layers see a chat request; a translation layer further in may set its own path.
         ctx.client_api = ClientAPI.OPENAI_CHAT
         ctx.upstream_path = _CHAT_PATH
+        # The client's query string belongs to its API (`?beta=true` from Claude Code): not the upstream's.
+        scope["query_string"] = b""
         scope["headers"] = ask_for_identity(scope["headers"])
         await self._app(scope, receive, ResponseRewriter(send, translator, ctx, "openai").send)

@@ -75,6 +75,8 @@ class TranslationMiddleware:
             await send_error(send, client.wire, exc)
             return
         ctx.upstream_path = _UPSTREAM_PATH[provider.api]
+        # The client's query string belongs to its API (`?beta=true` from Claude Code): not the upstream's.
+        scope["query_string"] = b""
         # Drop the other API's protocol headers (anthropic-version to an OpenAI upstream, ...).
         foreign = b"anthropic-" if provider.api == "openai" else b"openai-"
         scope["headers"] = ask_for_identity(scope["headers"], foreign)

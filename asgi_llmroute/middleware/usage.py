@@ -79,7 +79,7 @@ def _ask_for_stream_usage(ctx: RequestContext) -> bool:
 class _Observer:
     """Per-request response watcher; rewrites only a stream whose usage the gateway asked for."""
 
-    __slots__ = ("_buffer", "_ctx", "_scanner", "_send", "_size", "_strip", "_stripper", "_wire")
+    __slots__ = ("_buffer", "_ctx", "_scanner", "_seen", "_send", "_size", "_strip", "_stripper", "_wire")
 
     def __init__(self, send: Send, ctx: RequestContext, wire: Wire, strip: bool) -> None:
         self._send = send
@@ -90,6 +90,7 @@ class _Observer:
         self._stripper: OpenAIUsageStripper | None = None
         self._buffer: list[bytes] | None = None
         self._size = 0
+        self._seen: dict[str, int] | None = None
 
     async def send(self, message: Message) -> None:
         if message["type"] != "http.response.body":
@@ -103,6 +104,9 @@ class _Observer:
                 scanner.feed(body)
             if not more:
                 scanner.close()
+            if scanner.usage is not self._seen:
+                # Kept current, so that a stream the client leaves after its final event is counted.
+                self._seen = scanner.usage
                 self._set(scanner.usage)
             await self._send(message)
             return
@@ -111,6 +115,8 @@ class _Observer:
             out = stripper.feed(body) if body else b""
             if not more:
                 out += stripper.close()
+            if stripper.usage is not self._seen:
+                self._seen = stripper.usage
                 self._set(stripper.usage)
             elif out is body:
                 await self._send(message)  # unchanged
