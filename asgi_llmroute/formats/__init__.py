@@ -1,10 +1,12 @@
-"""Pure, I/O-free translation between OpenAI Chat Completions and Anthropic Messages.
+"""Pure, I/O-free translation between OpenAI Chat Completions and Anthropic Messages, and from
+both to Google's Gemini ``generateContent`` (:class:`GeminiTranslator`).
 
 Requests, non-stream responses, error bodies and SSE streams, both directions; see
 ``docs/translation.md`` for every mapping rule, dropped field and option.
 """
 
 from .errors import anthropic_error_type, openai_error_type
+from .gemini import GeminiTranslator
 from .responses_translator import ResponsesTranslator
 from .sse import SSEBufferOverflow, SSEEvent, SSEParser, encode_sse, keepalive
 from .stream_base import StreamTranslator
@@ -14,6 +16,7 @@ from .types import API, DEFAULT_OPTIONS, TranslationError, TranslationOptions, U
 __all__ = [
     "API",
     "DEFAULT_OPTIONS",
+    "GeminiTranslator",
     "ResponsesTranslator",
     "SSEBufferOverflow",
     "SSEEvent",

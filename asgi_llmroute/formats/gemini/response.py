@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._json import dumps, dumps_bytes, parse_json_object
+from ..accounting import accounting_from_anthropic, openai_usage
 from ..types import TranslationOptions, UpstreamProtocolError
-from ..usage import accounting_from_anthropic, openai_usage
 from .ids import GeminiToolNames, mint_call_id, response_seed
 
 # finishReason -> (OpenAI finish_reason, Anthropic stop_reason). "MALFORMED" marks the group whose

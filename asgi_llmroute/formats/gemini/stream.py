@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from .._json import dumps, loads_str
+from ..accounting import openai_usage
 from ..sse import SSEEvent
 from ..stream_base import StreamProtocolError, StreamTranslator
 from ..types import TranslationOptions, UpstreamProtocolError
-from ..usage import openai_usage
 from .errors import google_error_fields
 from .ids import GeminiToolNames, mint_call_id, response_seed
 from .response import Chunk, accounting, anthropic_client_usage, finish_pair, function_call, usage_as_anthropic

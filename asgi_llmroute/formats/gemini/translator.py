@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..accounting import accounting_from_anthropic
 from ..stream_base import StreamTranslator
 from ..types import API, DEFAULT_OPTIONS, TranslationOptions
-from ..usage import accounting_from_anthropic
 from .errors import gemini_to_anthropic_error, gemini_to_openai_error, retry_after
 from .ids import GeminiToolNames
 from .request import GeminiRequest, anthropic_to_gemini_request, openai_to_gemini_request
