@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     # CLI
     "cli": 5,
     "cli_providers": 5,
+    "serving": 5,
 }
 
 
