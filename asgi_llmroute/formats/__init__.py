@@ -1,11 +1,14 @@
 """Pure, I/O-free translation between OpenAI Chat Completions and Anthropic Messages, and from
-both to Google's Gemini ``generateContent`` (:class:`GeminiTranslator`).
+both to Google's Gemini ``generateContent`` (:class:`GeminiTranslator`) and AWS Bedrock's Converse
+and Claude InvokeModel APIs (:class:`BedrockTranslator`).
 
 Requests, non-stream responses, error bodies and SSE streams, both directions; see
 ``docs/translation.md`` for every mapping rule, dropped field and option.
 """
 
+from .bedrock import BedrockAPI, BedrockTranslator, model_path
 from .errors import anthropic_error_type, openai_error_type
+from .eventstream import EventStreamDecoder, EventStreamError, EventStreamMessage, encode_message
 from .gemini import GeminiTranslator
 from .responses_translator import ResponsesTranslator
 from .sse import SSEBufferOverflow, SSEEvent, SSEParser, encode_sse, keepalive
@@ -16,6 +19,11 @@ from .types import API, DEFAULT_OPTIONS, TranslationError, TranslationOptions, U
 __all__ = [
     "API",
     "DEFAULT_OPTIONS",
+    "BedrockAPI",
+    "BedrockTranslator",
+    "EventStreamDecoder",
+    "EventStreamError",
+    "EventStreamMessage",
     "GeminiTranslator",
     "ResponsesTranslator",
     "SSEBufferOverflow",
@@ -27,8 +35,10 @@ __all__ = [
     "Translator",
     "UpstreamProtocolError",
     "anthropic_error_type",
+    "encode_message",
     "encode_sse",
     "keepalive",
+    "model_path",
     "new_translator",
     "openai_error_type",
 ]

@@ -13,15 +13,15 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from ._json import dumps_bytes, parse_json_object
+from .accounting import accounting_from_anthropic
 from .bedrock_stream import BedrockStream, ConverseEvents, InvokeChunks
-from .context import RequestContext
 from .converse_request import PASSTHROUGH_FIELDS, anthropic_to_converse_request, is_anthropic_model
 from .converse_response import bedrock_error, converse_to_anthropic_message
 from .request_to_anthropic import openai_to_anthropic_request
 from .response_to_openai import anthropic_to_openai_response
+from .state import TranslationState
 from .tools import ANTHROPIC_NAME_MAX, ToolNames
 from .types import API, DEFAULT_OPTIONS, TranslationError, TranslationOptions
-from .usage import accounting_from_anthropic
 
 __all__ = ["BEDROCK_ANTHROPIC_VERSION", "BedrockAPI", "BedrockTranslator", "model_path", "split_betas"]
 
@@ -123,7 +123,7 @@ class BedrockTranslator:
         self.betas = list(betas or ())
         self.anthropic_version = anthropic_version
         #: Maps the names sent to Converse back to the Anthropic-side names.
-        self.context = RequestContext(tool_names=ToolNames(ANTHROPIC_NAME_MAX))
+        self.context = TranslationState(tool_names=ToolNames(ANTHROPIC_NAME_MAX))
         #: For OpenAI clients: the OpenAI -> Anthropic step's context (client tool names, usage opt-in).
         self._anthropic_ctx = self.context
         #: Token counts of a translated non-stream response (same keys as ``StreamTranslator.usage``).

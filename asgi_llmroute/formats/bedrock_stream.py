@@ -19,7 +19,7 @@ import binascii
 from typing import Any
 
 from ._json import dumps, loads
-from .context import RequestContext
+from .accounting import accounting_from_anthropic
 from .converse_response import (
     anthropic_usage,
     bedrock_anthropic_type,
@@ -29,11 +29,11 @@ from .converse_response import (
 )
 from .eventstream import EventStreamDecoder, EventStreamError, EventStreamMessage
 from .sse import SSEEvent
+from .state import TranslationState
 from .stream_base import StreamProtocolError, StreamTranslator
 from .stream_to_openai import AnthropicToOpenAIStream
 from .tools import ToolNames
 from .types import TranslationOptions
-from .usage import accounting_from_anthropic
 
 __all__ = ["BedrockStream", "ConverseEvents", "InvokeChunks", "StreamException"]
 
@@ -335,7 +335,7 @@ class BedrockStream(StreamTranslator):
         self,
         handler: ConverseEvents | InvokeChunks,
         client: str,
-        ctx: RequestContext,
+        ctx: TranslationState,
         options: TranslationOptions,
     ) -> None:
         super().__init__(options)

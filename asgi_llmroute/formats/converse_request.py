@@ -9,7 +9,7 @@ import re
 from typing import Any, TypeGuard
 
 from ._json import dumps
-from .context import RequestContext
+from .state import TranslationState
 from .tools import ToolNames
 from .types import TranslationError
 
@@ -81,7 +81,7 @@ def _source_bytes(block: dict[str, Any], param: str, kind: str) -> tuple[str, st
 
 
 class _Builder:
-    def __init__(self, names: ToolNames, ctx: RequestContext) -> None:
+    def __init__(self, names: ToolNames, ctx: TranslationState) -> None:
         self.names = names
         self.ctx = ctx
         self.doc_count = 0
@@ -217,7 +217,7 @@ def _system(system: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _tools(tools: Any, names: ToolNames, ctx: RequestContext) -> tuple[list[dict[str, Any]], set[str]]:
+def _tools(tools: Any, names: ToolNames, ctx: TranslationState) -> tuple[list[dict[str, Any]], set[str]]:
     """(Converse tool entries, names of hosted tools that were dropped)."""
     if tools is None:
         return [], set()
@@ -257,7 +257,7 @@ def _tools(tools: Any, names: ToolNames, ctx: RequestContext) -> tuple[list[dict
     return out, hosted
 
 
-def _tool_choice(choice: Any, names: ToolNames, hosted: set[str], ctx: RequestContext) -> dict[str, Any] | None:
+def _tool_choice(choice: Any, names: ToolNames, hosted: set[str], ctx: TranslationState) -> dict[str, Any] | None:
     if choice is None:
         return None
     if not isinstance(choice, dict):
@@ -314,7 +314,7 @@ def anthropic_to_converse_request(
     betas: list[str] | None = None,
     passthrough: dict[str, Any] | None = None,
     explicit_max_tokens: bool = True,
-) -> tuple[dict[str, Any], RequestContext]:
+) -> tuple[dict[str, Any], TranslationState]:
     """Translate an Anthropic Messages request body into a Converse body for ``model_id``.
 
     The returned context maps Converse tool names back to the body's names. ``betas`` are the
@@ -325,7 +325,7 @@ def anthropic_to_converse_request(
     if not isinstance(body, dict):
         raise TranslationError("request body must be a JSON object")
     names = ToolNames(CONVERSE_NAME_MAX)
-    ctx = RequestContext(tool_names=names)
+    ctx = TranslationState(tool_names=names)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise TranslationError("'messages' must be a non-empty array", "messages")
