@@ -11,6 +11,7 @@ from pathlib import Path
 from . import cli_providers
 from .__about__ import __version__
 from .config import ConfigError, GatewayConfig, load_config
+from .deferred import MissingExtraError, require
 from .embedded import ADMIN_TOKEN_FILE, TOKEN_FILE, embedded_config
 from .importers.litellm_config import is_litellm_config, load_litellm_config
 
@@ -71,6 +72,7 @@ def _load(path: str | Path, *, report: bool = True) -> GatewayConfig:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    require("uvicorn", "server", what="llmroute serve")  # serving.py builds on it
     from .serving import GracefulShutdown, ServeConfig, serve
 
     config, embedded = _select_config(args)
@@ -147,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command in ("providers", "store"):
             return cli_providers.run(args, _select_config(args)[0])
-    except ConfigError as exc:
+    except (ConfigError, MissingExtraError) as exc:
         print(f"llmroute: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

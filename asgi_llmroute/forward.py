@@ -17,16 +17,15 @@ from starlette.types import Receive, Scope, Send
 
 from .context import RequestContext, get_context, receive_body, route_path
 from .errors import GatewayError, UpstreamError, render_stream_error, send_error
+from .formats.types import DEFAULT_ANTHROPIC_VERSION
 from .headers import CREDENTIAL_HEADERS, HOP_BY_HOP_HEADERS
 from .providers.types import Provider
 from .timeouts import UpstreamTimeouts
 from .transport import LeanTransport
 
-__all__ = ["DEFAULT_ANTHROPIC_VERSION", "Forwarder", "map_transport_error", "pooled_client"]
+__all__ = ["Forwarder", "pooled_client"]
 
 logger = logging.getLogger("asgi_llmroute.forward")
-
-DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 
 # Never sent upstream: the client's credentials (also stripped earlier in the standard stack; the
 # forwarder drops them again so it is safe alone), connection-specific headers, and the headers the
@@ -43,11 +42,6 @@ _TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], int, str, str], ...] 
     (httpx.RemoteProtocolError, 502, "protocol", "Provider {name!r} closed the connection or broke the HTTP protocol."),
     (httpx.TransportError, 502, "transport", "The request to provider {name!r} failed."),
 )
-
-
-def map_transport_error(exc: httpx.TransportError, provider: str) -> UpstreamError:
-    """The gateway error (502 or 504) for a failure talking to ``provider``."""
-    return _classify(exc, provider)[1]
 
 
 def _classify(exc: httpx.TransportError, provider: str) -> tuple[str, UpstreamError]:

@@ -23,18 +23,12 @@ __all__ = [
     "KeyValueFormatter",
     "RequestIdFilter",
     "configure_logging",
-    "current_request_id",
 ]
 
 #: The id of the request being handled in this context, or None outside a request.
 REQUEST_ID: ContextVar[str | None] = ContextVar("llmroute_request_id", default=None)
 
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def current_request_id() -> str | None:
-    """The id of the request being handled, or None."""
-    return REQUEST_ID.get()
 
 
 class RequestIdFilter(logging.Filter):

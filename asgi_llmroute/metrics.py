@@ -13,18 +13,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from .context import RequestContext
+from .deferred import require
 from .errors import GatewayError, send_error
 from .secret import Secret
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 __all__ = ["GatewayMetrics", "MetricsEndpoint", "upstream_error_kind"]
 
-_M = TypeVar("_M", Counter, Histogram, Gauge)
+_M = TypeVar("_M", "Counter", "Histogram", "Gauge")
 
 # LLM requests take from milliseconds (errors, cached answers) to minutes (long generations).
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -61,10 +64,21 @@ class GatewayMetrics:
     label values; the others are counted as ``other``.
     """
 
+    requests: Counter
+    duration: Histogram
+    ttft: Histogram
+    in_flight: Gauge
+    input_tokens: Counter
+    output_tokens: Counter
+    upstream_errors: Counter
+
     def __init__(
         self, *, is_known: Callable[[str], bool] = lambda model: False, registry: CollectorRegistry | None = None
     ) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        prometheus = require("prometheus_client", "metrics", what="Gateway metrics")
+        Counter, Gauge, Histogram = prometheus.Counter, prometheus.Gauge, prometheus.Histogram
+        self._prometheus = prometheus
+        self.registry = registry if registry is not None else prometheus.CollectorRegistry(auto_describe=True)
         self._known = is_known
         r = self.registry
         self.requests = Counter(
@@ -148,9 +162,14 @@ class GatewayMetrics:
             child = self._children[key] = metric.labels(*labels)
         return cast("_M", child)
 
+    @property
+    def content_type(self) -> str:
+        """The media type of :meth:`render`'s output."""
+        return cast(str, self._prometheus.CONTENT_TYPE_LATEST)
+
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""
-        return generate_latest(self.registry)
+        return cast(bytes, self._prometheus.generate_latest(self.registry))
 
 
 class MetricsEndpoint:
@@ -179,7 +198,8 @@ class MetricsEndpoint:
             )
             return
         body = self._metrics.render()
-        headers = [(b"content-type", CONTENT_TYPE_LATEST.encode()), (b"content-length", str(len(body)).encode())]
+        content_type = self._metrics.content_type.encode()
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
 

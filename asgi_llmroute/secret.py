@@ -1,11 +1,19 @@
-"""Secret values and the ``env:NAME`` / ``file:PATH`` references that configuration uses for them."""
+"""Secret values and the references that stand for them: ``env:NAME``, ``file:PATH`` and LiteLLM's ``os.environ/NAME``.
+
+Every place that reads a reference (the TOML config, provider imports, LiteLLM configs) resolves it
+here, so the forms, their errors and their messages are the same everywhere.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["Secret", "SecretReferenceError", "redact", "resolve_reference"]
+__all__ = ["Secret", "SecretReferenceError", "litellm_env_var", "redact", "resolve_reference"]
+
+#: LiteLLM's reference to an environment variable: ``os.environ/NAME``.
+LITELLM_ENV_PREFIX = "os.environ/"
 
 
 class SecretReferenceError(ValueError):
@@ -49,20 +57,28 @@ def redact(value: str) -> str:
     return f"{prefix}...{value[-4:]}"
 
 
-def resolve_reference(value: str, *, base_dir: Path | None = None) -> str:
+def litellm_env_var(value: str) -> str | None:
+    """``NAME`` for LiteLLM's ``os.environ/NAME``, else None."""
+    return value[len(LITELLM_ENV_PREFIX) :] if value.startswith(LITELLM_ENV_PREFIX) else None
+
+
+def resolve_reference(value: str, *, base_dir: Path | None = None, env: Mapping[str, str] | None = None) -> str:
     """Resolve ``env:NAME`` and ``file:PATH``; any other string is a literal.
 
-    Relative ``file:`` paths are taken from ``base_dir`` (the config file's folder).
+    Relative ``file:`` paths are taken from ``base_dir`` (the config file's folder); ``env`` is looked
+    up before the process environment (a LiteLLM file's ``environment_variables``).
     Error messages name the variable or file, never a value.
     """
     if value.startswith("env:"):
         name = value[4:]
         if not name:
             raise SecretReferenceError("'env:' needs a variable name, as in env:OPENAI_API_KEY")
-        try:
-            return os.environ[name]
-        except KeyError:
-            raise SecretReferenceError(f"environment variable {name} is not set") from None
+        found = env.get(name) if env is not None else None
+        if found is None:
+            found = os.environ.get(name)
+        if found is None:
+            raise SecretReferenceError(f"environment variable {name} is not set")
+        return found
     if value.startswith("file:"):
         path = Path(value[5:]).expanduser()
         if not value[5:]:

@@ -489,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = list(dict.fromkeys(args.targets))
     skipped: list[str] = []
     if "llmroute" in targets and not args.llmroute:
-        skipped.append("llmroute: executable not found (pip install -e . or --llmroute PATH)")
+        skipped.append("llmroute: executable not found (pip install -e '.[all]' or --llmroute PATH)")
         targets.remove("llmroute")
     if "litellm" in targets and not (args.litellm and Path(args.litellm).exists() or shutil.which(args.litellm or "")):
         skipped.append("litellm: not installed, columns skipped (--litellm PATH or LITELLM_BIN; see bench/README.md)")

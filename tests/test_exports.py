@@ -116,7 +116,7 @@ def test_docs_and_examples_import_only_public_names() -> None:
 def test_the_root_imports_lazily() -> None:
     code = "import asgi_llmroute, sys; print(sorted(m for m in sys.modules if m.startswith('asgi_llmroute.')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['asgi_llmroute.__about__']"
+    assert out.stdout.strip() == "['asgi_llmroute.__about__', 'asgi_llmroute.deferred']"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         asgi_llmroute.nope  # noqa: B018
 

@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "formats": 0,
     # value types
     "__about__": 1,
+    "deferred": 1,
     "secret": 1,
     "tokens": 1,
     "headers": 1,

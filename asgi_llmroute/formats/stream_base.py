@@ -101,14 +101,6 @@ class StreamTranslator:
         self._done = True
         return "".join(out).encode()
 
-    def fail(self, message: str) -> bytes:
-        """Upstream transport failure: end the client stream with an error event carrying ``message``."""
-        if self._done:
-            return b""
-        out: list[str] = []
-        self._fail_into(out, message)
-        return "".join(out).encode()
-
     def _fail_into(self, out: list[str], message: str) -> None:
         if not self._done:
             self._error(out, message, None)

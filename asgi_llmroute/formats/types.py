@@ -10,6 +10,9 @@ from typing import Literal
 API = Literal["openai", "anthropic"]
 """Wire format of one side of a translation: OpenAI Chat Completions or Anthropic Messages."""
 
+#: The ``anthropic-version`` sent to Anthropic upstreams unless the client or the provider names another.
+DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+
 #: First Anthropic API version that removed temperature/top_p/top_k (SPEC 2.2). Versions are
 #: ISO dates, so a plain string comparison orders them.
 SAMPLING_REMOVED_VERSION = "2026-10-21"
@@ -30,7 +33,7 @@ class TranslationOptions:
     default_max_tokens: int = 4096
     #: ``anthropic-version`` the Anthropic upstream is pinned to (D-3). From 2026-10-21 on the
     #: sampling parameters are removed from translated requests.
-    anthropic_version: str = "2023-06-01"
+    anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
     #: Emit Anthropic thinking as the OpenAI ``reasoning_content`` extension (D-8).
     reasoning_content: bool = True
     #: Name of the output cap sent to an OpenAI(-compatible) upstream (D-13).

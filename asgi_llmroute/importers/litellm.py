@@ -21,23 +21,61 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
+from ..deferred import require
+from ..secret import litellm_env_var
 from .plan import Entry, ImportFileError, Issue, KeyRef, ParsedFile
 
-__all__ = ["litellm_api", "litellm_base_url", "litellm_provider_name", "parse_litellm"]
+__all__ = [
+    "DEFAULT_KEY_VARS",
+    "litellm_api",
+    "litellm_base_url",
+    "litellm_environment",
+    "litellm_provider_name",
+    "parse_litellm",
+    "read_litellm",
+]
 
 _DEFAULT_BASE = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
-_DEFAULT_KEY_VAR = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+#: The variable LiteLLM reads a provider type's key from when a deployment gives no ``api_key``.
+DEFAULT_KEY_VARS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 _OPENAI_BARE = ("gpt-", "chatgpt-", "o1", "o3", "o4", "text-embedding-", "dall-e", "whisper", "tts-", "omni-moderation")
 _IMPORTED_PARAMS = frozenset({"model", "api_base", "base_url", "api_key", "timeout", "extra_headers", "headers"})
 
 
+def _yaml() -> ModuleType:
+    return require("yaml", "litellm", what="Reading a LiteLLM config.yaml")
+
+
+def read_litellm(text: str) -> Mapping[str, Any]:
+    """A LiteLLM proxy ``config.yaml``, parsed: a mapping with a ``model_list`` list.
+
+    :class:`ImportFileError` (one line, with the line number when YAML knows it) otherwise.
+    """
+    yaml = _yaml()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ImportFileError(f"{where}invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("model_list"), list):
+        raise ImportFileError("not a LiteLLM config: expected a mapping with a 'model_list' list")
+    return data
+
+
+def litellm_environment(data: Mapping[str, Any]) -> dict[str, str] | None:
+    """The file's ``environment_variables`` (read before the process environment); None if not a mapping."""
+    env = data.get("environment_variables") or {}
+    return {str(k): str(v) for k, v in env.items()} if isinstance(env, Mapping) else None
+
+
 def _lines(text: str) -> dict[int, int]:
     """The line of each ``model_list`` item (PyYAML's node marks; ``safe_load`` drops them)."""
+    yaml = _yaml()
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
@@ -76,12 +114,11 @@ def litellm_base_url(api: str, value: Any) -> str:
 
 def _key(api: str, value: Any, env: Mapping[str, str]) -> str | KeyRef:
     if value is None:
-        return KeyRef("env", _DEFAULT_KEY_VAR[api], optional=True, env=env)
+        return KeyRef("env", DEFAULT_KEY_VARS[api], optional=True, env=env)
     if not isinstance(value, str):
         raise ValueError("litellm_params.api_key: must be a string")
-    if value.startswith("os.environ/"):
-        return KeyRef("env", value[len("os.environ/") :], env=env)
-    return value
+    name = litellm_env_var(value)
+    return KeyRef("env", name, env=env) if name is not None else value
 
 
 def litellm_provider_name(api: str, base_url: str) -> str:
@@ -93,23 +130,15 @@ def litellm_provider_name(api: str, base_url: str) -> str:
 
 
 def parse_litellm(text: str) -> ParsedFile:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ImportFileError(f"{where}invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(data, Mapping) or not isinstance(data.get("model_list"), list):
-        raise ImportFileError("not a LiteLLM config: expected a mapping with a 'model_list' list")
+    data = read_litellm(text)
     parsed = ParsedFile()
     for key in data:
         if key not in ("model_list", "environment_variables"):
             parsed.skipped.append(Issue(str(key), "LiteLLM proxy settings, not provider data: not imported"))
-    env = data.get("environment_variables") or {}
-    if not isinstance(env, Mapping):
+    env = litellm_environment(data)
+    if env is None:
         parsed.errors.append(Issue("environment_variables", "must be a mapping"))
         env = {}
-    env = {str(k): str(v) for k, v in env.items()}
     lines = _lines(text)
     groups: dict[str, Entry] = {}
     for i, item in enumerate(data["model_list"]):

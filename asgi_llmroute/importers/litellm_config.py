@@ -20,10 +20,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..config import ConfigError, GatewayConfig, parse_config
-from .litellm import litellm_api, litellm_base_url, litellm_provider_name
+from ..secret import litellm_env_var
+from .litellm import (
+    DEFAULT_KEY_VARS,
+    litellm_api,
+    litellm_base_url,
+    litellm_environment,
+    litellm_provider_name,
+    read_litellm,
+)
+from .plan import ImportFileError
 
 __all__ = ["is_litellm_config", "load_litellm_config"]
 
@@ -33,7 +40,6 @@ _STRATEGIES = {
     "latency-based-routing": "lowest_latency",
 }
 _PARAMS = {"model", "api_base", "base_url", "api_key", "timeout", "extra_headers", "headers", "weight"}
-_DEFAULT_KEY_VAR = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
 
 def is_litellm_config(path: str | Path) -> bool:
@@ -44,32 +50,28 @@ def load_litellm_config(path: str | Path) -> tuple[GatewayConfig, list[str]]:
     """The gateway configuration for a LiteLLM ``config.yaml``, and the keys it ignored."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_litellm(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{path}: {where}invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(data, Mapping) or not isinstance(data.get("model_list"), list):
-        raise ConfigError(f"{path}: not a LiteLLM config: expected a mapping with a 'model_list' list")
+    except ImportFileError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     translated, ignored = _translate(data, str(path))
     return parse_config(translated, source=str(path), base_dir=path.resolve().parent), ignored
 
 
 def _translate(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
     ignored: list[str] = []
-    env = {str(k): str(v) for k, v in (data.get("environment_variables") or {}).items()}
+    env = litellm_environment(data)
+    if env is None:
+        raise ConfigError(f"{source}: environment_variables: must be a mapping")
 
     def key_ref(value: Any, where: str) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str):
             raise ConfigError(f"{source}: {where}: must be a string")
-        if value.startswith("os.environ/"):
-            name = value[len("os.environ/") :]
-            return env.get(name, f"env:{name}")
-        return value
+        name = litellm_env_var(value)
+        return value if name is None else env.get(name, f"env:{name}")
 
     providers: dict[str, dict[str, Any]] = {}  # identity -> provider table
     models: list[dict[str, Any]] = []
@@ -92,8 +94,8 @@ def _translate(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], li
         base_url = litellm_base_url(api, params.get("api_base", params.get("base_url")))
         provider: dict[str, Any] = {"api": api, "base_url": base_url}
         key = key_ref(params.get("api_key"), f"{where}.litellm_params.api_key")
-        if key is None and os.environ.get(_DEFAULT_KEY_VAR[api]):
-            key = f"env:{_DEFAULT_KEY_VAR[api]}"  # LiteLLM's default for the provider type
+        if key is None and os.environ.get(DEFAULT_KEY_VARS[api]):
+            key = f"env:{DEFAULT_KEY_VARS[api]}"  # LiteLLM's default for the provider type
         if key is not None:
             provider["api_key"] = key
         headers = params.get("extra_headers", params.get("headers"))

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from ..providers.records import ProviderRecord, ProviderSpec, describe_validation
+from ..secret import SecretReferenceError, resolve_reference
 
 __all__ = ["Entry", "ImportFileError", "ImportPlan", "Issue", "KeyRef", "ParsedFile", "build_plan", "key_from_string"]
 
@@ -123,20 +124,12 @@ def _resolve(ref: KeyRef, base_dir: Path | None, allow_refs: bool) -> str | None
             f"api_key: the reference {ref} is not resolved here (over the admin API the server's "
             "environment and files are off limits); import this file with the CLI, or give the key itself"
         )
-    if ref.kind == "env":
-        value = ref.env.get(ref.target, os.environ.get(ref.target))
-        if value is None:
-            if ref.optional:
-                return None
-            raise ValueError(f"api_key: environment variable {ref.target} is not set")
-        return value
-    path = Path(ref.target).expanduser()
-    if base_dir is not None and not path.is_absolute():
-        path = base_dir / path
+    if ref.kind == "env" and ref.optional and ref.target not in ref.env and ref.target not in os.environ:
+        return None
     try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"api_key: cannot read {path}: {exc.strerror or exc}") from None
+        return resolve_reference(f"{ref.kind}:{ref.target}", base_dir=base_dir, env=ref.env)
+    except SecretReferenceError as exc:
+        raise ValueError(f"api_key: {exc}") from None
 
 
 def build_plan(

@@ -1,15 +1,42 @@
-"""The gateway's ASGI middlewares, one per module."""
+"""The gateway's ASGI middlewares, one per module (imported when first used)."""
 
-from .auth import TokenAuthMiddleware, TokenTable
-from .limits import ConcurrencyLimitMiddleware
-from .observe import ObserveMiddleware, UpstreamErrorsMiddleware
-from .ratelimit import InMemoryRateLimitBackend, RateLimit, RateLimitBackend, RateLimitMiddleware
-from .resolve import ProviderResolverMiddleware, RouteResolver
-from .responses import ResponsesMiddleware
-from .retry import Backoff, RetryMiddleware
-from .strip import CredentialStripMiddleware
-from .translate import TranslationMiddleware
-from .usage import UsageMiddleware
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..deferred import lazy_exports
+
+if TYPE_CHECKING:
+    from .auth import TokenAuthMiddleware, TokenTable
+    from .limits import ConcurrencyLimitMiddleware
+    from .observe import ObserveMiddleware, UpstreamErrorsMiddleware
+    from .ratelimit import InMemoryRateLimitBackend, RateLimit, RateLimitBackend, RateLimitMiddleware
+    from .resolve import ProviderResolverMiddleware, RouteResolver
+    from .responses import ResponsesMiddleware
+    from .retry import Backoff, RetryMiddleware
+    from .strip import CredentialStripMiddleware
+    from .translate import TranslationMiddleware
+    from .usage import UsageMiddleware
+
+_EXPORTS = {
+    "TokenAuthMiddleware": "auth",
+    "TokenTable": "auth",
+    "ConcurrencyLimitMiddleware": "limits",
+    "ObserveMiddleware": "observe",
+    "UpstreamErrorsMiddleware": "observe",
+    "InMemoryRateLimitBackend": "ratelimit",
+    "RateLimit": "ratelimit",
+    "RateLimitBackend": "ratelimit",
+    "RateLimitMiddleware": "ratelimit",
+    "ProviderResolverMiddleware": "resolve",
+    "RouteResolver": "resolve",
+    "ResponsesMiddleware": "responses",
+    "Backoff": "retry",
+    "RetryMiddleware": "retry",
+    "CredentialStripMiddleware": "strip",
+    "TranslationMiddleware": "translate",
+    "UsageMiddleware": "usage",
+}
 
 __all__ = [
     "Backoff",
@@ -30,3 +57,5 @@ __all__ = [
     "UpstreamErrorsMiddleware",
     "UsageMiddleware",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -13,11 +13,10 @@ reported as such, and a rotation can be checked, without trying to decrypt anyth
 from __future__ import annotations
 
 import os
+from types import ModuleType
+from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from ..deferred import require
 
 __all__ = ["MIN_SECRET_LENGTH", "DecryptionError", "StoreKey", "record_aad"]
 
@@ -37,8 +36,14 @@ class DecryptionError(ValueError):
     """A value could not be decrypted: truncated, tampered with, moved, or under another secret."""
 
 
+def _cryptography(module: str) -> ModuleType:
+    return require(f"cryptography.{module}", "store", what="The encrypted provider store")
+
+
 def _hkdf(secret: bytes, info: bytes, length: int) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=_SALT, info=info).derive(secret)
+    hashes, hkdf = _cryptography("hazmat.primitives.hashes"), _cryptography("hazmat.primitives.kdf.hkdf")
+    derived: bytes = hkdf.HKDF(algorithm=hashes.SHA256(), length=length, salt=_SALT, info=info).derive(secret)
+    return derived
 
 
 def record_aad(name: str, base_url: str) -> bytes:
@@ -49,7 +54,7 @@ def record_aad(name: str, base_url: str) -> bytes:
 class StoreKey:
     """The data key derived from a store secret; never shows the secret or the key."""
 
-    __slots__ = ("_aead", "key_id")
+    __slots__ = ("_aead", "_invalid_tag", "key_id")
 
     def __init__(self, secret: str) -> None:
         raw = secret.strip().encode("utf-8")
@@ -58,7 +63,8 @@ class StoreKey:
                 f"the store secret is too short ({len(raw)} bytes; at least {MIN_SECRET_LENGTH}, "
                 "e.g. from 'openssl rand -base64 32')"
             )
-        self._aead = AESGCM(_hkdf(raw, _INFO_DATA_KEY, 32))
+        self._aead: Any = _cryptography("hazmat.primitives.ciphers.aead").AESGCM(_hkdf(raw, _INFO_DATA_KEY, 32))
+        self._invalid_tag: type[Exception] = _cryptography("exceptions").InvalidTag
         #: Public: derived one-way, it identifies the secret without revealing it.
         self.key_id = _hkdf(raw, _INFO_KEY_ID, 8).hex()
 
@@ -67,7 +73,8 @@ class StoreKey:
 
     def encrypt(self, plaintext: str, aad: bytes) -> bytes:
         nonce = os.urandom(_NONCE)
-        return bytes([_VERSION]) + nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), aad)
+        sealed: bytes = self._aead.encrypt(nonce, plaintext.encode("utf-8"), aad)
+        return bytes([_VERSION]) + nonce + sealed
 
     def decrypt(self, blob: bytes, aad: bytes) -> str:
         if len(blob) < 1 + _NONCE + _TAG:
@@ -75,8 +82,8 @@ class StoreKey:
         if blob[0] != _VERSION:
             raise DecryptionError(f"unknown encryption format version {blob[0]}")
         try:
-            plaintext = self._aead.decrypt(blob[1 : 1 + _NONCE], blob[1 + _NONCE :], aad)
-        except InvalidTag:
+            plaintext: bytes = self._aead.decrypt(blob[1 : 1 + _NONCE], blob[1 + _NONCE :], aad)
+        except self._invalid_tag:
             raise DecryptionError(
                 "the encrypted key does not authenticate (tampered with, truncated, copied from another "
                 "record, or written under another secret)"

@@ -131,10 +131,10 @@ def test_openai_sdk_midstream_error_raises(raw: bytes, message: str) -> None:
         consume_openai(out)
 
 
-def test_openai_sdk_transport_failure_raises() -> None:
+def test_openai_sdk_truncated_stream_raises() -> None:
     stream = openai_client().stream()
-    out = stream.feed(read("anthropic/stream_text.sse")[:900]) + stream.fail("upstream connection reset")
-    with pytest.raises(openai.APIError, match="connection reset"):
+    out = stream.feed(read("anthropic/stream_text.sse")[:900]) + stream.close()
+    with pytest.raises(openai.APIError, match="ended before message_stop"):
         consume_openai(out)
 
 

@@ -222,7 +222,7 @@ def test_feed_after_done_returns_nothing() -> None:
     stream = openai_client().stream()
     stream.feed(read("anthropic/stream_text.sse"))
     assert stream.done
-    assert stream.feed(b"data: more\n\n") == b"" and stream.close() == b"" and stream.fail("x") == b""
+    assert stream.feed(b"data: more\n\n") == b"" and stream.close() == b""
 
 
 def test_oversized_event_becomes_error() -> None:
@@ -409,13 +409,13 @@ def test_usage_chunk_without_prompt_details_and_cache_write() -> None:
     }
 
 
-def test_transport_failure_anthropic() -> None:
+def test_truncated_stream_anthropic() -> None:
     stream = anthropic_client().stream()
-    out = stream.feed(oai_chunk({"content": "x"})) + stream.fail("connection reset by upstream")
+    out = stream.feed(oai_chunk({"content": "x"})) + stream.close()
     pairs = sse_pairs(out)
     assert pairs[-1] == (
         "error",
-        {"type": "error", "error": {"type": "api_error", "message": "connection reset by upstream"}},
+        {"type": "error", "error": {"type": "api_error", "message": "upstream stream ended without a finish_reason"}},
     )
     assert stream.done
 

@@ -175,13 +175,16 @@ def test_broken_streams_end_with_response_failed(chat: bytes, message: str) -> N
     assert message in evs[-1]["response"]["error"]["message"] or message == "before any chunk"
 
 
-def test_transport_failure_and_no_output_after_terminal() -> None:
+def test_truncated_stream_and_no_output_after_terminal() -> None:
     stream = translator().stream()
     head = stream.feed(b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n')
-    evs = events(head + stream.fail("connection reset"))
+    evs = events(head + stream.close())
     assert evs[-1]["type"] == "response.failed"
-    assert evs[-1]["response"]["error"] == {"code": "server_error", "message": "connection reset"}
-    assert stream.done and stream.feed(b"data: {}\n\n") == b"" and stream.close() == b"" and stream.fail("x") == b""
+    assert evs[-1]["response"]["error"] == {
+        "code": "server_error",
+        "message": "upstream stream ended without a finish_reason",
+    }
+    assert stream.done and stream.feed(b"data: {}\n\n") == b"" and stream.close() == b""
 
 
 def test_output_is_bounded() -> None:
