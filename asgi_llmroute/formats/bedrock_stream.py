@@ -448,16 +448,6 @@ class BedrockStream(StreamTranslator):
             data += self._inner.close()
         return data
 
-    def fail(self, message: str) -> bytes:
-        if self._done:
-            return b""
-        self._done = True
-        if self._inner is not None:
-            return self._inner.fail(message)
-        out: list[str] = []
-        self._error(out, message, None)
-        return "".join(out).encode()
-
     def _error(self, out: list[str], message: str, type_: str | None) -> None:
         out.append(anthropic_error_event(message, type_ or "api_error"))
 
