@@ -24,7 +24,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
-from .context import receive_body, route_path
+from .context import parse_json_body, receive_body, route_path
 from .errors import GatewayError, send_error
 from .importers import ImportFileError, build_plan, parse
 from .providers.records import ProviderRecord, ProviderSpec, describe_validation
@@ -252,10 +252,7 @@ async def _run(func: Callable[..., Any], *args: Any) -> Any:
 
 async def _json(scope: Scope, receive: Receive) -> Any:
     ctx, _ = await receive_body(scope, receive)
-    try:
-        return json.loads(ctx.body)
-    except (ValueError, UnicodeDecodeError):
-        raise GatewayError(400, "The body is not valid JSON.", code="invalid_json") from None
+    return parse_json_body(ctx.body)
 
 
 def _refuse_reference(key: object) -> None:

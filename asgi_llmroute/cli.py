@@ -18,6 +18,7 @@ from .importers.litellm_config import is_litellm_config, load_litellm_config
 __all__ = ["main"]
 
 DEFAULT_CONFIG = "llmroute.toml"
+EMBEDDED_DATA_DIR = ".llmroute"
 # How `serve` hands its choice of configuration to worker processes (uvicorn imports the factory).
 _ENV_CONFIG = "LLMROUTE_CONFIG"
 _ENV_EMBEDDED = "LLMROUTE_EMBEDDED_DATA_DIR"
@@ -56,7 +57,7 @@ def _select_config(args: argparse.Namespace) -> tuple[GatewayConfig, bool]:
         path = DEFAULT_CONFIG
     if path is not None:
         return _load(path), False
-    return embedded_config(Path(".llmroute")), True
+    return embedded_config(Path(EMBEDDED_DATA_DIR)), True
 
 
 def _load(path: str | Path, *, report: bool = True) -> GatewayConfig:
@@ -75,6 +76,8 @@ def _serve(args: argparse.Namespace) -> int:
     require("uvicorn", "server", what="llmroute serve")  # serving.py builds on it
     from .serving import GracefulShutdown, ServeConfig, serve
 
+    # The router token is shown only when this start creates it: start-up output ends up in logs.
+    new_token = args.config is None and not (Path(EMBEDDED_DATA_DIR) / TOKEN_FILE).exists()
     config, embedded = _select_config(args)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
@@ -82,7 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
     if embedded:
-        _print_banner(config, host, port)
+        _print_banner(config, host, port, show_token=new_token)
     # No uvicorn access log (the gateway logs its own lines) and no X-Forwarded-* rewriting: it parses
     # IP addresses on every request and the gateway does not use the client address.
     options = {
@@ -126,17 +129,22 @@ def _configure_logging(config: GatewayConfig) -> None:
     configure_logging(config.logging.format, config.logging.level)
 
 
-def _print_banner(config: GatewayConfig, host: str, port: int) -> None:
-    token = config.tokens[0].key
+def _print_banner(config: GatewayConfig, host: str, port: int, *, show_token: bool) -> None:
     data_dir = config.server.data_dir
+    token_file = f"{data_dir}/{TOKEN_FILE}"
     url = f"http://{host}:{port}"
     body = '{"model": "demo", "messages": [{"role": "user", "content": "Hi"}]}'
+    if show_token:
+        token = config.tokens[0].key
+        token_line = f"  router token (created now, shown only this once; kept in {token_file}): {token}\n"
+    else:
+        token_line = f"  router token: in {token_file}\n"
     print(
         f"llmroute {__version__}: embedded default (no config file), data in {data_dir}/\n"
-        f"  router token (kept in {data_dir}/{TOKEN_FILE}): {token}\n"
+        f"{token_line}"
         f"  admin token for /api/providers: in {data_dir}/{ADMIN_TOKEN_FILE}\n"
         f"  models: demo (OpenAI format), demo-claude (Anthropic format), served by the built-in demo provider\n"
-        f"  try:  curl {url}/v1/chat/completions -H 'Authorization: Bearer {token}' "
+        f'  try:  curl {url}/v1/chat/completions -H "Authorization: Bearer $(cat {token_file})" '
         f"-H 'content-type: application/json' -d '{body}'",
         flush=True,
     )

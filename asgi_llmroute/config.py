@@ -172,6 +172,8 @@ class RoutingConfig(_Model):
     max_retry_after: float = Field(default=30.0, ge=0)
     #: Upstream attempts per request, fallbacks included.
     max_attempts: int = Field(default=10, ge=1, le=100)
+    #: Tell clients which deployment answered (``x-llmroute-deployment: <provider>/<model>``): for debugging.
+    deployment_header: bool = False
 
 
 class LoggingConfig(_Model):

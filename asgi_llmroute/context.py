@@ -25,13 +25,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_MODEL_NAME",
     "SCOPE_KEY",
     "ClientAPI",
     "ClientTraits",
     "Principal",
     "RequestContext",
+    "check_model_name",
     "ensure_context",
     "get_context",
+    "parse_json_body",
     "receive_body",
     "receive_json",
     "route_path",
@@ -157,10 +161,7 @@ class RequestContext:
     def json(self) -> Any:
         """The body parsed as JSON (once); a :class:`GatewayError` 400 if it is not a JSON object."""
         if not self._json_parsed:
-            try:
-                parsed = json.loads(self.body)
-            except (ValueError, UnicodeDecodeError):
-                raise GatewayError(400, "Request body is not valid JSON.") from None
+            parsed = parse_json_body(self.body)
             if not isinstance(parsed, dict):
                 raise GatewayError(400, "Request body must be a JSON object.")
             self._json = parsed
@@ -176,11 +177,16 @@ class RequestContext:
     def requested_model(self) -> Any:
         """The body's ``model``: the JSON object's, or a multipart form's ``model`` field (None if absent).
 
-        A 400 :class:`GatewayError` if the body is neither a JSON object nor a multipart form.
+        A 400 :class:`GatewayError` if the body is neither a JSON object nor a multipart form, or if
+        the model name is not one (:func:`check_model_name`).
         """
         if self.form_boundary is not None:
-            return form_field(self.body, self.form_boundary, "model")
-        return self.json().get("model")
+            model: Any = form_field(self.body, self.form_boundary, "model")
+        else:
+            model = self.json().get("model")
+        if isinstance(model, str):
+            check_model_name(model)
+        return model
 
     def set_model(self, model: str) -> None:
         """Replace the body's ``model`` (JSON or multipart form), leaving everything else as it is."""
@@ -190,6 +196,102 @@ class RequestContext:
             body = self.json()
             body["model"] = model
             self.set_json(body)
+
+
+#: JSON nested deeper than this is refused (400): no API request needs it, and it keeps every
+#: recursive walk over a body (translation, re-encoding) far from Python's recursion limit.
+MAX_JSON_DEPTH = 128
+#: Longest accepted model name, in characters.
+MAX_MODEL_NAME = 256
+
+# A JSON escape of a UTF-16 surrogate: the only way a lone one can get into a body decoded as strict UTF-8.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# C0 controls, DEL and C1 controls: never part of a model name, and fatal in a header or a log line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Parse a request body as JSON, or raise a 400 :class:`GatewayError` saying what is wrong with it.
+
+    Refused: text that is not UTF-8 (RFC 8259), a lone UTF-16 surrogate (as the UTF-8 bytes of one or
+    as an unpaired ``\\uD800``-style escape: it cannot be re-encoded for the upstream), and nesting
+    deeper than :data:`MAX_JSON_DEPTH`.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if 0xD800 <= _surrogate_at(body, exc.start) <= 0xDFFF:
+            raise _surrogate_error() from None
+        raise GatewayError(400, "Request body is not valid UTF-8.", code="invalid_json") from None
+    try:
+        parsed = json.loads(text)
+    except RecursionError:
+        raise _nesting_error() from None
+    except ValueError:
+        raise GatewayError(400, "Request body is not valid JSON.", code="invalid_json") from None
+    # Counting brackets is cheap; only a body with many of them can be nested too deep.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth_exceeds(parsed, MAX_JSON_DEPTH):
+        raise _nesting_error()
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        try:
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise _surrogate_error() from None
+    return parsed
+
+
+def check_model_name(model: str) -> None:
+    """Raise a 400 :class:`GatewayError` unless ``model`` could be a model name.
+
+    Control characters (C0, DEL, C1) and lone surrogates are refused, and so are names longer than
+    :data:`MAX_MODEL_NAME`: a model name ends up in upstream URLs, headers and log lines.
+    """
+    if _CONTROL.search(model) is not None:
+        raise GatewayError(400, "The model name contains a control character.", param="model", code="invalid_model")
+    if len(model) > MAX_MODEL_NAME:
+        raise GatewayError(
+            400, f"The model name is longer than {MAX_MODEL_NAME} characters.", param="model", code="invalid_model"
+        )
+    if not model.isascii():
+        try:
+            model.encode("utf-8")
+        except UnicodeEncodeError:
+            raise GatewayError(
+                400, "The model name contains a lone UTF-16 surrogate.", param="model", code="invalid_model"
+            ) from None
+
+
+def _surrogate_at(body: bytes, start: int) -> int:
+    """The code point a three-byte UTF-8 sequence at ``start`` would encode (0 if it is not one)."""
+    chunk = body[start : start + 3]
+    if len(chunk) == 3 and chunk[0] == 0xED:
+        return ((chunk[0] & 0x0F) << 12) | ((chunk[1] & 0x3F) << 6) | (chunk[2] & 0x3F)
+    return 0
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+    return False
+
+
+def _nesting_error() -> GatewayError:
+    return GatewayError(400, f"Request body JSON is nested deeper than {MAX_JSON_DEPTH} levels.", code="invalid_json")
+
+
+def _surrogate_error() -> GatewayError:
+    return GatewayError(
+        400,
+        "Request body contains a lone UTF-16 surrogate (U+D800 to U+DFFF), which is not valid Unicode text.",
+        code="invalid_json",
+    )
 
 
 def route_path(scope: Scope) -> str:

@@ -105,6 +105,7 @@ class Gateway:
             policies=assemble.retry_policies(config),
             backoff=Backoff(routing.backoff_base, routing.backoff_max, routing.max_retry_after),
             max_attempts=routing.max_attempts,
+            deployment_header=routing.deployment_header,
         )
         pipeline = ProviderResolverMiddleware(pipeline, routes=self.routes, balancer=self.balancer)
         token_limits = {t.name: t.max_in_flight for t in config.tokens if t.max_in_flight}
@@ -117,7 +118,7 @@ class Gateway:
         self._get: dict[str, ASGIApp] = {"/health": _health, "/v1/models": self._models}
         self._max_body = config.server.max_body_bytes
         tokens = TokenTable(assemble.token_entries(config))
-        self._app = TokenAuthMiddleware(self._dispatch, tokens=tokens)
+        self._app = TokenAuthMiddleware(self._dispatch, tokens=tokens, exempt_paths=("/health",))
         self._metrics_path = config.metrics.path if config.metrics.enabled else None
         self._metrics_app = MetricsEndpoint(self.metrics, admin_tokens=admin_tokens, open=config.metrics.open)
         # A client's x-request-id that is a credential is not used (ids are logged).
@@ -136,8 +137,17 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path = route_path(scope)
-            scope[SCOPE_KEY] = RequestContext(client_api=ClientAPI.from_path(path), max_body_bytes=self._max_body)
+            client_api = ClientAPI.from_path(route_path(scope))
+            ctx: RequestContext | None = scope.get(SCOPE_KEY)
+            if ctx is None:
+                scope[SCOPE_KEY] = RequestContext(client_api=client_api, max_body_bytes=self._max_body)
+            else:
+                # Whoever runs first creates the context: an outer layer's is kept (and seen by it
+                # afterwards). The client API follows the path below this mount point; the body
+                # limit is this gateway's, unless the body was already read.
+                ctx.client_api = client_api
+                if not ctx.body_read:
+                    ctx.max_body_bytes = self._max_body
             await self._observed(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)

@@ -46,10 +46,14 @@ def test_serve_embedded_default(tmp_path: Path) -> None:
         with openai.OpenAI(base_url=f"{served.url}/v1", api_key=token, max_retries=0) as client:
             reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi"}])
         assert reply.choices[0].message.content == "Hello from the llmroute demo provider! You said: Hi"
-    assert token in served.output  # printed at start-up for the newcomer
+    assert token in served.output  # printed when it is created, for the newcomer
     assert "Traceback" not in served.output
-    # A second start keeps the same token.
+    # A second start keeps the same token and does not print it again (start-up output ends up in logs).
+    with llmroute_serve([], tmp_path) as again:
+        again.wait_for("router token")
     assert (tmp_path / ".llmroute" / "router-token").read_text().strip() == token
+    assert token not in again.output
+    assert ".llmroute/router-token" in again.output
 
 
 def test_serve_with_several_workers(tmp_path: Path) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hmac
 from collections.abc import Collection, Iterable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..context import Principal, ensure_context, receive_body, route_path
-from ..errors import GatewayError, send_error
+from ..errors import GatewayError, render_error, send_error
 from ..tokens import TokenEntry, token_digest
 
 __all__ = ["TokenAuthMiddleware", "TokenTable"]
@@ -48,36 +48,48 @@ class TokenTable:
 
 
 class TokenAuthMiddleware:
-    """Authenticate every HTTP request with a router token.
+    """Authenticate every HTTP request and WebSocket connection with a router token.
 
     Reads the token from ``Authorization: Bearer <token>`` and from ``x-api-key``; when both are
     present the request passes if either is a valid router token (clients send them in both
-    arrangements, SPEC D-11). Missing or invalid tokens get 401; a token whose allow-list does not
+    arrangements). Missing or invalid tokens get 401; a token whose allow-list does not
     cover the request's ``model`` gets 403 (the body is then read once and replayed).
+
+    A WebSocket without a valid token is refused before it is accepted: with a 401 HTTP response
+    where the server supports the ``websocket.http.response`` extension, else with a close (code
+    1008, policy violation), which servers answer with HTTP 403. Other scope types (``lifespan``)
+    pass through.
+
+    ``exempt_paths`` (matched below ``root_path``) skip authentication; there are none by default,
+    so wrapping an app never opens any of its routes.
 
     Scope: writes ``ctx.principal``; reads the body only for tokens with a model allow-list.
     """
 
-    def __init__(self, app: ASGIApp, *, tokens: TokenTable, exempt_paths: Collection[str] = ("/health",)) -> None:
+    def __init__(self, app: ASGIApp, *, tokens: TokenTable, exempt_paths: Collection[str] = ()) -> None:
         self._app = app
         self._tokens = tokens
         self._exempt = frozenset(exempt_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or route_path(scope) in self._exempt:
+        kind = scope["type"]
+        if (kind != "http" and kind != "websocket") or route_path(scope) in self._exempt:
             await self._app(scope, receive, send)
             return
         ctx = ensure_context(scope)
         try:
             principal = self._authenticate(scope)
             ctx.principal = principal
-            if principal.restricted and scope["method"] == "POST":
+            if kind == "http" and principal.restricted and scope["method"] == "POST":
                 ctx, receive = await receive_body(scope, receive)
                 model = ctx.requested_model()
                 if isinstance(model, str) and not principal.allows(model):
                     raise GatewayError(403, f"This router token may not use model {model!r}.", code="model_not_allowed")
         except GatewayError as exc:
-            await send_error(send, ctx.client_api.wire, exc)
+            if kind == "websocket":
+                await _deny_websocket(scope, receive, send, ctx.client_api.wire, exc)
+            else:
+                await send_error(send, ctx.client_api.wire, exc)
             return
         await self._app(scope, receive, send)
 
@@ -109,3 +121,17 @@ class TokenAuthMiddleware:
 
 
 _CHALLENGE = (("www-authenticate", "Bearer"),)
+
+
+async def _deny_websocket(scope: Scope, receive: Receive, send: Send, wire: str, error: GatewayError) -> None:
+    """Refuse a WebSocket before accepting it (after its ``websocket.connect`` message)."""
+    message: Message = await receive()
+    if message["type"] != "websocket.connect":
+        return  # the client already left
+    if "websocket.http.response" in scope.get("extensions", {}):
+        headers = [(b"content-type", b"application/json")]
+        headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers]
+        await send({"type": "websocket.http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": render_error(wire, error)})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": error.code or ""})

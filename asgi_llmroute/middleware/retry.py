@@ -88,7 +88,9 @@ class RetryMiddleware:
     and passed through untouched: nothing is retried once a byte has gone to the client. Failed
     deployments cool down (``RetryPolicy.cooldown``, at least the upstream's ``Retry-After``)
     so that other deployments take their traffic. The committed response carries
-    ``x-llmroute-deployment: <provider>/<model>`` and ``x-llmroute-attempts: <n>``.
+    ``x-llmroute-attempts: <n>``, and ``x-llmroute-deployment: <provider>/<model>`` only with
+    ``deployment_header=True`` (it tells clients the provider and upstream model id: a debugging aid,
+    off by default). Any ``x-llmroute-*`` header from inside is dropped.
 
     Scope: reads ``ctx.route``, ``ctx.deployment``, ``ctx.client_body``, ``ctx.last_error``,
     ``ctx.traits``; writes ``ctx.route`` and ``ctx.deployment`` (of the attempt); for each retry
@@ -106,6 +108,7 @@ class RetryMiddleware:
         default_policy: RetryPolicy | None = None,
         backoff: Backoff | None = None,
         max_attempts: int = 10,
+        deployment_header: bool = False,
     ) -> None:
         self._app = app
         self.balancer = balancer
@@ -114,6 +117,7 @@ class RetryMiddleware:
         self._default = default_policy if default_policy is not None else RetryPolicy()
         self.backoff = backoff if backoff is not None else Backoff()
         self.max_attempts = max(1, max_attempts)
+        self.deployment_header = deployment_header
 
     def policy(self, provider: Provider) -> RetryPolicy:
         return self._policies.get(provider.name, self._default)
@@ -269,7 +273,11 @@ class _Run:
         d = self._ctx.deployment
         assert d is not None
         headers = [(k, v) for k, v in start["headers"] if not k.startswith(b"x-llmroute-")]
-        headers.append((b"x-llmroute-deployment", f"{d.provider.name}/{d.model}".encode("latin-1", "replace")))
+        if self._mw.deployment_header:
+            value = f"{d.provider.name}/{d.model}"
+            # The upstream model may come from the client (a "<provider>/*" route): only printable ASCII goes out.
+            if value.isascii() and value.isprintable():
+                headers.append((b"x-llmroute-deployment", value.encode("ascii")))
         headers.append((b"x-llmroute-attempts", str(self._attempt).encode()))
         return {**start, "headers": headers}
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from starlette.types import Message
 
 from asgi_llmroute import TokenAuthMiddleware, TokenEntry, TokenTable
 from asgi_llmroute.tokens import token_digest
@@ -100,3 +101,73 @@ def test_lookup_uses_digests_only() -> None:
     assert TABLE.lookup("sk-alice") is not None
     assert TABLE.lookup("sk-alice ") is None
     assert "sk-alice" not in repr(TABLE.lookup("sk-alice"))
+
+
+def _app_with_auth():
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route, WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "app's own"})
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("secret data")
+        await websocket.close()
+
+    return Starlette(
+        routes=[Route("/health", health), WebSocketRoute("/ws", ws)],
+        middleware=[Middleware(TokenAuthMiddleware, tokens=TABLE)],
+    )
+
+
+def test_websockets_are_authenticated() -> None:
+    from starlette.testclient import TestClient, WebSocketDenialResponse
+
+    with TestClient(_app_with_auth()) as c:
+        for headers in ({}, {"authorization": "Bearer sk-wrong"}):
+            with pytest.raises(WebSocketDenialResponse) as denied, c.websocket_connect("/ws", headers=headers) as ws:
+                ws.receive_text()
+            assert denied.value.status_code == 401
+            assert denied.value.json()["error"]["type"] == "authentication_error"
+        with c.websocket_connect("/ws", headers={"authorization": "Bearer sk-alice"}) as ws:
+            assert ws.receive_text() == "secret data"
+
+
+@pytest.mark.parametrize("extension", [True, False])
+async def test_websocket_denial(extension: bool) -> None:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "path": "/ws",
+        "headers": [],
+        "extensions": {"websocket.http.response": {}} if extension else {},
+    }
+    app = Spy()
+    await TokenAuthMiddleware(app, tokens=TABLE)(scope, receive, send)
+    assert app.calls == 0
+    if not extension:
+        assert sent == [{"type": "websocket.close", "code": 1008, "reason": "missing_api_key"}]
+        return
+    assert sent[0]["type"] == "websocket.http.response.start"
+    assert sent[0]["status"] == 401
+    assert b"missing_api_key" in b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_a_general_middleware_exempts_nothing_by_default() -> None:
+    from starlette.testclient import TestClient
+
+    with TestClient(_app_with_auth()) as c:
+        assert c.get("/health").status_code == 401
+        assert c.get("/health", headers={"x-api-key": "sk-alice"}).json() == {"status": "app's own"}

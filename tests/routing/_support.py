@@ -23,7 +23,7 @@ _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 AUTH = {"authorization": f"Bearer {ROUTER_TOKEN}"}
 
 #: Short backoffs so that retries cost milliseconds in tests.
-FAST_ROUTING = {"backoff_base": 0.01, "backoff_max": 0.02, "max_wait": 5.0}
+FAST_ROUTING = {"backoff_base": 0.01, "backoff_max": 0.02, "max_wait": 5.0, "deployment_header": True}
 
 
 def openai_provider(name: str, url: str, **options: Any) -> dict[str, Any]:

@@ -81,6 +81,7 @@ def stack(
     table = RouteTable([A, B, C], routes)
     balancer = balancer if balancer is not None else Balancer()
     options.setdefault("backoff", NO_WAIT)
+    options.setdefault("deployment_header", True)
     retry = RetryMiddleware(inner, balancer=balancer, routes=table, default_policy=policy, **options)
     return ProviderResolverMiddleware(retry, routes=table, balancer=balancer)
 
@@ -351,3 +352,18 @@ async def test_a_cooling_model_does_not_start_on_a_forbidden_fallback() -> None:
     response = await call(as_principal(stack(inner, routes, balancer=balancer, policy=policy), "m"))
     assert inner.deployments == ["a/up-a"]
     assert response.status_code == 503
+
+
+async def test_deployment_header_is_opt_in() -> None:
+    route = [Route("m", (Deployment(A, "up-a"),))]
+    response = await call(stack(Script(200), route, deployment_header=False))
+    assert "x-llmroute-deployment" not in response.headers
+    assert response.headers["x-llmroute-attempts"] == "1"
+    response = await call(stack(Script(200), route))
+    assert response.headers["x-llmroute-deployment"] == "a/up-a"
+
+
+async def test_deployment_header_never_carries_unprintable_text() -> None:
+    response = await call(stack(Script(200), [Route("m", (Deployment(A, "up-\N{SNOWMAN}"),))]))
+    assert response.status_code == 200
+    assert "x-llmroute-deployment" not in response.headers
