@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import Message, Receive, Scope
 
 from .errors import ClientDisconnected, GatewayError
-from .multipart import form_boundary, form_field, replace_form_field
+from .multipart import FormError, form_boundary, form_field, replace_form_field
 
 if TYPE_CHECKING:
     from .providers.types import Deployment, Route
@@ -181,7 +181,10 @@ class RequestContext:
         the model name is not one (:func:`check_model_name`).
         """
         if self.form_boundary is not None:
-            model: Any = form_field(self.body, self.form_boundary, "model")
+            try:
+                model: Any = form_field(self.body, self.form_boundary, "model")
+            except FormError as exc:
+                raise GatewayError(400, f"Invalid form: {exc}.", param="model", code="invalid_form") from None
         else:
             model = self.json().get("model")
         if isinstance(model, str):
@@ -191,7 +194,10 @@ class RequestContext:
     def set_model(self, model: str) -> None:
         """Replace the body's ``model`` (JSON or multipart form), leaving everything else as it is."""
         if self.form_boundary is not None:
-            self.body = replace_form_field(self.body, self.form_boundary, "model", model)
+            try:
+                self.body = replace_form_field(self.body, self.form_boundary, "model", model)
+            except FormError as exc:
+                raise GatewayError(400, f"Invalid form: {exc}.", param="model", code="invalid_form") from None
         else:
             body = self.json()
             body["model"] = model

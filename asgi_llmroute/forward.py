@@ -74,9 +74,15 @@ class _HeaderPlan(NamedTuple):
     version: bytes | None  # the anthropic-version the provider sends when the client sent none
 
 
-@functools.lru_cache(maxsize=1024)
 def _upstream_headers(provider: Provider) -> _HeaderPlan:
-    """What the forwarder adds for ``provider``, worked out once per provider."""
+    """What the forwarder adds for ``provider``, worked out once per provider record (kept on it)."""
+    plan: _HeaderPlan | None = provider.memo.get("upstream_headers")
+    if plan is None:
+        plan = provider.memo["upstream_headers"] = _header_plan(provider)
+    return plan
+
+
+def _header_plan(provider: Provider) -> _HeaderPlan:
     configured = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in provider.headers]
     key = provider.api_key.reveal().encode("latin-1") if provider.api_key is not None else None
     version: bytes | None = None

@@ -6,6 +6,7 @@ here, so the forms, their errors and their messages are the same everywhere.
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +41,12 @@ class Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
+        # Constant time: comparing secrets must not tell an attacker how much of a guess was right.
+        if not isinstance(other, Secret):
+            return False
+        return hmac.compare_digest(
+            self._value.encode("utf-8", "surrogatepass"), other._value.encode("utf-8", "surrogatepass")
+        )
 
     def __hash__(self) -> int:
         return hash(self._value)

@@ -123,3 +123,26 @@ def test_a_form_without_a_model_is_a_400(gateway: tuple[Upstream, Upstream, str]
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "missing_model"
+
+
+@pytest.mark.parametrize("token", [ROUTER_TOKEN, LIMITED_TOKEN])
+def test_two_model_fields_are_a_400_before_any_upstream(gateway: tuple[Upstream, Upstream, str], token: str) -> None:
+    # The allow-list would see one, a Starlette-based upstream the other: such a form is refused.
+    first, second, url = gateway
+    boundary = "llmroute-test-boundary"
+    parts = [("model", "gpt-transcribe"), ("model", "claude")]
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in parts
+    )
+    body += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'.encode()
+    body += AUDIO + f"\r\n--{boundary}--\r\n".encode()
+    response = httpx.post(
+        f"{url}/v1/audio/transcriptions",
+        headers={"authorization": f"Bearer {token}", "content-type": f"multipart/form-data; boundary={boundary}"},
+        content=body,
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "model" and "several" in error["message"]
+    assert not first.requests and not second.requests

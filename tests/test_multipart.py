@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from asgi_llmroute.multipart import form_boundary, form_field, replace_form_field
+from asgi_llmroute.multipart import FormError, form_boundary, form_field, replace_form_field
 
 AUDIO = b'RIFF\r\n--not-the-boundary\r\nname="model"\r\n\r\nfake\x00\xff audio'
 
@@ -44,12 +44,12 @@ def test_reads_and_replaces_the_model_field_around_file_parts() -> None:
     assert AUDIO in replaced
 
 
-def test_a_file_part_named_model_is_not_the_model() -> None:
+def test_a_file_part_named_model_is_refused() -> None:
     content_type, body = encoded({}, {"model": ("model.bin", b"gpt-4o")})
     boundary = form_boundary(content_type)
     assert boundary is not None
-    assert form_field(body, boundary, "model") is None
-    assert replace_form_field(body, boundary, "model", "x") == body
+    with pytest.raises(FormError, match="file"):
+        form_field(body, boundary, "model")
 
 
 @pytest.mark.parametrize(
@@ -58,10 +58,64 @@ def test_a_file_part_named_model_is_not_the_model() -> None:
         b"",
         b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nunterminated',
         b'--b\r\nContent-Disposition: form-data; name="model"',
-        b"--b--\r\n",
         b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\n\xff\xfe\r\n--b--\r\n',
+        # LF-only line ends: not RFC 7578, and the parsers upstreams use refuse it too
+        b'--b\nContent-Disposition: form-data; name="model"\n\ngpt-4o\n--b--\n',
     ],
 )
-def test_malformed_forms_have_no_model(body: bytes) -> None:
-    assert form_field(body, b"b", "model") is None
-    assert replace_form_field(body, b"b", "model", "x") in (body, body.replace(b"\xff\xfe", b"x"))
+def test_malformed_forms_are_refused(body: bytes) -> None:
+    with pytest.raises(FormError):
+        form_field(body, b"b", "model")
+    if b"\xff" not in body:
+        with pytest.raises(FormError):
+            replace_form_field(body, b"b", "model", "x")
+
+
+def test_a_form_without_the_field() -> None:
+    content_type, body = encoded({"language": "fr"}, {"file": ("speech.wav", AUDIO)})
+    boundary = form_boundary(content_type)
+    assert boundary is not None
+    assert form_field(body, boundary, "model") is None
+    assert form_field(b"--b--\r\n", b"b", "model") is None
+
+
+def _form(*parts: bytes) -> bytes:
+    return b"".join(b"--b\r\n" + part + b"\r\n" for part in parts) + b"--b--\r\n"
+
+
+def test_several_model_fields_are_refused() -> None:
+    # Starlette and python-multipart based upstreams read the last one: the allow-list must see the same.
+    body = _form(
+        b'Content-Disposition: form-data; name="model"\r\n\r\nallowed',
+        b'Content-Disposition: form-data; name="model"\r\n\r\nforbidden',
+    )
+    with pytest.raises(FormError, match="several"):
+        form_field(body, b"b", "model")
+    body = _form(
+        b'Content-Disposition: form-data; name="model"\r\n\r\nallowed',
+        b'Content-Disposition: form-data; name="model"; filename="m.txt"\r\n\r\nforbidden',
+    )
+    with pytest.raises(FormError, match="several"):
+        form_field(body, b"b", "model")
+
+
+def test_field_names_are_parsed_not_searched() -> None:
+    body = _form(
+        b'Content-Disposition: form-data; myname="model"; name="other"\r\n\r\nsomething-else',
+        b"Content-Disposition: form-data; name=model\r\n\r\nthe-model",
+    )
+    assert form_field(body, b"b", "model") == "the-model"
+    replaced = replace_form_field(body, b"b", "model", "rewritten")
+    assert replaced == body.replace(b"the-model", b"rewritten")
+    assert form_field(replaced, b"b", "other") == "something-else"
+
+
+def test_an_empty_field_is_read_and_replaced() -> None:
+    body = _form(
+        b'Content-Disposition: form-data; name="model"\r\n\r\n',
+        b'Content-Disposition: form-data; name="x"\r\n\r\ny',
+    )
+    assert form_field(body, b"b", "model") == ""
+    replaced = replace_form_field(body, b"b", "model", "m")
+    assert form_field(replaced, b"b", "model") == "m"
+    assert form_field(replaced, b"b", "x") == "y"

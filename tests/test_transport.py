@@ -201,3 +201,24 @@ async def test_early_close_drops_the_connection() -> None:
         await response.aclose()  # not read to the end: cannot be reused
         await fetch(client, url)
     assert server.connections == 2
+
+
+def test_header_plans_live_only_as_long_as_their_providers() -> None:
+    # A removed or rotated provider's key must not stay in a process-wide cache.
+    import gc
+
+    from asgi_llmroute import forward
+    from asgi_llmroute.providers.model import Provider
+    from asgi_llmroute.secrets import Secret
+
+    def plans() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is forward._HeaderPlan)
+
+    before = plans()
+    providers = [Provider(f"p{i}", "openai", "https://x.example/v1", api_key=Secret(f"sk-{i}")) for i in range(50)]
+    for provider in providers:
+        assert forward._upstream_headers(provider) is forward._upstream_headers(provider)
+    assert plans() >= before + 50
+    del providers, provider
+    assert plans() <= before

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..secret import Secret
 
@@ -29,6 +29,9 @@ class Provider:
     #: The provider serves the OpenAI Responses API (``/v1/responses``) itself: Responses requests are
     #: relayed as they are instead of being translated to Chat Completions (docs/responses.md).
     responses_api: bool = False
+    #: What layers work out once from this record (the forwarder's header plan, credentials included):
+    #: it lives exactly as long as the record, so a removed or rotated provider leaves nothing behind.
+    memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))

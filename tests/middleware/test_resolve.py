@@ -58,8 +58,8 @@ async def test_unchanged_model_forwards_the_body_byte_for_byte() -> None:
         (b'{"model": ""}', 400, "missing_model"),
         (b'{"model": 3}', 400, "missing_model"),
         (b'{"messages": []}', 400, "missing_model"),
-        (b"not json", 400, None),
-        (b"\xff\xfe", 400, None),
+        (b"not json", 400, "invalid_json"),
+        (b"\xff\xfe", 400, "invalid_json"),
         (b"[]", 400, None),
     ],
 )
