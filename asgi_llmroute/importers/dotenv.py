@@ -10,15 +10,19 @@ the service, with no models (route them as ``<provider>/<model>``). Any provider
     LLMROUTE_PROVIDER_MY_VLLM_MODELS=llama=meta-llama/Llama-3.1-8B-Instruct,qwen
     LLMROUTE_PROVIDER_MY_VLLM_TIMEOUT=120
 
-(provider ``my-vllm``). Values are literals: ``.env`` files hold the keys themselves. Other
+(provider ``my-vllm``). The file is parsed with python-dotenv, with no interpolation: values are
+literals (``.env`` files hold the keys themselves) and a ``${NAME}`` in one is refused. Other
 ``*_API_KEY`` variables are listed as skipped (provider type not supported), the rest as not provider
 variables; values are never shown.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
+
+from dotenv.parser import parse_stream
 
 from .plan import Entry, ImportFileError, Issue, ParsedFile
 
@@ -41,35 +45,33 @@ _SERVICES = {
     "deepseek": _Service("openai", "https://api.deepseek.com/v1", ("DEEPSEEK_BASE_URL",)),
     "together": _Service("openai", "https://api.together.xyz/v1", ("TOGETHER_BASE_URL",)),
 }
-_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+_QUOTED = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.]*\s*=\s*['\"]")
 _GENERIC = re.compile(r"^LLMROUTE_PROVIDER_([A-Z0-9_]+?)_(API_KEY|BASE_URL|API|MODELS|TIMEOUT)$")
 
 
-def _value(raw: str, lineno: int) -> str:
-    raw = raw.strip()
-    if raw[:1] in ("'", '"'):
-        quote = raw[0]
-        end = raw.find(quote, 1)
-        while quote == '"' and end > 0 and raw[end - 1] == "\\":
-            end = raw.find(quote, end + 1)
-        if end < 0:
-            raise ImportFileError(f"line {lineno}: unterminated quoted value")
-        value = raw[1:end]
-        return value.replace('\\"', '"') if quote == '"' else value
-    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
-
-
 def _read(text: str) -> dict[str, tuple[str, int]]:
-    """``NAME -> (value, line)``; a malformed line fails the whole file (its number is given)."""
+    """``NAME -> (value, line)``, parsed by python-dotenv's own rules (quotes, escapes, multi-line values).
+
+    Nothing is interpolated: a ``${NAME}`` in a value would otherwise be stored as a literal key, so it is
+    refused, naming the line and variable. A malformed line fails the whole file (its number is given).
+    """
     values: dict[str, tuple[str, int]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        match = _LINE.match(stripped)
-        if match is None:
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string
+        # python-dotenv counts blank lines before a statement as part of it: number the statement itself.
+        lineno = binding.original.line + original[: len(original) - len(original.lstrip())].count("\n")
+        if binding.error:
+            if _QUOTED.match(original):
+                raise ImportFileError(f"line {lineno}: unterminated quoted value")
             raise ImportFileError(f"line {lineno}: expected NAME=VALUE")
-        values[match.group(1)] = (_value(match.group(2), lineno), lineno)
+        if binding.key is None:
+            continue  # a comment or a blank line
+        value = binding.value if binding.value is not None else ""
+        if "${" in value:
+            raise ImportFileError(
+                f"line {lineno}: {binding.key}: ${{...}} references are not expanded in imports; write the value itself"
+            )
+        values[binding.key] = (value, lineno)
     return values
 
 

@@ -289,6 +289,30 @@ def test_dotenv_bad_line() -> None:
         parse('OPENAI_API_KEY="abc\n', "env")
 
 
+def test_dotenv_is_parsed_as_dotenv_files_are() -> None:
+    # python-dotenv's own rules: multi-line quoted values, escapes in double quotes, export, comments.
+    text = (
+        'OPENAI_API_KEY="sk-with-\\"quote\\" # not a comment"\n'
+        "ANTHROPIC_API_KEY='sk-ant-\\n-literal'\n"
+        "LLMROUTE_PROVIDER_X_API=openai\n"
+        'LLMROUTE_PROVIDER_X_BASE_URL="http://10.0.0.5:8000/v1"\n'
+        'LLMROUTE_PROVIDER_X_MODELS="a,\nb"\n'
+    )
+    plan = plan_of(text, "env")
+    assert plan.errors == []
+    assert keys(plan)["openai"] == 'sk-with-"quote" # not a comment'
+    assert keys(plan)["anthropic"] == "sk-ant-\\n-literal"
+    assert {r.name: r for r in plan.add}["x"].models == {"a": "a", "b": "b"}
+    skipped_lines = [i.where for i in plan.skipped]
+    assert skipped_lines == []
+
+
+def test_dotenv_values_are_not_interpolated_and_references_are_refused() -> None:
+    text = "OPENAI_API_KEY=sk-real-0123456789\nTOGETHER_API_KEY=${OPENAI_API_KEY}\n"
+    with pytest.raises(ImportFileError, match=r"line 2: TOGETHER_API_KEY: .*\$\{"):
+        parse(text, "env")
+
+
 def test_dotenv_invalid_generic_entry() -> None:
     plan = plan_of("LLMROUTE_PROVIDER_X_API=cohere\nLLMROUTE_PROVIDER_X_BASE_URL=https://x\n", "env")
     assert plan.errors[0].where.startswith("LLMROUTE_PROVIDER_X_* (line 1)")
