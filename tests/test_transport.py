@@ -208,8 +208,8 @@ def test_header_plans_live_only_as_long_as_their_providers() -> None:
     import gc
 
     from asgi_llmroute import forward
-    from asgi_llmroute.providers.model import Provider
-    from asgi_llmroute.secrets import Secret
+    from asgi_llmroute.providers.types import Provider
+    from asgi_llmroute.secret import Secret
 
     def plans() -> int:
         gc.collect()

@@ -135,7 +135,7 @@ def test_the_key_id_costs_a_kdf_run_per_guess(monkeypatch: pytest.MonkeyPatch) -
 def test_secret_equality_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     import hmac
 
-    from asgi_llmroute import secrets
+    from asgi_llmroute import secret as secrets
 
     compared: list[tuple[object, object]] = []
     real = hmac.compare_digest
