@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from .context import parse_json_body, receive_body, route_path
 from .errors import GatewayError, send_error
+from .fields import is_reference
 from .importers import ImportFileError, build_plan, parse
 from .providers.records import ProviderRecord, ProviderSpec, describe_validation
 from .providers.store import (
@@ -243,7 +244,7 @@ async def _run(func: Callable[..., Any], *args: Any) -> Any:
     except RecordConflict as exc:
         raise GatewayError(409, f"{exc}.", code="conflict") from None
     except RecordInvalid as exc:
-        raise GatewayError(422, f"{exc}.", code="invalid_provider") from None
+        raise GatewayError(422, f"{exc}.", param=exc.param, code="invalid_provider") from None
     except RecordError as exc:
         raise GatewayError(422, f"{exc}; give it a new api_key or remove it.", code="provider_unreadable") from None
     except StoreError as exc:
@@ -257,7 +258,7 @@ async def _json(scope: Scope, receive: Receive) -> Any:
 
 def _refuse_reference(key: object) -> None:
     # The admin API must not read the server's environment or files into a key.
-    if isinstance(key, str) and key.startswith(("env:", "file:", "os.environ/")):
+    if isinstance(key, str) and is_reference(key.strip()):
         raise GatewayError(
             422, "api_key: references are not resolved over the admin API; send the key itself.", param="api_key"
         )

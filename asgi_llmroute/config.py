@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .context import DEFAULT_MAX_BODY_BYTES
+from .fields import check_base_url, check_header_name, check_header_value
 from .secret import Secret, SecretReferenceError, resolve_reference
 
 if sys.version_info >= (3, 11):
@@ -140,9 +141,14 @@ class ProviderConfig(_Model):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://", "builtin://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        return check_base_url(value, schemes=("http", "https", "builtin"))
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header_value in value.items():
+            check_header_value(header_value, f"the value of {check_header_name(name)!r}")
+        return value
 
     @model_validator(mode="after")
     def _responses_api(self) -> ProviderConfig:

@@ -69,14 +69,14 @@ def litellm_env_var(value: str) -> str | None:
 
 
 def resolve_reference(value: str, *, base_dir: Path | None = None, env: Mapping[str, str] | None = None) -> str:
-    """Resolve ``env:NAME`` and ``file:PATH``; any other string is a literal.
+    """Resolve ``env:NAME`` (LiteLLM spells it ``os.environ/NAME``) and ``file:PATH``; others are literals.
 
     Relative ``file:`` paths are taken from ``base_dir`` (the config file's folder); ``env`` is looked
     up before the process environment (a LiteLLM file's ``environment_variables``).
     Error messages name the variable or file, never a value.
     """
-    if value.startswith("env:"):
-        name = value[4:]
+    if value.startswith(("env:", LITELLM_ENV_PREFIX)):
+        name = value[4:] if value.startswith("env:") else value[len(LITELLM_ENV_PREFIX) :]
         if not name:
             raise SecretReferenceError("'env:' needs a variable name, as in env:OPENAI_API_KEY")
         found = env.get(name) if env is not None else None

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "timeouts": 1,
     "retry_policy": 1,
     "providers.types": 1,
+    "fields": 1,
     # ASGI plumbing
     "context": 2,
     "errors": 2,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from dotenv.parser import parse_stream
 
-from .plan import Entry, ImportFileError, Issue, ParsedFile
+from .plan import Entry, ImportFileError, Issue, ParsedFile, key_from_string
 
 __all__ = ["parse_dotenv"]
 
@@ -88,7 +88,7 @@ def parse_dotenv(text: str) -> ParsedFile:
         base = next((values[v][0] for v in service.base_vars if v in values), service.base_url)
         where = " + ".join(f"{v} (line {values[v][1]})" for v in present)
         data = {"name": name, "api": service.api, "base_url": base}
-        parsed.entries.append(Entry(where, data, values[key_var][0] if key_var in values else None))
+        parsed.entries.append(Entry(where, data, key_from_string(values[key_var][0]) if key_var in values else None))
     generic: dict[str, dict[str, tuple[str, int]]] = {}
     for var, (value, lineno) in values.items():
         match = _GENERIC.match(var)
@@ -126,4 +126,4 @@ def _generic_entry(raw_name: str, fields: dict[str, tuple[str, int]]) -> Entry:
                 models[client.strip()] = upstream.strip() or client.strip()
         data["models"] = models
     key = fields["API_KEY"][0] if "API_KEY" in fields else None
-    return Entry(where, data, key or None)
+    return Entry(where, data, key_from_string(key) if key else None)

@@ -26,8 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..deferred import require
-from ..secret import litellm_env_var
-from .plan import Entry, ImportFileError, Issue, KeyRef, ParsedFile
+from .plan import Entry, ImportFileError, Issue, KeyRef, ParsedFile, key_from_string
 
 __all__ = [
     "DEFAULT_KEY_VARS",
@@ -117,8 +116,9 @@ def _key(api: str, value: Any, env: Mapping[str, str]) -> str | KeyRef:
         return KeyRef("env", DEFAULT_KEY_VARS[api], optional=True, env=env)
     if not isinstance(value, str):
         raise ValueError("litellm_params.api_key: must be a string")
-    name = litellm_env_var(value)
-    return KeyRef("env", name, env=env) if name is not None else value
+    key = key_from_string(value, env)
+    assert key is not None
+    return key
 
 
 def litellm_provider_name(api: str, base_url: str) -> str:

@@ -202,14 +202,21 @@ def _validate(entry: Entry, base_dir: Path | None, allow_refs: bool) -> Provider
         raise ValueError("; ".join(describe_validation(exc))) from None
 
 
-def key_from_string(value: object) -> str | KeyRef | None:
-    """``env:NAME`` / ``file:PATH`` references or a literal key (our own TOML/JSON schema)."""
+def key_from_string(value: object, env: Mapping[str, str] | None = None) -> str | KeyRef | None:
+    """A key reference (``env:NAME``, ``file:PATH``, LiteLLM's ``os.environ/NAME``) or a literal key.
+
+    The same rule in every import format: a string with one of those prefixes is never a literal.
+    ``env`` holds variables the file itself defines (LiteLLM ``environment_variables``).
+    """
     if value is None:
         return None
     if not isinstance(value, str):
         raise ValueError("api_key: must be a string")
-    if value.startswith("env:"):
-        return KeyRef("env", value[4:])
-    if value.startswith("file:"):
-        return KeyRef("file", value[5:])
+    stripped = value.strip()
+    if stripped.startswith("env:"):
+        return KeyRef("env", stripped[4:], env=env or {})
+    if stripped.startswith("os.environ/"):
+        return KeyRef("env", stripped[len("os.environ/") :], env=env or {})
+    if stripped.startswith("file:"):
+        return KeyRef("file", stripped[5:])
     return value

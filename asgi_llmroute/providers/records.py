@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..fields import check_base_url, check_header_name, check_header_value, check_model_id, is_reference
 from ..secret import Secret
 from .types import API, Deployment, Provider, Route
 
@@ -86,9 +87,7 @@ class ProviderSpec(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or len(value) < 9:
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
+        return check_base_url(value)
 
     @field_validator("api_key")
     @classmethod
@@ -98,8 +97,10 @@ class ProviderSpec(BaseModel):
         value = value.strip()
         if not value:
             raise ValueError("the key is empty (leave api_key out for a provider without a key)")
-        if not _header_safe(value):
-            raise ValueError("the key must be printable ASCII/Latin-1 on one line")
+        if is_reference(value):
+            # One rule on every write path: a reference is resolved by whoever may (the CLI), never stored.
+            raise ValueError("is a reference (env:, file:, os.environ/), not a key; it is not resolved here")
+        check_header_value(value, "the key")
         return value
 
     @field_validator("headers")
@@ -107,13 +108,10 @@ class ProviderSpec(BaseModel):
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
         out = {}
         for name, header_value in value.items():
-            lowered = name.strip().lower()
-            if not lowered or not lowered.isascii() or any(c in lowered for c in ' :\t"(),/;<=>?@[\\]{}'):
-                raise ValueError(f"{name!r} is not a valid header name")
+            lowered = check_header_name(name)
             if lowered in _CREDENTIAL_HEADERS:
                 raise ValueError(f"{name!r} carries credentials: put the key in api_key, which is encrypted")
-            if not _header_safe(header_value):
-                raise ValueError(f"the value of {name!r} must be printable Latin-1 on one line")
+            check_header_value(header_value, f"the value of {lowered!r}")
             out[lowered] = header_value
         return out
 
@@ -128,8 +126,8 @@ class ProviderSpec(BaseModel):
     @classmethod
     def _model_names(cls, value: dict[str, str]) -> dict[str, str]:
         for client, upstream in value.items():
-            if not client.strip() or not upstream.strip():
-                raise ValueError("model names must not be empty")
+            check_model_id(client)
+            check_model_id(upstream)
         return value
 
     def record(self) -> ProviderRecord:
@@ -137,10 +135,6 @@ class ProviderSpec(BaseModel):
         return ProviderRecord(
             self.name, self.api, self.base_url, key, self.headers, self.timeout, self.models, self.responses_api
         )
-
-
-def _header_safe(value: str) -> bool:
-    return all(0x20 <= ord(c) <= 0xFF and ord(c) != 0x7F for c in value)
 
 
 def describe_validation(exc: ValidationError) -> list[str]:

@@ -101,7 +101,11 @@ class RecordConflict(StoreError):
 
 
 class RecordInvalid(StoreError):
-    """A change would make a record invalid; ``str(error)`` names the record and the fields."""
+    """A change would make a record invalid; ``str(error)`` names the record and the fields, ``param`` the first."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class RecordError(StoreError):
@@ -440,7 +444,10 @@ class ProviderStore:
             try:
                 record = ProviderSpec.model_validate(fields).record()
             except ValidationError as exc:
-                raise RecordInvalid(f"provider {name!r}: " + "; ".join(describe_validation(exc))) from None
+                errors = exc.errors()
+                param = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else None
+                message = f"provider {name!r}: " + "; ".join(describe_validation(exc))
+                raise RecordInvalid(message, param) from None
             return self._put(conn, record, replace=True)
 
     def remove(self, name: str) -> None:

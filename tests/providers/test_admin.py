@@ -304,3 +304,65 @@ def test_admin_api_disabled_without_admin_tokens(tmp_path: Path) -> None:
         response = client.request("GET", "/api/providers", headers=ROUTER)
         assert response.status_code == 401 and "no admin tokens" in response.json()["error"]["message"]
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"base_url": "https://api.example.com/v1\r\nx-injected: 1"}, "base_url"),
+        ({"base_url": "https://api.example.com/v1\n"}, "base_url"),
+        ({"base_url": "https://user:pass@api.example.com/v1"}, "base_url"),
+        ({"base_url": "https://api.example.com/v1?x=1"}, "base_url"),
+        ({"base_url": "https://api.example.com:99999/v1"}, "base_url"),
+        ({"base_url": "https:///v1"}, "base_url"),
+        ({"base_url": "https://api.exa mple.com/v1"}, "base_url"),
+        ({"headers": {"x-team": "a\r\nx-injected: 1"}}, "headers"),
+        ({"headers": {"x-team\n": "a"}}, "headers"),
+        ({"headers": {"x-team": "a\x85b"}}, "headers"),
+        ({"api_key": "sk-abc\r\ndef"}, "api_key"),
+        ({"models": {"m\r\n": "gpt-4o"}}, "models"),
+        ({"models": {"m": "gpt-4o\x00"}}, "models"),
+    ],
+)
+def test_header_and_url_bound_fields_are_validated_on_every_write(
+    client: Client, upstream: tuple[Upstream, str], changes: dict[str, Any], field: str
+) -> None:
+    body = {**_provider(upstream[1]), **changes}
+    created = client.request("POST", "/api/providers", headers=ADMIN, json=body)
+    assert created.status_code == 422, created.text
+    error = created.json()["error"]
+    assert error["param"] == field and field in error["message"]
+    # The same through an update of a good record, and through an import.
+    assert client.request("POST", "/api/providers", headers=ADMIN, json=_provider(upstream[1])).status_code == 201
+    patched = client.request("PATCH", "/api/providers/stored", headers=ADMIN, json=changes)
+    assert patched.status_code == 422, patched.text
+    assert field in patched.json()["error"]["message"] and patched.json()["error"]["param"] == field
+    imported = client.request("POST", "/api/providers/import?format=json", headers=ADMIN, json=[body])
+    assert imported.status_code == 422 and field in imported.json()["error"]["message"]
+    assert _chat(client, "m1").status_code in (200, 404)  # the stored record still serves (or has no such model)
+    assert client.request("GET", "/api/providers/stored", headers=ADMIN).json()["base_url"] == f"{upstream[1]}/v1"
+
+
+@pytest.mark.parametrize("reference", ["env:HOME", "file:/etc/hostname", "os.environ/HOME"])
+def test_references_are_refused_on_every_admin_write_path(
+    client: Client, upstream: tuple[Upstream, str], reference: str
+) -> None:
+    body = {**_provider(upstream[1]), "api_key": reference}
+    assert client.request("POST", "/api/providers", headers=ADMIN, json=body).status_code == 422
+    imported = client.request("POST", "/api/providers/import?format=json", headers=ADMIN, json=[body])
+    assert imported.status_code == 422 and "not resolved" in imported.json()["error"]["message"]
+    toml = f'[[providers]]\nname = "stored"\napi = "openai"\nbase_url = "{upstream[1]}/v1"\napi_key = "{reference}"\n'
+    imported = client.request("POST", "/api/providers/import?format=toml", headers=ADMIN, content=toml)
+    assert imported.status_code == 422 and "not resolved" in imported.json()["error"]["message"]
+    litellm = (
+        "model_list:\n  - model_name: x\n"
+        f"    litellm_params: {{model: openai/gpt-4o, api_base: '{upstream[1]}/v1', api_key: '{reference}'}}\n"
+    )
+    imported = client.request(
+        "POST", "/api/providers/import", headers={**ADMIN, "content-type": "application/yaml"}, content=litellm
+    )
+    assert imported.status_code == 422 and "not resolved" in imported.json()["error"]["message"]
+    env = f"OPENAI_API_KEY={reference}\nOPENAI_BASE_URL={upstream[1]}/v1\n"
+    imported = client.request("POST", "/api/providers/import?format=env", headers=ADMIN, content=env)
+    assert imported.status_code == 422 and "not resolved" in imported.json()["error"]["message"]
+    assert client.request("GET", "/api/providers", headers=ADMIN).json()["data"] == []

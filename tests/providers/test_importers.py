@@ -372,7 +372,7 @@ def test_plan_refuses_config_names_unreadable_records_and_references() -> None:
 @pytest.mark.parametrize("fmt", ["toml", "json"])
 def test_export_imports_back_unchanged(fmt: str) -> None:
     records = [
-        record("a", KEY_A, models={"x": "y", 'we"ird': "ü\x7f"}, headers={"x-team": "a b"}),
+        record("a", KEY_A, models={"x": "y", 'we"ird': "ü-ß"}, headers={"x-team": "a b"}),
         record("b", None, timeout=12.5),
     ]
     writer = export_toml if fmt == "toml" else export_json
