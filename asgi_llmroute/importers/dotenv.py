@@ -22,8 +22,7 @@ import io
 import re
 from dataclasses import dataclass
 
-from dotenv.parser import parse_stream
-
+from ..deferred import require
 from .plan import Entry, ImportFileError, Issue, ParsedFile, key_from_string
 
 __all__ = ["parse_dotenv"]
@@ -55,8 +54,9 @@ def _read(text: str) -> dict[str, tuple[str, int]]:
     Nothing is interpolated: a ``${NAME}`` in a value would otherwise be stored as a literal key, so it is
     refused, naming the line and variable. A malformed line fails the whole file (its number is given).
     """
+    parser = require("dotenv.parser", "store", what="Importing .env files")
     values: dict[str, tuple[str, int]] = {}
-    for binding in parse_stream(io.StringIO(text)):
+    for binding in parser.parse_stream(io.StringIO(text)):
         original = binding.original.string
         # python-dotenv counts blank lines before a statement as part of it: number the statement itself.
         lineno = binding.original.line + original[: len(original) - len(original.lstrip())].count("\n")

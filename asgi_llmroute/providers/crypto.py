@@ -69,7 +69,9 @@ def _hkdf(secret: bytes, info: bytes, length: int) -> bytes:
 def _stretch(passphrase: bytes) -> bytes:
     """scrypt: what a guess at the passphrase costs (memoised: workers re-derive on every store check)."""
     scrypt = _cryptography("hazmat.primitives.kdf.scrypt")
-    derived: bytes = scrypt.Scrypt(salt=_SCRYPT_SALT, length=32, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P).derive(passphrase)
+    derived: bytes = scrypt.Scrypt(salt=_SCRYPT_SALT, length=32, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P).derive(
+        passphrase
+    )
     return derived
 
 
