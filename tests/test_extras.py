@@ -59,7 +59,7 @@ def test_metrics_without_the_metrics_extra(monkeypatch: pytest.MonkeyPatch) -> N
 def test_the_store_without_the_store_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     _uninstall(monkeypatch, "cryptography")
     with pytest.raises(MissingExtraError, match=r"provider store needs the 'store' extra"):
-        StoreKey("s" * 40)
+        StoreKey("a passphrase only this test uses, 7f3e9c")
 
 
 def test_the_cli_says_which_extra_in_one_line(
