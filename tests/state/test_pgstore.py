@@ -1,0 +1,122 @@
+"""The provider store on a real PostgreSQL: the SQLite store's behaviour, encryption, notifications, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from asgi_llmroute.providers.pgstore import PostgresProviderStore, redact_dsn
+from asgi_llmroute.providers.store import ProviderStore, RecordConflict, RecordNotFound, StoreError, StoreSecretError
+from tests.providers.support import KEY_A, KEY_B, OTHER_SECRET, SECRET, record
+from tests.support.dbservers import PostgresServer
+
+
+def _sql(dsn: str, query: str) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(query)
+            return rows
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def database(postgres: PostgresServer) -> str:
+    """A fresh database of the session's server."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    _sql(postgres.dsn, f"CREATE DATABASE {name}")
+    return postgres.dsn.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def store(database: str) -> Iterator[PostgresProviderStore]:
+    store = PostgresProviderStore(database, SECRET, timeout=2.0)
+    yield store
+    store.close()
+
+
+def test_add_get_update_remove(store: PostgresProviderStore) -> None:
+    store.add(record("a", KEY_A, models={"gpt": "gpt-4o"}, headers={"X-Team": "blue"}))
+    got = store.get("a")
+    assert got.api_key is not None and got.api_key.reveal() == KEY_A
+    assert got.models == {"gpt": "gpt-4o"} and got.headers == {"x-team": "blue"}
+    with pytest.raises(RecordConflict):
+        store.add(record("a", KEY_B))
+    updated = store.update("a", {"base_url": "https://other.example.com/v1"})
+    assert updated.api_key is not None and updated.api_key.reveal() == KEY_A
+    store.apply([record("b", KEY_B), record("a", None)])
+    assert [r.name for r in store.load().records] == ["a", "b"]
+    assert store.get("a").api_key is None
+    store.remove("a")
+    with pytest.raises(RecordNotFound):
+        store.get("a")
+    with pytest.raises(RecordNotFound):
+        store.remove("a")
+
+
+def test_the_database_never_sees_a_plaintext_key(store: PostgresProviderStore, database: str) -> None:
+    store.add(record("a", KEY_A))
+    rows = _sql(database, "SELECT * FROM providers")
+    dump = repr([tuple(r) for r in rows]) + repr(_sql(database, "SELECT * FROM meta"))
+    assert KEY_A not in dump and KEY_A.encode() not in b"".join(r["api_key"] for r in rows)
+    # Another secret cannot read it; rotation re-encrypts.
+    other = PostgresProviderStore(database, OTHER_SECRET)
+    try:
+        with pytest.raises(StoreSecretError):
+            other.get("a")
+    finally:
+        other.close()
+    assert store.rotate(OTHER_SECRET) == 1
+    again = PostgresProviderStore(database, OTHER_SECRET)
+    try:
+        key = again.get("a").api_key
+        assert key is not None and key.reveal() == KEY_A
+    finally:
+        again.close()
+
+
+def test_same_columns_as_the_sqlite_store(store: PostgresProviderStore, database: str, tmp_path: Path) -> None:
+    sqlite_store = ProviderStore(tmp_path / "providers.db", SECRET)
+    sqlite_store.add(record("a", KEY_A))
+    sqlite_store.close()
+    with sqlite3.connect(tmp_path / "providers.db") as conn:
+        sqlite_columns = {row[1] for row in conn.execute("PRAGMA table_info(providers)")}
+    rows = _sql(database, "SELECT column_name FROM information_schema.columns WHERE table_name = 'providers'")
+    assert {r[0] for r in rows} == sqlite_columns
+
+
+def test_migrations_run_once(store: PostgresProviderStore, database: str) -> None:
+    assert store.migrate() == 0
+    assert [r[0] for r in _sql(database, "SELECT version FROM llmroute_migrations")] == [1]
+
+
+def test_a_write_elsewhere_is_notified(store: PostgresProviderStore, database: str) -> None:
+    other = PostgresProviderStore(database, SECRET)
+    try:
+        time.sleep(0.3)  # both listening
+        before = store.data_version()
+        other.add(record("n", KEY_A))
+        deadline = time.monotonic() + 3
+        while store.data_version() == before:
+            assert time.monotonic() < deadline, "no notification"
+            time.sleep(0.01)
+        assert [r.name for r in store.load().records] == ["n"]
+    finally:
+        other.close()
+
+
+def test_unreachable_is_a_store_error_naming_no_password() -> None:
+    with pytest.raises(StoreError) as info:
+        PostgresProviderStore("postgresql://u:hunter2@127.0.0.1:1/db", SECRET, timeout=1.0)
+    assert "hunter2" not in str(info.value) and "127.0.0.1:1" in str(info.value)
+    assert redact_dsn("postgresql://u:pw@h:5/d") == "postgresql://u:***@h:5/d"
