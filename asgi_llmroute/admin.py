@@ -14,8 +14,10 @@ and no key. Store calls run in a worker thread: SQLite may wait for another proc
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -38,11 +40,13 @@ from .providers.store import (
     StoreError,
 )
 from .secret import Secret
+from .state import StateBackend, StateUnavailable
 from .tokens import token_digest
 
-__all__ = ["PREFIX", "ProviderAdminApp"]
+__all__ = ["PREFIX", "USAGE_PATH", "ProviderAdminApp", "UsageAdminApp", "authenticate"]
 
 PREFIX = "/api/providers"
+USAGE_PATH = "/api/usage"
 _CONTENT_FORMATS = {
     "application/json": "json",
     "application/toml": "toml",
@@ -86,19 +90,7 @@ class ProviderAdminApp:
         await _send_json(send, status, body)
 
     def _authenticate(self, scope: Scope) -> None:
-        if not self._digests:
-            raise GatewayError(401, "The admin API is disabled: no admin tokens are configured ([admin] tokens).")
-        presented = [token_digest(token) for name, value in scope["headers"] if (token := _token(name, value))]
-        # Every presented token against every admin token, so timing tells nothing about which matched.
-        ok = False
-        for digest in presented:
-            for admin in self._digests:
-                ok |= hmac.compare_digest(digest, admin)
-        if not ok:
-            message = (
-                "Invalid admin token." if presented else "Missing admin token: send 'Authorization: Bearer <token>'."
-            )
-            raise GatewayError(401, message, code="invalid_admin_token", headers=(("www-authenticate", "Bearer"),))
+        authenticate(self._digests, scope)
 
     async def _route(self, scope: Scope, receive: Receive) -> tuple[int, Any]:
         path = route_path(scope)
@@ -224,6 +216,57 @@ def _token(name: bytes, value: bytes) -> str:
     if name == b"x-api-key":
         return value.decode("latin-1").strip()
     return ""
+
+
+def authenticate(digests: tuple[bytes, ...], scope: Scope) -> None:
+    """Raise 401 unless the request carries one of the admin tokens (``digests``), compared in constant time."""
+    if not digests:
+        raise GatewayError(401, "The admin API is disabled: no admin tokens are configured ([admin] tokens).")
+    presented = [token_digest(token) for name, value in scope["headers"] if (token := _token(name, value))]
+    # Every presented token against every admin token, so timing tells nothing about which matched.
+    ok = False
+    for digest in presented:
+        for admin in digests:
+            ok |= hmac.compare_digest(digest, admin)
+    if not ok:
+        message = "Invalid admin token." if presented else "Missing admin token: send 'Authorization: Bearer <token>'."
+        raise GatewayError(401, message, code="invalid_admin_token", headers=(("www-authenticate", "Bearer"),))
+
+
+class UsageAdminApp:
+    """``GET /api/usage[?day=YYYY-MM-DD]``: token usage per router token and model for one UTC day.
+
+    Admin tokens only. With a shared state (Redis) the totals are those of every instance; with the
+    in-memory state, of this process only.
+    """
+
+    def __init__(self, *, state: StateBackend, tokens: Iterable[Secret]) -> None:
+        self._state = state
+        self._digests = tuple(token_digest(t.reveal()) for t in tokens if t)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            authenticate(self._digests, scope)
+            if scope["method"] not in ("GET", "HEAD"):
+                raise _not_allowed(scope["method"], "GET")
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+            day = query.get("day") or None
+            if day is not None and not _DAY.fullmatch(day):
+                raise GatewayError(400, "day: expected YYYY-MM-DD.", param="day", code="invalid_day")
+            try:
+                rows = await self._state.usage(day)
+            except StateUnavailable:
+                raise GatewayError(503, "Usage totals are unavailable right now.", code="state_unavailable") from None
+        except GatewayError as exc:
+            await send_error(send, "openai", exc)
+            return
+        data = [dataclasses.asdict(row) for row in rows]
+        await _send_json(send, 200, {"object": "list", "day": day or (rows[0].day if rows else None), "data": data})
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _list(store: ProviderStore) -> dict[str, Any]:

@@ -14,10 +14,19 @@ from .config import ConfigError, GatewayConfig
 from .providers.types import Deployment, Provider, Route
 from .retry_policy import DEFAULT_RETRY_ON, RetryPolicy
 from .secret import Secret
+from .state import MemoryState, StateBackend
 from .timeouts import UpstreamTimeouts
 from .tokens import TokenEntry
 
-__all__ = ["admin_tokens", "provider_records", "retry_policies", "routes", "token_entries", "upstream_timeouts"]
+__all__ = [
+    "admin_tokens",
+    "provider_records",
+    "retry_policies",
+    "routes",
+    "state_backend",
+    "token_entries",
+    "upstream_timeouts",
+]
 
 
 def token_entries(config: GatewayConfig) -> list[TokenEntry]:
@@ -92,3 +101,27 @@ def retry_policies(config: GatewayConfig) -> dict[str, RetryPolicy]:
         )
         for p in config.providers
     }
+
+
+def state_backend(config: GatewayConfig) -> StateBackend:
+    """The runtime state of ``[state]``: this process's (the default), or a Redis shared by every instance."""
+    url = config.state_url()
+    if url is None:
+        return MemoryState()
+    try:
+        import redis.asyncio  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            f"{config.source}: [state] backend = \"redis\" needs redis-py: pip install 'asgi-llmroute[redis]'"
+        ) from None
+    from .state.redis import RedisState
+
+    s = config.state
+    return RedisState(
+        url,
+        prefix=s.prefix,
+        when_down=s.when_down,
+        on_error=s.on_error,
+        lease_ttl=s.lease_ttl,
+        timeout=s.timeout_ms / 1000,
+    )

@@ -99,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         "head_timeout": config.server.head_timeout,
         "shutdown_timeout": config.server.shutdown_timeout,
     }
+    _preflight(config, workers)
     if workers == 1:
         from .gateway import build_gateway
 
@@ -110,6 +111,45 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         os.environ[_ENV_CONFIG] = str(Path(args.config or DEFAULT_CONFIG).resolve())
     return serve(ServeConfig("asgi_llmroute.cli:worker_app", factory=True, workers=workers, **options))
+
+
+def _preflight(config: GatewayConfig, workers: int) -> None:
+    """Fail before serving, with one line, if ``[state]``'s Redis or the store cannot be reached.
+
+    With several workers, also give them one Prometheus multiprocess directory (unless the operator
+    set ``PROMETHEUS_MULTIPROC_DIR``), so that ``/metrics`` from any worker counts them all.
+    """
+    if config.state_url() is not None and config.state.on_error == "fail":
+        import asyncio
+
+        from .assemble import state_backend
+        from .state import StateUnavailable
+
+        async def check() -> None:
+            state = state_backend(config)
+            await state.start()
+            await state.aclose()
+
+        try:
+            asyncio.run(check())
+        except StateUnavailable as exc:
+            raise ConfigError(f"{config.source}: [state]: {exc}") from None
+    if workers > 1 and config.store is not None:
+        from .providers.store import StoreError
+        from .store_setup import open_store
+
+        try:
+            open_store(config).close()
+        except StoreError as exc:
+            raise ConfigError(f"{config.source}: [store]: {exc}") from None
+    if workers > 1 and config.metrics.enabled and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import atexit
+        import shutil
+        import tempfile
+
+        directory = tempfile.mkdtemp(prefix="llmroute-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
 
 
 def worker_app() -> object:

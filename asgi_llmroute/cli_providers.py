@@ -84,6 +84,20 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], 
         "replaced by a newly generated one in place.",
     )
     rotate.add_argument("--new-secret", metavar="REF", help="the new secret as env:NAME or file:PATH")
+    store_sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="create or upgrade the store's schema (PostgreSQL), then exit",
+        description="Run the store's schema migrations (the gateway also runs them at start).",
+    )
+    copy = store_sub.add_parser(
+        "copy",
+        parents=[common],
+        help="copy every provider from a SQLite store file into the configured store",
+        description="Copy every provider record of a SQLite store file (same [store] secret) into the configured "
+        "store, e.g. PostgreSQL, in one transaction. Records already there with the same name are replaced.",
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="PATH", help="the SQLite store file")
 
 
 def _record_options(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +122,10 @@ def run(args: argparse.Namespace, config: GatewayConfig) -> int:
     """Run a ``providers``/``store`` command; errors print ``llmroute: error: ...`` and return 1."""
     try:
         if args.command == "store":
+            if args.action == "migrate":
+                return _migrate(config)
+            if args.action == "copy":
+                return _copy(args, config)
             count, advice = rotate_secret(config, args.new_secret)
             print(f"re-encrypted {count} key(s) under the new secret; {advice}")
             return 0
@@ -117,6 +135,37 @@ def run(args: argparse.Namespace, config: GatewayConfig) -> int:
         return 1
     except ConfigError:
         raise  # cli.main prints it (status 2)
+
+
+def _migrate(config: GatewayConfig) -> int:
+    store = _store(config)  # opening a store runs its migrations (SQLite: creates the schema)
+    try:
+        print(f"{store.path}: the schema is up to date")
+    finally:
+        store.close()
+    return 0
+
+
+def _copy(args: argparse.Namespace, config: GatewayConfig) -> int:
+    source_path = Path(args.source)
+    if not source_path.is_file():
+        raise CommandError(f"--from {source_path}: no such file")
+    store = _store(config)
+    try:
+        if Path(str(store.path)).resolve() == source_path.resolve():
+            raise CommandError("--from is the configured store itself")
+        source = ProviderStore(source_path, lambda: [config.store_secret().reveal()], create=False)
+        try:
+            snapshot = source.load()
+        finally:
+            source.close()
+        if snapshot.errors:
+            raise CommandError("nothing was copied: " + "; ".join(str(e) for e in snapshot.errors))
+        store.apply(snapshot.records)  # decrypted here, encrypted again for the target: one transaction
+    finally:
+        store.close()
+    print(f"copied {len(snapshot.records)} provider(s) from {source_path} to {store.path}")
+    return 0
 
 
 def _store(config: GatewayConfig, *, create: bool = True) -> ProviderStore:

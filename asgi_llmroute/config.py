@@ -34,6 +34,7 @@ __all__ = [
     "ProviderConfig",
     "RoutingConfig",
     "ServerConfig",
+    "StateConfig",
     "StoreConfig",
     "TokenConfig",
     "TranslationConfig",
@@ -103,6 +104,10 @@ class StoreConfig(_Model):
     path: str | None = None
     #: How often (milliseconds) each worker checks the store for changes; 0 checks on every request.
     refresh_ms: int = Field(default=20, ge=0, le=60_000)
+    #: ``"sqlite"`` (the file at ``path``) or ``"postgres"`` (the database at ``dsn``; docs/scaling.md).
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    #: ``postgresql://user:password@host:5432/db`` (or an ``env:``/``file:`` reference to it).
+    dsn: str | None = None
 
     @field_validator("secret")
     @classmethod
@@ -111,6 +116,42 @@ class StoreConfig(_Model):
         if not value.startswith(("env:", "file:")):
             raise ValueError("must be a reference, 'env:NAME' or 'file:PATH', not the secret itself")
         return value
+
+    @model_validator(mode="after")
+    def _backend(self) -> StoreConfig:
+        if self.backend == "postgres" and not self.dsn:
+            raise ValueError('backend = "postgres" needs a dsn (postgresql://...)')
+        if self.backend == "sqlite" and self.dsn is not None:
+            raise ValueError('dsn is only used with backend = "postgres"')
+        if self.dsn and not self.dsn.startswith(("env:", "file:", "postgresql://", "postgres://")):
+            raise ValueError("dsn: must start with postgresql:// (or be an env:/file: reference)")
+        return self
+
+
+class StateConfig(_Model):
+    """Where runtime state lives (docs/scaling.md): this process, or a Redis shared by every instance."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    #: ``redis://[:password@]host:6379/0``, ``rediss://`` for TLS (or an ``env:``/``file:`` reference).
+    url: str | None = None
+    #: Put before every key and the pub/sub channel, so that several gateways can share one Redis.
+    prefix: str = Field(default="llmroute:", pattern=r"^[A-Za-z0-9_.:{}-]*$")
+    #: Redis unreachable at start: ``"fail"`` (a one-line error) or ``"local"`` (start, connect later).
+    on_error: Literal["fail", "local"] = "fail"
+    #: Limits while Redis is unreachable: ``"local"`` (count in each process), ``"open"``, ``"closed"`` (503).
+    when_down: Literal["local", "open", "closed"] = "local"
+    #: Seconds a concurrency slot outlives an instance that died holding it.
+    lease_ttl: float = Field(default=15.0, ge=1.0, le=3600.0)
+    #: Milliseconds a Redis call may take before Redis counts as down.
+    timeout_ms: int = Field(default=500, ge=10, le=60_000)
+
+    @model_validator(mode="after")
+    def _url(self) -> StateConfig:
+        if self.backend == "redis" and not self.url:
+            raise ValueError('backend = "redis" needs a url (redis://host:6379/0)')
+        if self.url and not self.url.startswith(("env:", "file:", "redis://", "rediss://", "unix://")):
+            raise ValueError("url: must start with redis://, rediss:// or unix:// (or be an env:/file: reference)")
+        return self
 
 
 class ProviderConfig(_Model):
@@ -223,6 +264,7 @@ class GatewayConfig(_Model):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     usage: UsageConfig = Field(default_factory=UsageConfig)
     store: StoreConfig | None = None
+    state: StateConfig = Field(default_factory=StateConfig)
     #: Folder that relative ``file:`` references are read from (the config file's folder).
     base_dir: str | None = None
     #: Where the configuration came from, for messages.
@@ -256,6 +298,20 @@ class GatewayConfig(_Model):
         path = Path(self.store.path) if self.store.path else Path(self.server.data_dir) / "providers.db"
         return base / path.expanduser()
 
+    def store_dsn(self) -> str | None:
+        """The PostgreSQL store's DSN, resolved (None without ``[store] backend = "postgres"``)."""
+        if self.store is None or self.store.dsn is None:
+            return None
+        dsn = self.store.dsn
+        return self.resolve("store.dsn", dsn) if dsn.startswith(("env:", "file:")) else dsn
+
+    def state_url(self) -> str | None:
+        """The Redis URL of ``[state]``, resolved (None for the in-memory state)."""
+        url = self.state.url
+        if self.state.backend != "redis" or url is None:
+            return None
+        return self.resolve("state.url", url).strip() if url.startswith(("env:", "file:")) else url
+
     def store_secret(self) -> Secret:
         """The store's secret, read now (a rotated ``file:`` secret is seen without a restart)."""
         if self.store is None:
@@ -274,6 +330,8 @@ class GatewayConfig(_Model):
                 self.resolve(f"providers[{i}].api_key", provider.api_key)
         if self.store is not None:
             self.store_secret()
+            self.store_dsn()
+        self.state_url()
 
 
 def _check_fallbacks(models: Sequence[ModelConfig], providers: set[str]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -9,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import assemble
 from .admin import PREFIX as ADMIN_PREFIX
-from .admin import ProviderAdminApp
+from .admin import USAGE_PATH, ProviderAdminApp, UsageAdminApp
 from .config import GatewayConfig
 from .context import SCOPE_KEY, ClientAPI, RequestContext, ensure_context, route_path
 from .demo import DEMO_BASE_URL, DemoProvider
@@ -25,6 +28,7 @@ from .middleware.resolve import ProviderResolverMiddleware
 from .middleware.responses import ResponsesMiddleware
 from .middleware.retry import Backoff, RetryMiddleware
 from .middleware.strip import CredentialStripMiddleware
+from .middleware.totals import UsageTotalsMiddleware
 from .middleware.translate import TranslationMiddleware
 from .middleware.usage import UsageMiddleware
 from .providers.balance import Balancer
@@ -32,7 +36,10 @@ from .providers.live import LiveRouteTable
 from .providers.routing import RouteTable
 from .secret import Secret
 from .send import send_json
+from .state import StateUnavailable
 from .store_setup import live_routes
+
+logger = logging.getLogger("asgi_llmroute.state")
 
 __all__ = ["LLM_ROUTES", "PASSTHROUGH_ROUTES", "Gateway", "build_gateway", "default_http_client"]
 
@@ -76,11 +83,18 @@ class Gateway:
         # With a [store], routes also come from the provider store, re-read when it changes.
         self.routes: RouteTable | LiveRouteTable = table if config.store is None else live_routes(config, table)
         admin_tokens = assemble.admin_tokens(config)
-        self.admin = admin_app(config, self.routes, admin_tokens)
+        # Runtime state (docs/scaling.md): this process's, or shared with every instance through Redis.
+        self.state = assemble.state_backend(config)
+        self._state_started = False
+        self._next_start = 0.0
+        self.admin = admin_app(config, self.routes, admin_tokens, on_change=self.state.store_changed)
+        if isinstance(self.routes, LiveRouteTable):
+            self.state.on_store_change(self.routes.invalidate)  # another instance wrote to the store
+        self.usage_admin = UsageAdminApp(state=self.state, tokens=admin_tokens)
         http_client = client if client is not None else default_http_client()
         self.forwarder = Forwarder(client=http_client, timeouts=assemble.upstream_timeouts(config))
         # Balancing state (docs/routing.md): one per gateway, shared by resolution and retries.
-        self.balancer = Balancer(config.routing.strategy)
+        self.balancer = Balancer(config.routing.strategy, state=self.state)
         routing = config.routing
         options = TranslationOptions(
             default_max_tokens=config.translation.default_max_tokens,
@@ -96,7 +110,7 @@ class Gateway:
         provider_limits = {p.name: p.max_in_flight for p in config.providers if p.max_in_flight}
         if provider_limits:
             pipeline = ConcurrencyLimitMiddleware(
-                pipeline, limits=provider_limits, by="provider", max_wait=routing.max_wait
+                pipeline, limits=provider_limits, by="provider", max_wait=routing.max_wait, state=self.state
             )
         pipeline = RetryMiddleware(
             pipeline,
@@ -110,10 +124,14 @@ class Gateway:
         pipeline = ProviderResolverMiddleware(pipeline, routes=self.routes, balancer=self.balancer)
         token_limits = {t.name: t.max_in_flight for t in config.tokens if t.max_in_flight}
         if token_limits:
-            pipeline = ConcurrencyLimitMiddleware(pipeline, limits=token_limits, by="token", max_wait=routing.max_wait)
+            pipeline = ConcurrencyLimitMiddleware(
+                pipeline, limits=token_limits, by="token", max_wait=routing.max_wait, state=self.state
+            )
         limits = {t.name: RateLimit(t.rpm, t.tpm) for t in config.tokens if t.rpm or t.tpm}
         if limits:
-            pipeline = RateLimitMiddleware(pipeline, limits=limits)
+            shared = self.state if self.state.shared else None
+            pipeline = RateLimitMiddleware(pipeline, limits=limits, backend=shared, when_down=config.state.when_down)
+        pipeline = UsageTotalsMiddleware(pipeline, state=self.state)
         self._post: dict[str, ASGIApp] = dict.fromkeys(LLM_ROUTES + PASSTHROUGH_ROUTES, pipeline)
         self._get: dict[str, ASGIApp] = {"/health": _health, "/v1/models": self._models}
         self._max_body = config.server.max_body_bytes
@@ -130,13 +148,35 @@ class Gateway:
             is_credential=credential_matcher(tokens, credentials),
         )
 
+    async def start(self) -> None:
+        """Connect the runtime state (lifespan startup does it; raises :class:`StateUnavailable`)."""
+        if not self._state_started:
+            await self.state.start()
+            self._state_started = True
+
+    async def _late_start(self) -> None:
+        # Mounted without a lifespan: connect on the first request (then retry at most once a second).
+        now = time.monotonic()
+        if now < self._next_start:
+            return
+        self._next_start = now + 1.0
+        try:
+            await self.start()
+        except StateUnavailable as exc:
+            logger.error("[state]: %s", exc)
+
     async def aclose(self) -> None:
+        if self._state_started:
+            self._state_started = False
+            await self.state.aclose()
         await self.forwarder.aclose()
         if isinstance(self.routes, LiveRouteTable):
             self.routes.store.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if not self._state_started:
+                await self._late_start()
             client_api = ClientAPI.from_path(route_path(scope))
             ctx: RequestContext | None = scope.get(SCOPE_KEY)
             if ctx is None:
@@ -156,6 +196,8 @@ class Gateway:
         path = route_path(scope)
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
             await self.admin(scope, receive, send)  # admin tokens only: router-token auth does not apply
+        elif path == USAGE_PATH:
+            await self.usage_admin(scope, receive, send)
         elif path == self._metrics_path:
             await self._metrics_app(scope, receive, send)  # admin tokens, or open
         else:
@@ -195,6 +237,11 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except StateUnavailable as exc:
+                    await send({"type": "lifespan.startup.failed", "message": f"[state]: {exc}"})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
@@ -207,15 +254,31 @@ def build_gateway(config: GatewayConfig, *, client: httpx.AsyncClient | None = N
     return Gateway(config, client=client)
 
 
-def admin_app(config: GatewayConfig, routes: RouteTable | LiveRouteTable, tokens: list[Secret]) -> ProviderAdminApp:
-    """The admin API for ``config``'s store (which ``routes`` serves), as the gateway mounts it."""
+def admin_app(
+    config: GatewayConfig,
+    routes: RouteTable | LiveRouteTable,
+    tokens: list[Secret],
+    *,
+    on_change: Callable[[], None] | None = None,
+) -> ProviderAdminApp:
+    """The admin API for ``config``'s store (which ``routes`` serves), as the gateway mounts it.
+
+    After a write, ``routes`` re-reads the store and ``on_change`` is called (to tell other instances).
+    """
     live = routes if isinstance(routes, LiveRouteTable) else None
+
+    def changed() -> None:
+        if live is not None:
+            live.invalidate()
+        if on_change is not None:
+            on_change()
+
     return ProviderAdminApp(
         store=live.store if live is not None else None,
         tokens=tokens,
         reserved_providers=[p.name for p in config.providers],
         reserved_models=[m.name for m in config.models],
-        on_change=live.invalidate if live is not None else None,
+        on_change=changed if live is not None else None,
     )
 
 

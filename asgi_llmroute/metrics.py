@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -102,7 +103,11 @@ class GatewayMetrics:
             registry=r,
         )
         self.in_flight = Gauge(
-            "llmroute_requests_in_flight", "Requests being handled, by client API.", ["api"], registry=r
+            "llmroute_requests_in_flight",
+            "Requests being handled, by client API.",
+            ["api"],
+            registry=r,
+            multiprocess_mode="livesum",  # with several workers: the sum over the live ones
         )
         self.input_tokens = Counter(
             "llmroute_input_tokens", "Input tokens (cache reads and writes included).", ["model", "token"], registry=r
@@ -168,7 +173,17 @@ class GatewayMetrics:
         return cast(str, self._prometheus.CONTENT_TYPE_LATEST)
 
     def render(self) -> bytes:
-        """The registry in the Prometheus text exposition format."""
+        """The registry in the Prometheus text exposition format.
+
+        Under ``PROMETHEUS_MULTIPROC_DIR`` (``llmroute serve --workers N`` sets one), the series of
+        every worker process of this instance, summed (docs/scaling.md).
+        """
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = self._prometheus.CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return cast(bytes, self._prometheus.generate_latest(registry))
         return cast(bytes, self._prometheus.generate_latest(self.registry))
 
 

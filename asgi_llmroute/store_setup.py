@@ -65,7 +65,13 @@ def open_store(config: GatewayConfig, *, create: bool = True) -> ProviderStore:
         raise ConfigError(
             f'{config.source}: there is no [store] section; add one, e.g. [store] secret = "file:store-secret"'
         )
-    store = ProviderStore(path, _source(config), create=create)
+    dsn = config.store_dsn()
+    if dsn is not None:
+        from .providers.pgstore import PostgresProviderStore  # the `postgres` extra, only when configured
+
+        store: ProviderStore = PostgresProviderStore(dsn, _source(config))
+    else:
+        store = ProviderStore(path, _source(config), create=create)
     try:
         key_id = store.check_secret()
         _finish_rotation(config, key_id)

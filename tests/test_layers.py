@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "metrics": 3,
     "demo": 3,
     "providers": 3,
+    "state": 3,
     "importers": 3,
     # assembly
     "config": 4,

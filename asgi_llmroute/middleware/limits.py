@@ -3,77 +3,19 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal, TypeVar
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..context import RequestContext, ensure_context, receive_body
 from ..errors import GatewayError, send_error
+from ..state import Lease, Limiter, StateBackend, StateUnavailable
+
+_T = TypeVar("_T")
 
 __all__ = ["ConcurrencyLimitMiddleware", "Limiter"]
-
-
-class Limiter:
-    """A counting semaphore with a bounded, first-come-first-served wait.
-
-    Taking a free slot costs a comparison and an increment; only a request that has to wait
-    allocates (one event). A released slot is handed straight to the oldest waiter, so a stream of
-    newcomers cannot starve it.
-    """
-
-    __slots__ = ("_waiters", "in_flight", "limit")
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("a concurrency limit must be at least 1")
-        self.limit = limit
-        self.in_flight = 0
-        self._waiters: deque[anyio.Event] = deque()
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
-
-    def try_acquire(self) -> bool:
-        """Take a free slot if there is one (and nobody is waiting for it)."""
-        if self.in_flight < self.limit and not self._waiters:
-            self.in_flight += 1
-            return True
-        return False
-
-    async def acquire(self, max_wait: float) -> bool:
-        """Take a slot, waiting up to ``max_wait`` seconds; False if none came free in time."""
-        if self.try_acquire():
-            return True
-        if max_wait <= 0:
-            return False
-        event = anyio.Event()
-        self._waiters.append(event)
-        try:
-            with anyio.move_on_after(max_wait):
-                await event.wait()
-        except BaseException:
-            # Cancelled from outside (the client left): pass on a slot we may have been handed.
-            self._abandon(event)
-            raise
-        if event.is_set():
-            return True
-        self._abandon(event)
-        return False
-
-    def release(self) -> None:
-        if self._waiters:
-            self._waiters.popleft().set()  # the slot changes hands; in_flight stays
-        else:
-            self.in_flight -= 1
-
-    def _abandon(self, event: anyio.Event) -> None:
-        if event.is_set():
-            self.release()
-        else:
-            self._waiters.remove(event)
 
 
 class ConcurrencyLimitMiddleware:
@@ -88,6 +30,12 @@ class ConcurrencyLimitMiddleware:
     Put the token limit after authentication; the provider limit after deployment choice (inside
     ``RetryMiddleware``, so that a full provider makes it try another deployment).
 
+    With a shared ``state`` (Redis), the slots are leases shared by every instance (named
+    ``<by>:<name>``), renewed while the request runs and expiring if its instance dies; a waiting
+    request polls for a free one. While the state is unreachable, ``state.when_down`` decides:
+    ``"open"`` lets requests through, ``"closed"`` answers 503, ``"local"`` uses this process's
+    slots until it is back.
+
     Scope: reads ``ctx.principal`` or ``ctx.deployment``; a waiting request reads its body into
     ``ctx.body``; writes ``ctx.last_error`` (``"limited"`` on 429, ``"disconnect"``).
     """
@@ -100,6 +48,7 @@ class ConcurrencyLimitMiddleware:
         by: Literal["token", "provider"] = "token",
         max_wait: float = 10.0,
         retry_after: int = 1,
+        state: StateBackend | None = None,
     ) -> None:
         if by not in ("token", "provider"):
             raise ValueError("by must be 'token' or 'provider'")
@@ -108,6 +57,8 @@ class ConcurrencyLimitMiddleware:
         self._limiters = {name: Limiter(limit) for name, limit in limits.items()}
         self._max_wait = max_wait
         self._headers = (("retry-after", str(retry_after)),)
+        self._limits = dict(limits)
+        self._state = state if state is not None and state.shared else None
 
     def limiter(self, name: str) -> Limiter | None:
         return self._limiters.get(name)
@@ -121,6 +72,10 @@ class ConcurrencyLimitMiddleware:
         limiter = self._limiters.get(name) if name is not None else None
         if limiter is None:
             await self._app(scope, receive, send)
+            return
+        if self._state is not None:
+            assert name is not None
+            await self._shared(self._state, name, limiter, scope, receive, send)
             return
         if not limiter.try_acquire():
             try:
@@ -145,28 +100,97 @@ class ConcurrencyLimitMiddleware:
         finally:
             limiter.release()
 
+    async def _shared(
+        self, state: StateBackend, name: str, limiter: Limiter, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        ctx = ensure_context(scope)
+        key, limit = f"{self._by}:{name}", self._limits[name]
+        lease: Lease | None = None
+        local = False
+        try:
+            try:
+                lease = await state.acquire(key, limit, 0)
+                if lease is None:
+                    ctx, receive = await receive_body(scope, receive)
+
+                    async def wait() -> Lease | object | None:
+                        try:
+                            return await state.acquire(key, limit, self._max_wait)
+                        except StateUnavailable:
+                            return _DOWN  # raised below, outside the watch's task group
+
+                    waited, receive = await self._watch(wait, receive)
+                    if waited is _LEFT:
+                        ctx.last_error = "disconnect"
+                        return
+                    if waited is _DOWN:
+                        raise StateUnavailable("lost while waiting")
+                    lease = waited  # type: ignore[assignment]
+            except StateUnavailable:
+                if state.when_down == "closed":
+                    message = "Concurrency limits cannot be checked right now (the shared state is unreachable)."
+                    error = GatewayError(503, message, code="state_unavailable", headers=self._headers)
+                    await send_error(send, ctx.client_api.wire, error)
+                    return
+                if state.when_down == "local":
+                    ctx, receive = await receive_body(scope, receive)
+                    got, receive = await self._wait(limiter, receive)
+                    if got is None:
+                        ctx.last_error = "disconnect"
+                        return
+                    if not got:
+                        await self._refuse(ctx, name, send)
+                        return
+                    local = True
+                else:
+                    await self._app(scope, receive, send)  # fail open
+                    return
+        except GatewayError as exc:
+            await send_error(send, ctx.client_api.wire, exc)
+            return
+        if lease is None and not local:
+            await self._refuse(ctx, name, send)
+            return
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            if local:
+                limiter.release()
+            elif lease is not None:
+                with anyio.CancelScope(shield=True):
+                    await lease.release()
+
+    async def _refuse(self, ctx: RequestContext, name: str, send: Send) -> None:
+        ctx.last_error = "limited"
+        message = f"Too many requests in flight for {self._by} {name!r}; retry shortly."
+        error = GatewayError(429, message, code="concurrency_limit", headers=self._headers)
+        await send_error(send, ctx.client_api.wire, error)
+
     async def _wait(self, limiter: Limiter, receive: Receive) -> tuple[bool | None, Receive]:
         """Wait for a slot while watching for the client leaving.
 
         Returns (True: got one, False: timed out, None: the client left) and a ``receive`` that
         replays what the watch read, so the inner app sees every message.
         """
+        got, receive = await self._watch(lambda: limiter.acquire(self._max_wait), receive)
+        return (None if got is _LEFT else bool(got)), receive
+
+    async def _watch(self, acquire: Callable[[], Awaitable[_T]], receive: Receive) -> tuple[_T | object, Receive]:
+        """Run ``acquire`` while watching for the client leaving (then: :data:`_LEFT`)."""
         read: deque[Message] = deque()
-        acquired: bool | None = False
+        acquired: _T | object = _LEFT
         async with anyio.create_task_group() as tg:
 
             async def watch() -> None:
-                nonlocal acquired
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        acquired = None
                         tg.cancel_scope.cancel()
                         return
                     read.append(message)  # the replayed body: the inner app gets it again
 
             tg.start_soon(watch)
-            acquired = await limiter.acquire(self._max_wait)
+            acquired = await acquire()
             tg.cancel_scope.cancel()
         if not read:
             return acquired, receive
@@ -180,3 +204,7 @@ class ConcurrencyLimitMiddleware:
         if self._by == "token":
             return ctx.principal.name if ctx.principal is not None else None
         return ctx.deployment.provider.name if ctx.deployment is not None else None
+
+
+_LEFT = object()  # the client left while waiting for a slot
+_DOWN = object()  # the shared state was lost while waiting

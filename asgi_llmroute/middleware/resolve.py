@@ -84,7 +84,10 @@ class ProviderResolverMiddleware:
         if traits is not None:
             ctx.traits = traits
         balancer = self._balancer
-        chosen = balancer.choose(route, session=ctx.traits.session_id) if balancer is not None else None
+        session = ctx.traits.session_id
+        if session is not None and balancer is not None and balancer.shared:
+            await balancer.load_session(route, session)  # another instance may have served it
+        chosen = balancer.choose(route, session=session) if balancer is not None else None
         deployment = chosen if chosen is not None else route.deployments[0]
         ctx.model = model
         ctx.route = route

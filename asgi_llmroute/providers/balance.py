@@ -2,8 +2,10 @@
 
 One :class:`Balancer` per gateway holds all the state: round-robin weights per route, requests in
 flight, a latency average and a cooldown per deployment, and the session -> deployment map. It is
-per process: with several workers, each has its own view. Everything runs on one event loop, so
-no locks are needed (every update happens between two awaits).
+per process: with several workers, each has its own view, unless it is given a shared ``state``
+(Redis, docs/scaling.md): then cooldowns and recoveries are told to every instance, and sessions are
+remembered for all of them. Everything runs on one event loop, so no locks are needed (every update
+happens between two awaits).
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from .types import Deployment, Route
+
+if TYPE_CHECKING:
+    from ..state import StateBackend
 
 __all__ = ["STRATEGIES", "Balancer", "DeploymentStats", "Key", "Strategy", "deployment_key"]
 
@@ -42,6 +47,7 @@ class DeploymentStats:
     measured_at: float = 0.0
     cooldown_until: float = 0.0
     failures: int = 0  # consecutive
+    key: Key = ("", "")  # the deployment's (provider, model)
 
 
 @dataclass(slots=True)
@@ -71,6 +77,7 @@ class Balancer:
         max_sessions: int = 10_000,
         max_deployments: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        state: StateBackend | None = None,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
@@ -81,6 +88,14 @@ class Balancer:
         self._sessions: OrderedDict[tuple[str, str], Key] = OrderedDict()
         self._max_sessions = max_sessions
         self._max_stats = max_deployments
+        self._state = state if state is not None and state.shared else None
+        if self._state is not None:
+            self._state.on_cooldown(self._remote_cooldown)
+
+    @property
+    def shared(self) -> bool:
+        """Cooldowns and sessions are shared with other instances."""
+        return self._state is not None
 
     # -- scores ----------------------------------------------------------------------------------
 
@@ -88,7 +103,7 @@ class Balancer:
         key = (deployment.provider.name, deployment.model)
         stats = self._stats.get(key)
         if stats is None:
-            stats = self._stats[key] = DeploymentStats()
+            stats = self._stats[key] = DeploymentStats(key=key)
             if len(self._stats) > self._max_stats:
                 # Clients can name any "<provider>/<model>": forget the oldest rather than grow without
                 # bound (a request in flight keeps its own reference, so its counts stay right).
@@ -103,6 +118,8 @@ class Balancer:
         """A response was committed from the deployment (``latency``: seconds to its first byte)."""
         if stats.failures:
             stats.failures = 0
+            if stats.cooldown_until and self._state is not None:
+                self._state.cooldown(stats.key, 0.0)
             stats.cooldown_until = 0.0  # a success ends the cooldown at once (half-open breaker)
         if latency is not None and self.strategy == "lowest_latency":
             now = self._clock()
@@ -116,16 +133,47 @@ class Balancer:
         stats.failures += 1
         if cooldown > 0:
             stats.cooldown_until = max(stats.cooldown_until, self._clock() + cooldown)
+            if self._state is not None:
+                self._state.cooldown(stats.key, cooldown)
+
+    def _remote_cooldown(self, key: Key, seconds: float) -> None:
+        """Another instance saw ``key`` fail (``seconds`` > 0) or recover (0)."""
+        stats = self._stats.get(key)
+        if stats is None:
+            if seconds <= 0:
+                return
+            stats = self._stats[key] = DeploymentStats(key=key)
+            if len(self._stats) > self._max_stats:
+                del self._stats[next(iter(self._stats))]
+        if seconds > 0:
+            stats.failures = max(stats.failures, 1)
+            stats.cooldown_until = max(stats.cooldown_until, self._clock() + seconds)
+        else:
+            stats.failures = 0
+            stats.cooldown_until = 0.0
 
     # -- sessions --------------------------------------------------------------------------------
 
     def remember(self, route: Route, session: str, deployment: Deployment) -> None:
         """Keep ``session`` on ``deployment`` for later requests to ``route``."""
-        key = (route.name, session)
-        self._sessions[key] = deployment_key(deployment)
+        self._remember(route.name, session, deployment_key(deployment))
+        if self._state is not None:
+            self._state.remember(route.name, session, deployment_key(deployment))
+
+    def _remember(self, route: str, session: str, deployment: Key) -> None:
+        key = (route, session)
+        self._sessions[key] = deployment
         self._sessions.move_to_end(key)
         if len(self._sessions) > self._max_sessions:
             self._sessions.popitem(last=False)
+
+    async def load_session(self, route: Route, session: str) -> None:
+        """Learn which deployment another instance keeps ``session`` on (shared state only)."""
+        if self._state is None or len(route.deployments) < 2:
+            return
+        found = await self._state.session(route.name, session)
+        if found is not None:
+            self._remember(route.name, session, found)
 
     # -- choice ----------------------------------------------------------------------------------
 

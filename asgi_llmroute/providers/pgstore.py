@@ -149,6 +149,12 @@ class PostgresProviderStore(ProviderStore):
     """
 
     def __init__(self, dsn: str, secret: str | SecretSource, *, timeout: float = 5.0, migrate: bool = True) -> None:
+        try:
+            import asyncpg  # noqa: F401
+        except ImportError:
+            raise StoreError(
+                "[store] backend = \"postgres\" needs asyncpg: pip install 'asgi-llmroute[postgres]'"
+            ) from None
         # Not the SQLite store's __init__: no file. ``path`` names the database in messages.
         self.path = redact_dsn(dsn)  # type: ignore[assignment]
         self._dsn = dsn
