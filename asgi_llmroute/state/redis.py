@@ -205,12 +205,13 @@ class RedisState:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        # No retries inside the client: a failed call fails fast and the reconnect task takes over.
+        # One immediate retry (a pooled connection that a Redis restart broke reconnects), no more:
+        # a call fails fast and the reconnect task takes over.
         return Redis.from_url(
             self.url,
             socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
-            retry=Retry(NoBackoff(), 0),
+            retry=Retry(NoBackoff(), 1),
             client_name=f"llmroute-{self._instance}",
         )
 
@@ -287,6 +288,8 @@ class RedisState:
             await asyncio.sleep(delay)
             assert self._redis is not None
             try:
+                # Connections opened before the outage are dead: drop them all, then check a fresh one.
+                await self._redis.connection_pool.disconnect(inuse_connections=True)
                 await self._redis.ping()
             except Exception:
                 delay = min(delay * 2, 2.0)
