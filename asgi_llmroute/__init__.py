@@ -20,7 +20,7 @@ from .__about__ import __version__
 from .deferred import lazy_exports
 
 if TYPE_CHECKING:
-    from .admin import ProviderAdminApp
+    from .admin import ProviderAdminApp, UsageAdminApp
     from .config import ConfigError, GatewayConfig, load_config, parse_config
     from .context import (
         SCOPE_KEY,
@@ -45,22 +45,27 @@ if TYPE_CHECKING:
     from .middleware.responses import ResponsesMiddleware
     from .middleware.retry import Backoff, RetryMiddleware
     from .middleware.strip import CredentialStripMiddleware
+    from .middleware.totals import UsageTotalsMiddleware
     from .middleware.translate import TranslationMiddleware
     from .middleware.usage import UsageMiddleware
     from .providers.balance import Balancer
     from .providers.live import LiveRouteTable
+    from .providers.pgstore import PostgresProviderStore
     from .providers.records import ProviderRecord, ProviderSpec
     from .providers.routing import RouteTable
     from .providers.store import ProviderStore, StoreError
     from .providers.types import Deployment, Provider, Route
     from .retry_policy import RetryPolicy
     from .secret import Secret
+    from .state import MemoryState, StateBackend, StateUnavailable
+    from .state.redis import RedisState
     from .timeouts import UpstreamTimeouts
     from .tokens import TokenEntry
 
 # Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
     "ProviderAdminApp": "admin",
+    "UsageAdminApp": "admin",
     "ConfigError": "config",
     "GatewayConfig": "config",
     "load_config": "config",
@@ -101,8 +106,10 @@ _EXPORTS: dict[str, str] = {
     "CredentialStripMiddleware": "middleware.strip",
     "TranslationMiddleware": "middleware.translate",
     "UsageMiddleware": "middleware.usage",
+    "UsageTotalsMiddleware": "middleware.totals",
     "Balancer": "providers.balance",
     "LiveRouteTable": "providers.live",
+    "PostgresProviderStore": "providers.pgstore",
     "ProviderRecord": "providers.records",
     "ProviderSpec": "providers.records",
     "RouteTable": "providers.routing",
@@ -113,6 +120,10 @@ _EXPORTS: dict[str, str] = {
     "Route": "providers.types",
     "RetryPolicy": "retry_policy",
     "Secret": "secret",
+    "MemoryState": "state",
+    "StateBackend": "state",
+    "StateUnavailable": "state",
+    "RedisState": "state.redis",
     "UpstreamTimeouts": "timeouts",
     "TokenEntry": "tokens",
 }
@@ -134,8 +145,10 @@ __all__ = [
     "GatewayMetrics",
     "InMemoryRateLimitBackend",
     "LiveRouteTable",
+    "MemoryState",
     "MetricsEndpoint",
     "ObserveMiddleware",
+    "PostgresProviderStore",
     "Principal",
     "Provider",
     "ProviderAdminApp",
@@ -146,6 +159,7 @@ __all__ = [
     "RateLimit",
     "RateLimitBackend",
     "RateLimitMiddleware",
+    "RedisState",
     "RequestContext",
     "ResponsesMiddleware",
     "RetryMiddleware",
@@ -154,6 +168,8 @@ __all__ = [
     "RouteTable",
     "SCOPE_KEY",
     "Secret",
+    "StateBackend",
+    "StateUnavailable",
     "StoreError",
     "TokenAuthMiddleware",
     "TokenEntry",
@@ -162,7 +178,9 @@ __all__ = [
     "UpstreamError",
     "UpstreamErrorsMiddleware",
     "UpstreamTimeouts",
+    "UsageAdminApp",
     "UsageMiddleware",
+    "UsageTotalsMiddleware",
     "__version__",
     "build_gateway",
     "credential_matcher",

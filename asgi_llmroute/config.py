@@ -205,6 +205,10 @@ class ModelConfig(_Model):
     weight: float = Field(default=1.0, gt=0)
     #: Models tried in order when every deployment of this one failed (docs/routing.md).
     fallbacks: list[str] | None = None
+    #: This deployment's requests and tokens per minute (LiteLLM's deployment rpm/tpm); over them the
+    #: request goes to another deployment, or gets 429.
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
 
 
 class RoutingConfig(_Model):

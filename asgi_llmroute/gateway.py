@@ -112,6 +112,17 @@ class Gateway:
             pipeline = ConcurrencyLimitMiddleware(
                 pipeline, limits=provider_limits, by="provider", max_wait=routing.max_wait, state=self.state
             )
+        deployment_limits = {
+            f"{m.provider}/{m.model}": RateLimit(m.rpm, m.tpm) for m in config.models if m.rpm or m.tpm
+        }
+        if deployment_limits:
+            pipeline = RateLimitMiddleware(
+                pipeline,
+                limits=deployment_limits,
+                by="deployment",
+                backend=self.state if self.state.shared else None,
+                when_down=config.state.when_down,
+            )
         pipeline = RetryMiddleware(
             pipeline,
             balancer=self.balancer,

@@ -59,13 +59,13 @@ def test_mapping(tmp_path: Path) -> None:
         ("openai-127-0-0-1-9", "gpt-4o-mini", 3.0),
     ]
     assert routes["gpt-4o"].fallbacks == ("claude",)
+    assert [(m.rpm, m.tpm) for m in config.models if m.name == "gpt-4o"] == [(60, None), (None, None)]
     assert config.routing.strategy == "least_in_flight"
     assert [e.name for e in assemble.token_entries(config)] == ["master"]
     assert [s.reveal() for s in assemble.admin_tokens(config)] == ["sk-master-1234"]
     assert sorted(ignored) == [
         "general_settings.database_url",
         "litellm_settings.drop_params",
-        "model_list[0].litellm_params.rpm",
         "model_list[3] (azure-gpt): provider type not supported: azure",
     ]
 

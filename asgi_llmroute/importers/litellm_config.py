@@ -39,7 +39,7 @@ _STRATEGIES = {
     "least-busy": "least_in_flight",
     "latency-based-routing": "lowest_latency",
 }
-_PARAMS = {"model", "api_base", "base_url", "api_key", "timeout", "extra_headers", "headers", "weight"}
+_PARAMS = {"model", "api_base", "base_url", "api_key", "timeout", "extra_headers", "headers", "weight", "rpm", "tpm"}
 
 
 def is_litellm_config(path: str | Path) -> bool:
@@ -114,6 +114,9 @@ def _translate(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], li
         model: dict[str, Any] = {"name": name, "provider": providers[identity]["name"], "model": upstream}
         if "weight" in params:
             model["weight"] = params["weight"]
+        for limit in ("rpm", "tpm"):  # the deployment's own limits
+            if params.get(limit):
+                model[limit] = params[limit]
         models.append(model)
 
     config: dict[str, Any] = {"providers": list(providers.values()), "models": models}

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .responses import ResponsesMiddleware
     from .retry import Backoff, RetryMiddleware
     from .strip import CredentialStripMiddleware
+    from .totals import UsageTotalsMiddleware
     from .translate import TranslationMiddleware
     from .usage import UsageMiddleware
 
@@ -36,6 +37,7 @@ _EXPORTS = {
     "CredentialStripMiddleware": "strip",
     "TranslationMiddleware": "translate",
     "UsageMiddleware": "usage",
+    "UsageTotalsMiddleware": "totals",
 }
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "TranslationMiddleware",
     "UpstreamErrorsMiddleware",
     "UsageMiddleware",
+    "UsageTotalsMiddleware",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -34,11 +34,14 @@ class RateLimitBackend(Protocol):
 
 
 class RateLimitMiddleware:
-    """Enforce each router token's ``rpm`` and ``tpm`` (see :class:`RateLimit`).
+    """Enforce each router token's (or deployment's) ``rpm`` and ``tpm`` (see :class:`RateLimit`).
 
-    ``limits`` maps router token names to their limits; tokens not in it are unlimited. A refused
-    request gets 429 (``rate_limit_error``, code ``rate_limit_exceeded``) with ``Retry-After`` in
-    whole seconds, in the client's format.
+    ``limits`` maps router token names (``by="token"``) or deployments as ``"<provider>/<model>"``
+    (``by="deployment"``, LiteLLM's deployment ``rpm``/``tpm``) to their limits; names not in it are
+    unlimited. A refused request gets 429 (``rate_limit_error``, code ``rate_limit_exceeded``) with
+    ``Retry-After`` in whole seconds, in the client's format. A deployment's refusal also sets
+    ``ctx.last_error = "limited"``: put that one inside ``RetryMiddleware``, which then tries another
+    deployment (without cooling this one down).
 
     With a ``tpm`` limit, a request reserves an estimate of its tokens when it is admitted (its
     body's ``Content-Length`` / 4) and settles with its real ``ctx.usage`` (input plus output
@@ -49,7 +52,8 @@ class RateLimitMiddleware:
     ``when_down`` decides: ``"open"`` admits, ``"closed"`` refuses with 503, ``"local"`` counts in
     this process until it is back.
 
-    Put it after authentication. Scope: reads ``ctx.principal`` and ``ctx.usage``.
+    Put the token limit after authentication. Scope: reads ``ctx.principal`` (or ``ctx.deployment``)
+    and ``ctx.usage``; writes ``ctx.last_error`` (deployments).
     """
 
     def __init__(
@@ -59,7 +63,11 @@ class RateLimitMiddleware:
         limits: Mapping[str, RateLimit],
         backend: RateLimitBackend | None = None,
         when_down: Literal["open", "closed", "local"] = "local",
+        by: Literal["token", "deployment"] = "token",
     ) -> None:
+        if by not in ("token", "deployment"):
+            raise ValueError("by must be 'token' or 'deployment'")
+        self._by = by
         self._app = app
         self._limits = {name: limit for name, limit in limits.items() if limit.rpm or limit.tpm}
         self._backend: RateLimitBackend = backend if backend is not None else InMemoryRateLimitBackend()
@@ -68,19 +76,22 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = get_context(scope) if scope["type"] == "http" else None
-        principal = ctx.principal if ctx is not None else None
-        limit = self._limits.get(principal.name) if principal is not None else None
-        if ctx is None or principal is None or limit is None:
+        name = self._name(ctx) if ctx is not None else None
+        limit = self._limits.get(name) if name is not None else None
+        if ctx is None or name is None or limit is None:
             await self._app(scope, receive, send)
             return
+        key = name if self._by == "token" else f"deployment:{name}"
         reserve = _estimate(scope) if limit.tpm is not None else 0
         backend = self._backend
         try:
-            rejection = await backend.admit(principal.name, limit, reserve)
+            rejection = await backend.admit(key, limit, reserve)
         except StateUnavailable:
-            rejection, backend = await self._down(principal.name, limit, reserve)
+            rejection, backend = await self._down(key, limit, reserve)
         if rejection is not None:
-            await send_error(send, ctx.client_api.wire, _refusal(principal.name, limit, rejection))
+            if self._by == "deployment":
+                ctx.last_error = "limited"
+            await send_error(send, ctx.client_api.wire, _refusal(self._by, name, limit, rejection))
             return
         if limit.tpm is None:
             await self._app(scope, receive, send)
@@ -89,7 +100,13 @@ class RateLimitMiddleware:
             await self._app(scope, receive, send)
         finally:
             with anyio.CancelScope(shield=True):  # settled even if the request was cancelled
-                await self._settle(backend, principal.name, ctx, reserve)
+                await self._settle(backend, key, ctx, reserve)
+
+    def _name(self, ctx: RequestContext) -> str | None:
+        if self._by == "token":
+            return ctx.principal.name if ctx.principal is not None else None
+        deployment = ctx.deployment
+        return f"{deployment.provider.name}/{deployment.model}" if deployment is not None else None
 
     async def _down(self, key: str, limit: RateLimit, reserve: int) -> tuple[Rejection | None, RateLimitBackend]:
         if self._when_down == "open":
@@ -119,7 +136,7 @@ def _estimate(scope: Scope) -> int:
     return 1
 
 
-def _refusal(name: str, limit: RateLimit, rejection: Rejection) -> GatewayError:
+def _refusal(by: str, name: str, limit: RateLimit, rejection: Rejection) -> GatewayError:
     if rejection.limit == "unavailable":
         return GatewayError(
             503,
@@ -131,7 +148,8 @@ def _refusal(name: str, limit: RateLimit, rejection: Rejection) -> GatewayError:
     what = "requests" if rejection.limit == "rpm" else "tokens"
     return GatewayError(
         429,
-        f"Rate limit reached for router token {name!r}: {amount} {what} per minute. "
+        f"Rate limit reached for {'router token' if by == 'token' else 'deployment'} {name!r}: "
+        f"{amount} {what} per minute. "
         f"Try again in {rejection.retry_after} s.",
         code="rate_limit_exceeded",
         headers=(("retry-after", str(rejection.retry_after)),),

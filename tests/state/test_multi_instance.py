@@ -158,6 +158,17 @@ provider = "up"
 model = "sticky-b"
 
 [[models]]
+name = "dep"
+provider = "up"
+model = "dep-a"
+rpm = 3
+
+[[models]]
+name = "dep"
+provider = "up"
+model = "dep-b"
+
+[[models]]
 name = "slow"
 provider = "slowp"
 model = "slow-up"
@@ -171,6 +182,7 @@ class Cluster:
     clients: list[httpx.Client]
     redis: RedisServer
     upstream_url: str
+    postgres: PostgresServer
 
     def chat(self, i: int, model: str, token: str = "sk-wide-0123456789", **headers: str) -> httpx.Response:
         body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
@@ -200,7 +212,7 @@ def cluster(
         (project / "llmroute.toml").write_text(_config(url, redis.url, dsn, f"m{uuid.uuid4().hex[:6]}:"))
         instances = [stack.enter_context(llmroute_serve([], project, wait=40)) for _ in range(3)]
         clients = [stack.enter_context(httpx.Client(base_url=s.url, timeout=30)) for s in instances]
-        yield Cluster(upstream, instances, clients, redis, url)
+        yield Cluster(upstream, instances, clients, redis, url, postgres)
     for served in instances:
         assert "Traceback" not in served.output, served.output
 
@@ -209,6 +221,13 @@ def test_rpm_limit_admits_exactly_30_of_60_over_three_instances(cluster: Cluster
     with ThreadPoolExecutor(12) as pool:
         statuses = list(pool.map(lambda i: cluster.chat(i, "m", "sk-limited-0123456789").status_code, range(60)))
     assert Counter(statuses) == {200: 30, 429: 30}
+
+
+def test_a_deployment_rpm_holds_over_three_instances(cluster: Cluster) -> None:
+    statuses = [cluster.chat(i, "dep").status_code for i in range(12)]
+    assert statuses == [200] * 12  # over dep-a's limit, requests go to dep-b
+    assert cluster.upstream.served["dep-a"] == 3
+    assert cluster.upstream.served["dep-b"] == 9
 
 
 def test_max_in_flight_4_holds_over_three_instances(cluster: Cluster) -> None:
@@ -277,6 +296,33 @@ def test_usage_is_summed_over_instances(cluster: Cluster) -> None:
     assert after["requests"] - before.get("requests", 0) == 6
     assert after["input_tokens"] - before.get("input_tokens", 0) == 18
     assert after["output_tokens"] - before.get("output_tokens", 0) == 12
+
+
+def test_postgres_lost_serves_the_last_providers_and_admin_writes_get_503(cluster: Cluster) -> None:
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    record = {"name": "later", "api": "openai", "base_url": f"{cluster.upstream_url}/v1", "api_key": UPSTREAM_KEY}
+    record["models"] = {"later-model": "later-up"}  # type: ignore[assignment]
+    cluster.postgres.stop()
+    try:
+        for i in range(6):
+            assert cluster.chat(i, "m").status_code == 200
+            assert cluster.chat(i, "added-model").status_code == 200  # a stored provider, loaded before
+        reply = cluster.clients[0].post("/api/providers", json=record, headers=admin)
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["error"]["code"] == "store_unavailable"
+        assert "postgresql://postgres@127.0.0.1" in reply.json()["error"]["message"]
+        assert cluster.clients[1].get("/api/providers", headers=admin).status_code == 503
+    finally:
+        cluster.postgres.start()
+    deadline = time.monotonic() + 15
+    while (reply := cluster.clients[0].post("/api/providers", json=record, headers=admin)).status_code == 503:
+        assert time.monotonic() < deadline, reply.text
+        time.sleep(0.2)
+    assert reply.status_code in (200, 201), reply.text
+    deadline = time.monotonic() + 15
+    while cluster.chat(2, "later-model").status_code != 200:  # the others' listeners are back too
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
 
 
 def test_redis_killed_and_restarted_mid_run_costs_no_500(cluster: Cluster) -> None:
