@@ -26,17 +26,21 @@ class Translator:
     thinking was requested), then exactly one of :meth:`response`, :meth:`error` or :meth:`stream`.
     """
 
-    __slots__ = ("client", "upstream", "options", "context", "usage")
+    __slots__ = ("client", "upstream", "options", "context", "usage", "retry_after")
 
-    def __init__(self, client: API, upstream: API, options: TranslationOptions) -> None:
+    def __init__(self, client: API, upstream: str, options: TranslationOptions) -> None:
         self.client: API = client
-        self.upstream: API = upstream
+        #: The upstream's wire format: ``"openai"``, ``"anthropic"`` or ``"gemini"``.
+        self.upstream = upstream
         self.options = options
         # Used as is if request() is never called (e.g. the gateway forwards a raw body).
         max_len = ANTHROPIC_NAME_MAX if upstream == "anthropic" else OPENAI_NAME_MAX
         self.context = TranslationState(tool_names=ToolNames(max_len))
         #: Token counts of a translated non-stream response (same keys as ``StreamTranslator.usage``).
         self.usage: dict[str, int] | None = None
+        #: Seconds an upstream error body asked to wait (Google's ``RetryInfo``), after :meth:`error`;
+        #: the gateway sends it as ``Retry-After`` when the upstream sent no such header.
+        self.retry_after: int | None = None
 
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
         """Client request JSON -> upstream request JSON; raises :class:`TranslationError`."""
@@ -97,8 +101,9 @@ class _AnthropicClient(Translator):
         return OpenAIToAnthropicStream(self.context, self.options)
 
 
-def new_translator(client: API, upstream: API, options: TranslationOptions = DEFAULT_OPTIONS) -> Translator:
-    """Translator for one request from a ``client``-format caller to an ``upstream``-format provider.
+def new_translator(client: API, upstream: str, options: TranslationOptions = DEFAULT_OPTIONS) -> Translator:
+    """Translator for one request from a ``client``-format caller to an ``upstream``-format provider
+    (``"openai"``, ``"anthropic"``, ``"gemini"``, or ``"vertex-anthropic"``: Claude on Vertex AI).
 
     Raises ValueError when both sides speak the same format (nothing to translate) or a side is unknown.
     """
@@ -108,4 +113,12 @@ def new_translator(client: API, upstream: API, options: TranslationOptions = DEF
         return _OpenAIClient(client, upstream, options)
     if client == "anthropic" and upstream == "openai":
         return _AnthropicClient(client, upstream, options)
+    if upstream == "gemini" and client in ("openai", "anthropic"):
+        from .gemini.translator import GeminiTranslator
+
+        return GeminiTranslator(client, options)
+    if upstream == "vertex-anthropic" and client in ("openai", "anthropic"):
+        from .vertex_claude import VertexClaudeTranslator
+
+        return VertexClaudeTranslator(client, options)
     raise ValueError(f"unknown API pair {client!r} -> {upstream!r}")

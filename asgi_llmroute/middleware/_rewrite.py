@@ -147,6 +147,9 @@ class ResponseRewriter:
             if self._translator.usage:
                 self._ctx.usage.update(self._translator.usage)
         headers = [(k, v) for k, v in self._start["headers"] if k not in _BODY_HEADERS]
+        retry_after = getattr(self._translator, "retry_after", None) if status >= 400 else None
+        if retry_after is not None and not any(k == b"retry-after" for k, _ in headers):
+            headers.append((b"retry-after", str(retry_after).encode()))  # the delay Google puts in the body
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
         await self._send({**self._start, "headers": headers})
         await self._send({"type": "http.response.body", "body": out, "more_body": False})

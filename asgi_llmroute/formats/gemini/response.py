@@ -98,44 +98,47 @@ def accounting(usage: dict[str, Any]) -> dict[str, int]:
     return accounting_from_anthropic(usage)
 
 
+_NO_PARTS: list[dict[str, Any]] = []
+
+
 class Chunk:
     """One checked ``GenerateContentResponse`` (a whole body or one stream event)."""
 
     __slots__ = ("parts", "finish", "usage", "blocked", "response_id", "model")
 
     def __init__(self, obj: dict[str, Any]) -> None:
-        self.parts: list[dict[str, Any]] = []
+        # Hot path (one call per stream event): exact type checks, the usual shape first.
+        self.parts: list[dict[str, Any]] = _NO_PARTS
         self.finish: Any = None
+        self.blocked = False
         usage = obj.get("usageMetadata")
-        self.usage: dict[str, Any] | None = usage if isinstance(usage, dict) else None
+        self.usage: dict[str, Any] | None = usage if type(usage) is dict else None
         self.response_id = obj.get("responseId")
         model = obj.get("modelVersion")
-        self.model = model if isinstance(model, str) else ""
-        feedback = obj.get("promptFeedback")
-        block = feedback.get("blockReason") if isinstance(feedback, dict) else None
-        self.blocked = isinstance(block, str) and bool(block)
+        self.model = model if type(model) is str else ""
         candidates = obj.get("candidates")
-        if candidates is None:
+        if type(candidates) is list and candidates:
+            candidate = candidates[0]
+            if type(candidate) is not dict:
+                raise UpstreamProtocolError("upstream candidate is not an object")
+            self.finish = candidate.get("finishReason")
+            content = candidate.get("content")
+            if content is None:
+                return
+            if type(content) is not dict:
+                raise UpstreamProtocolError("upstream candidate content is not an object")
+            parts = content.get("parts")
+            if parts is None:
+                return
+            if type(parts) is not list or not all(type(p) is dict for p in parts):
+                raise UpstreamProtocolError("upstream content parts are malformed")
+            self.parts = parts
             return
-        if not isinstance(candidates, list):
+        if candidates is not None and type(candidates) is not list:
             raise UpstreamProtocolError("upstream candidates are not an array")
-        if not candidates:
-            return
-        candidate = candidates[0]
-        if not isinstance(candidate, dict):
-            raise UpstreamProtocolError("upstream candidate is not an object")
-        self.finish = candidate.get("finishReason")
-        content = candidate.get("content")
-        if content is None:
-            return
-        if not isinstance(content, dict):
-            raise UpstreamProtocolError("upstream candidate content is not an object")
-        parts = content.get("parts")
-        if parts is None:
-            return
-        if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
-            raise UpstreamProtocolError("upstream content parts are malformed")
-        self.parts = parts
+        feedback = obj.get("promptFeedback")
+        block = feedback.get("blockReason") if type(feedback) is dict else None
+        self.blocked = isinstance(block, str) and bool(block)
 
 
 def function_call(part: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

@@ -41,7 +41,7 @@ def _chunk(event: SSEEvent) -> tuple[Chunk | None, dict[str, Any] | None]:
 
 
 class _GeminiStream(StreamTranslator):
-    __slots__ = ("_names", "_seed", "_started", "_finish", "_calls", "_saw_text", "_usage", "_blocked")
+    __slots__ = ("_names", "_seed", "_started", "_finish", "_calls", "_saw_text", "_meta", "_usage", "_blocked")
 
     def __init__(self, names: GeminiToolNames, options: TranslationOptions) -> None:
         super().__init__(options)
@@ -51,8 +51,18 @@ class _GeminiStream(StreamTranslator):
         self._finish: Any = None
         self._calls = 0
         self._saw_text = False
+        self._meta: dict[str, Any] | None = None  # the latest usageMetadata (cumulative): read at the end
         self._usage: dict[str, Any] = usage_as_anthropic(None)
         self._blocked = False
+
+    def _fail_into(self, out: list[str], message: str) -> None:
+        self._settle_usage()
+        super()._fail_into(out, message)
+
+    def _settle_usage(self) -> None:
+        if self._meta is not None:
+            self._usage = usage_as_anthropic(self._meta)
+            self.usage = accounting(self._usage)
 
     def _event(self, event: SSEEvent, out: list[str]) -> None:
         if not event.data:
@@ -61,6 +71,7 @@ class _GeminiStream(StreamTranslator):
         if chunk is None:
             assert error is not None
             message, status, _ = google_error_fields(0, error)
+            self._settle_usage()
             self._upstream_error(out, message, status)
             self._done = True
             return
@@ -69,17 +80,16 @@ class _GeminiStream(StreamTranslator):
             self._start(chunk, out)
             self._started = True
         if chunk.usage is not None:
-            self._usage = usage_as_anthropic(chunk.usage)
-            self.usage = accounting(self._usage)
+            self._meta = chunk.usage
         for part in chunk.parts:
-            call = function_call(part)
+            call = function_call(part) if "functionCall" in part else None
             if call is not None:
                 call_id = mint_call_id(self._prefix(), self._seed, self._calls, part.get("thoughtSignature"))
                 self._tool(call_id, self._names.client(call[0]), dumps(call[1]), out)
                 self._calls += 1
                 continue
             text = part.get("text")
-            if isinstance(text, str) and text:
+            if type(text) is str and text:
                 if part.get("thought") is True:
                     self._thought(text, out)
                 else:
@@ -91,6 +101,7 @@ class _GeminiStream(StreamTranslator):
             self._finish = chunk.finish
 
     def _eof(self, out: list[str]) -> None:
+        self._settle_usage()
         if not self._started:
             self._error(out, "upstream stream ended before any event", "api_error")
             return

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..accounting import accounting_from_anthropic
 from ..stream_base import StreamTranslator
+from ..translator import Translator
 from ..types import API, DEFAULT_OPTIONS, TranslationOptions
 from .errors import gemini_to_anthropic_error, gemini_to_openai_error, retry_after
 from .ids import GeminiToolNames
@@ -14,9 +15,9 @@ from .response import gemini_to_anthropic_response, gemini_to_openai_response
 from .stream import GeminiToAnthropicStream, GeminiToOpenAIStream
 
 
-class GeminiTranslator:
+class GeminiTranslator(Translator):
     """Translates one request from an OpenAI Chat or Anthropic Messages client to Gemini, and its
-    response back (same contract as :class:`~asgi_llmroute.formats.Translator`).
+    response back (a :class:`~asgi_llmroute.formats.Translator`; ``new_translator(client, "gemini")`` makes one).
 
     Call :meth:`request` first: it returns the Gemini body and records the model and whether a
     stream was asked for (:attr:`model`, :attr:`streaming`), which decide the upstream URL
@@ -29,7 +30,7 @@ class GeminiTranslator:
     function calls that carries none (history from another provider).
     """
 
-    __slots__ = ("client", "options", "placeholder_signatures", "_request", "usage", "retry_after")
+    __slots__ = ("placeholder_signatures", "_request")
 
     def __init__(
         self,
@@ -40,13 +41,9 @@ class GeminiTranslator:
     ) -> None:
         if client not in ("openai", "anthropic"):
             raise ValueError(f"unknown client API {client!r}")
-        self.client: API = client
-        self.options = options
+        super().__init__(client, "gemini", options)
         self.placeholder_signatures = placeholder_signatures
         self._request = GeminiRequest(body={}, model=None, stream=False)
-        #: Token counts of a translated non-stream response (same keys as ``StreamTranslator.usage``).
-        self.usage: dict[str, int] | None = None
-        self.retry_after: int | None = None
 
     @property
     def model(self) -> str | None:
