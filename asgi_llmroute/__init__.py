@@ -48,13 +48,15 @@ if TYPE_CHECKING:
     from .middleware.totals import UsageTotalsMiddleware
     from .middleware.translate import TranslationMiddleware
     from .middleware.usage import UsageMiddleware
+    from .providers.auth import Authenticator, AuthError, RequestSigner, TokenSource
     from .providers.balance import Balancer
+    from .providers.kinds import KindError, ProviderKind, WireFormat, get_kind, register_kind, register_wire
     from .providers.live import LiveRouteTable
     from .providers.pgstore import PostgresProviderStore
     from .providers.records import ProviderRecord, ProviderSpec
     from .providers.routing import RouteTable
     from .providers.store import ProviderStore, StoreError
-    from .providers.types import Deployment, Provider, Route
+    from .providers.types import Deployment, Provider, Route, make_provider
     from .retry_policy import RetryPolicy
     from .secret import Secret
     from .state import MemoryState, StateBackend, StateUnavailable
@@ -107,7 +109,17 @@ _EXPORTS: dict[str, str] = {
     "TranslationMiddleware": "middleware.translate",
     "UsageMiddleware": "middleware.usage",
     "UsageTotalsMiddleware": "middleware.totals",
+    "Authenticator": "providers.auth",
+    "AuthError": "providers.auth",
+    "RequestSigner": "providers.auth",
+    "TokenSource": "providers.auth",
     "Balancer": "providers.balance",
+    "KindError": "providers.kinds",
+    "ProviderKind": "providers.kinds",
+    "WireFormat": "providers.kinds",
+    "get_kind": "providers.kinds",
+    "register_kind": "providers.kinds",
+    "register_wire": "providers.kinds",
     "LiveRouteTable": "providers.live",
     "PostgresProviderStore": "providers.pgstore",
     "ProviderRecord": "providers.records",
@@ -118,6 +130,7 @@ _EXPORTS: dict[str, str] = {
     "Deployment": "providers.types",
     "Provider": "providers.types",
     "Route": "providers.types",
+    "make_provider": "providers.types",
     "RetryPolicy": "retry_policy",
     "Secret": "secret",
     "MemoryState": "state",
@@ -129,6 +142,8 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AuthError",
+    "Authenticator",
     "Backoff",
     "Balancer",
     "ClientAPI",
@@ -144,6 +159,7 @@ __all__ = [
     "GatewayError",
     "GatewayMetrics",
     "InMemoryRateLimitBackend",
+    "KindError",
     "LiveRouteTable",
     "MemoryState",
     "MetricsEndpoint",
@@ -152,6 +168,7 @@ __all__ = [
     "Principal",
     "Provider",
     "ProviderAdminApp",
+    "ProviderKind",
     "ProviderRecord",
     "ProviderResolverMiddleware",
     "ProviderSpec",
@@ -161,6 +178,7 @@ __all__ = [
     "RateLimitMiddleware",
     "RedisState",
     "RequestContext",
+    "RequestSigner",
     "ResponsesMiddleware",
     "RetryMiddleware",
     "RetryPolicy",
@@ -173,6 +191,7 @@ __all__ = [
     "StoreError",
     "TokenAuthMiddleware",
     "TokenEntry",
+    "TokenSource",
     "TokenTable",
     "TranslationMiddleware",
     "UpstreamError",
@@ -181,16 +200,21 @@ __all__ = [
     "UsageAdminApp",
     "UsageMiddleware",
     "UsageTotalsMiddleware",
+    "WireFormat",
     "__version__",
     "build_gateway",
     "credential_matcher",
     "ensure_context",
     "get_context",
+    "get_kind",
     "load_config",
+    "make_provider",
     "parse_config",
     "pooled_client",
     "receive_body",
     "receive_json",
+    "register_kind",
+    "register_wire",
     "send_error",
 ]
 

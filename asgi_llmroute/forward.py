@@ -19,7 +19,9 @@ from .context import RequestContext, get_context, receive_body, route_path
 from .errors import GatewayError, UpstreamError, render_stream_error, send_error
 from .formats.types import DEFAULT_ANTHROPIC_VERSION
 from .headers import CREDENTIAL_HEADERS, HOP_BY_HOP_HEADERS
-from .providers.types import Provider
+from .providers.auth import AuthError
+from .providers.kinds import UrlBuilder
+from .providers.types import Deployment, Provider
 from .timeouts import UpstreamTimeouts
 from .transport import LeanTransport
 
@@ -72,6 +74,7 @@ class _HeaderPlan(NamedTuple):
     fixed: tuple[tuple[bytes, bytes], ...]  # provider headers and credentials
     fixed_with_version: tuple[tuple[bytes, bytes], ...]  # the same plus anthropic-version
     version: bytes | None  # the anthropic-version the provider sends when the client sent none
+    url: UrlBuilder  # (path, upstream model) -> URL, from the provider's kind
 
 
 def _upstream_headers(provider: Provider) -> _HeaderPlan:
@@ -83,21 +86,21 @@ def _upstream_headers(provider: Provider) -> _HeaderPlan:
 
 
 def _header_plan(provider: Provider) -> _HeaderPlan:
+    """The header plan and URL builder of ``provider``: its kind decides."""
     configured = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in provider.headers]
-    key = provider.api_key.reveal().encode("latin-1") if provider.api_key is not None else None
     version: bytes | None = None
     if provider.api == "anthropic":
         version = next((v for k, v in configured if k == b"anthropic-version"), DEFAULT_ANTHROPIC_VERSION.encode())
         configured = [(k, v) for k, v in configured if k != b"anthropic-version"]
-        if key:
-            configured.append((b"x-api-key", key))
-    elif key:
-        configured.append((b"authorization", b"Bearer " + key))
+    kind = provider.kind
+    for name, value in kind.credentials(provider):
+        if value:
+            configured.append((name.encode("latin-1"), value.encode("latin-1")))
     # Configured headers replace the client's of the same name; anthropic-version is decided per request.
     drop = _REQUEST_DROP | {k for k, _ in configured}
     fixed = tuple(configured)
     with_version = (*fixed, (b"anthropic-version", version)) if version is not None else fixed
-    return _HeaderPlan(frozenset(drop), fixed, with_version, version)
+    return _HeaderPlan(frozenset(drop), fixed, with_version, version, kind.endpoint(provider))
 
 
 @functools.lru_cache(maxsize=256)
@@ -164,9 +167,11 @@ class Forwarder:
             await send_error(send, provider.api, exc)
             return
         timeouts = self._timeouts.get(provider.name) or _default_timeouts(provider.timeout)
-        request = self._build_request(scope, ctx, provider, timeouts)
+        request = self._build_request(scope, ctx, deployment, timeouts)
         ctx.attempts += 1
         ctx.gateway_error, ctx.gateway_error_rendered = None, False  # a retry starts afresh
+        if provider.auth is not None and not await self._authorize(send, ctx, provider, request):
+            return
         relay = _Relay(send, ctx, provider, timeouts)
         try:
             loop = asyncio.get_running_loop()
@@ -178,6 +183,19 @@ class Forwarder:
             await self._relay_on_anyio(relay, request, receive)
         if not relay.finished and not relay.disconnected:
             await relay.timed_out()
+
+    async def _authorize(self, send: Send, ctx: RequestContext, provider: Provider, request: httpx.Request) -> bool:
+        """Let the provider's authenticator (token source, signer) add its credentials; False if it failed."""
+        assert provider.auth is not None
+        try:
+            await provider.auth.authorize(request)
+        except AuthError as exc:
+            logger.warning("upstream %s: could not obtain credentials: %s", provider.name, exc)
+            ctx.last_error = "auth"
+            message = f"Could not obtain credentials for provider {provider.name!r}: {exc}"
+            await send_error(send, provider.api, UpstreamError(502, message, code="upstream_auth"))
+            return False
+        return True
 
     async def _relay_on_anyio(self, relay: _Relay, request: httpx.Request, receive: Receive) -> None:
         timeouts, now = relay.timeouts, anyio.current_time()
@@ -215,16 +233,14 @@ class Forwarder:
             watcher.cancel()
 
     def _build_request(
-        self, scope: Scope, ctx: RequestContext, provider: Provider, timeouts: UpstreamTimeouts
+        self, scope: Scope, ctx: RequestContext, deployment: Deployment, timeouts: UpstreamTimeouts
     ) -> httpx.Request:
-        path = ctx.upstream_path or route_path(scope)
-        if provider.api == "openai" and path.startswith("/v1/"):
-            path = path[3:]
-        url = provider.base_url + path
+        provider = deployment.provider
+        plan = _upstream_headers(provider)
+        url = plan.url(ctx.upstream_path or route_path(scope), deployment.model)
         query: bytes = scope.get("query_string", b"")
         if query:
-            url = f"{url}?{query.decode('latin-1')}"
-        plan = _upstream_headers(provider)
+            url = f"{url}{'&' if '?' in url else '?'}{query.decode('latin-1')}"
         headers = [(name, value) for name, value in scope["headers"] if name not in plan.drop]
         if plan.version is not None and any(name == b"anthropic-version" for name, _ in headers):
             headers.extend(plan.fixed)  # the Anthropic client's own version wins over the provider's

@@ -224,7 +224,9 @@ def test_embeddings_on_an_anthropic_provider_is_a_clear_400(servers: tuple[Upstr
     response = httpx.post(
         f"{servers[2]}/v1/embeddings", headers={"x-api-key": ROUTER_TOKEN}, json={"model": "claude", "input": "x"}
     )
-    assert response.status_code == 400 and "cannot serve this endpoint" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert response.status_code == 400 and "does not offer the embeddings operation" in message
+    assert "kind 'anthropic'" in message
 
 
 # -- malformed upstreams never crash the gateway or hang the client ------------------------------

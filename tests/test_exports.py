@@ -14,6 +14,17 @@ from asgi_llmroute import formats, middleware
 
 # Adding to the public API is a decision: make it here too.
 EXPECTED = {
+    "Authenticator",
+    "AuthError",
+    "RequestSigner",
+    "TokenSource",
+    "KindError",
+    "ProviderKind",
+    "WireFormat",
+    "get_kind",
+    "register_kind",
+    "register_wire",
+    "make_provider",
     "parse_config",
     "receive_body",
     "receive_json",

@@ -24,6 +24,8 @@ LAYERS: dict[str, int] = {
     "retry_policy": 1,
     "providers.types": 1,
     "fields": 1,
+    "providers.kinds": 1,
+    "providers.auth": 1,
     # ASGI plumbing
     "context": 2,
     "errors": 2,

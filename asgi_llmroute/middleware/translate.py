@@ -5,28 +5,32 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import ClientAPI, ensure_context, receive_json
+from ..context import ClientAPI, ensure_context, receive_json, route_path
 from ..errors import GatewayError, send_error
-from ..formats import (
-    TranslationError,
-    TranslationOptions,
-    new_translator,
-)
+from ..formats import TranslationError, TranslationOptions
+from ..providers.kinds import CHAT, get_wire, operation_of
 from ..providers.types import Provider
 from ..send import send_json
 from ._rewrite import ResponseRewriter, ask_for_identity
 
 __all__ = ["TranslationMiddleware"]
 
-_UPSTREAM_PATH = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
+logger = logging.getLogger("asgi_llmroute.translate")
 
 
 class TranslationMiddleware:
     """Translate requests and responses when the client's API differs from the provider's.
+
+    The translator comes from the client's format and the wire format of the provider's kind. A
+    request for an operation the kind does not offer (embeddings on a chat-only kind) is refused
+    with 400 naming the model and kind; top-level fields the kind is known to refuse are refused
+    with 400 naming the field, or dropped with an ``x-llmroute-warning`` response header when the
+    provider has ``drop_params`` (always dropped when the translator produced them).
 
     Same-format requests pass straight through (the forwarder relays their bytes). Otherwise the
     request body is rewritten for the provider's API (and its endpoint set in ``ctx.upstream_path``),
@@ -50,37 +54,100 @@ class TranslationMiddleware:
         ctx = ensure_context(scope)
         deployment = ctx.deployment
         client = ctx.client_api
-        if deployment is None or deployment.provider.api == client.wire:
+        if deployment is None:
             await self._app(scope, receive, send)
             return
         provider = deployment.provider
+        kind = provider.kind
+        if provider.api == client.wire:
+            if kind.plain:  # the usual case: nothing to check, nothing to translate
+                await self._app(scope, receive, send)
+                return
+            await self._same_format(scope, receive, send, provider)
+            return
         try:
             if client not in (ClientAPI.OPENAI_CHAT, ClientAPI.ANTHROPIC_MESSAGES):
-                raise GatewayError(
-                    400,
-                    f"Model {ctx.model!r} is served by provider {provider.name!r} ({provider.api} API), "
-                    "which cannot serve this endpoint.",
-                    param="model",
-                )
+                raise _cannot_serve(ctx.model, provider, operation_of(route_path(scope)))
             ctx, body, receive = await receive_json(scope, receive)
             if client is ClientAPI.ANTHROPIC_MESSAGES and _is_count_tokens(scope):
                 await send_json(send, 200, {"input_tokens": _estimate_tokens(ctx.body)})
                 return
-            translator = new_translator(client.wire, provider.api, _options_for(self._options, provider))  # type: ignore[arg-type]
+            if not kind.serves(CHAT):
+                raise _cannot_serve(ctx.model, provider, CHAT)
+            wire = get_wire(provider.api)
+            translator = wire.translator(client.wire, _options_for(self._options, provider))
             try:
-                ctx.set_json(translator.request(body))
+                upstream_body = translator.request(body)
             except TranslationError as exc:
                 raise GatewayError(400, exc.message, param=exc.param) from None
         except GatewayError as exc:
             await send_error(send, client.wire, exc)
             return
-        ctx.upstream_path = _UPSTREAM_PATH[provider.api]
+        # Fields the client did not send as such (the translator made them): dropped, with a warning.
+        dropped = [name for name in sorted(kind.refused_params) if name in upstream_body]
+        for name in dropped:
+            del upstream_body[name]
+        ctx.set_json(upstream_body)
+        ctx.upstream_path = wire.chat_path(body.get("stream") is True)
         # The client's query string belongs to its API (`?beta=true` from Claude Code): not the upstream's.
         scope["query_string"] = b""
         # Drop the other API's protocol headers (anthropic-version to an OpenAI upstream, ...).
-        foreign = b"anthropic-" if provider.api == "openai" else b"openai-"
-        scope["headers"] = ask_for_identity(scope["headers"], foreign)
+        scope["headers"] = ask_for_identity(scope["headers"], wire.foreign_headers)
+        if dropped:
+            send = _warning(send, provider, dropped)
         await self._app(scope, receive, ResponseRewriter(send, translator, ctx, client.wire).send)
+
+    async def _same_format(self, scope: Scope, receive: Receive, send: Send, provider: Provider) -> None:
+        """A request in the provider's own format to a kind with limits: check, maybe drop, relay."""
+        ctx = ensure_context(scope)
+        kind = provider.kind
+        client = ctx.client_api
+        dropped: list[str] = []
+        try:
+            operation = operation_of(route_path(scope))
+            if operation is not None and not kind.serves(operation):
+                raise _cannot_serve(ctx.model, provider, operation)
+            if kind.refused_params and client is not ClientAPI.PASSTHROUGH:
+                ctx, body, receive = await receive_json(scope, receive)
+                found = [name for name in sorted(kind.refused_params) if name in body]
+                if found and not provider.drop_params:
+                    raise GatewayError(
+                        400,
+                        f"Provider {provider.name!r} (kind {kind.name!r}) does not accept {found[0]!r}: "
+                        "leave it out, or set drop_params = true on the provider to have the gateway drop it.",
+                        param=found[0],
+                        code="unsupported_parameter",
+                    )
+                if found:
+                    ctx.set_json({k: v for k, v in body.items() if k not in found})
+                    dropped = found
+        except GatewayError as exc:
+            await send_error(send, client.wire, exc)
+            return
+        await self._app(scope, receive, _warning(send, provider, dropped) if dropped else send)
+
+
+def _cannot_serve(model: str | None, provider: Provider, operation: str | None) -> GatewayError:
+    what = f"the {operation} operation" if operation else "this endpoint"
+    return GatewayError(
+        400,
+        f"Model {model!r} is served by provider {provider.name!r} (kind {provider.kind.name!r}), "
+        f"which does not offer {what}.",
+        param="model",
+        code="unsupported_operation",
+    )
+
+
+def _warning(send: Send, provider: Provider, dropped: list[str]) -> Send:
+    value = f"dropped {', '.join(dropped)}: not accepted by kind {provider.kind.name!r}".encode()
+    logger.info("provider %s: dropped %s", provider.name, ", ".join(dropped))
+
+    async def warn(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), (b"x-llmroute-warning", value)]}
+        await send(message)
+
+    return warn
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,6 +1,23 @@
-"""Provider records and model resolution."""
+"""Provider records, provider kinds and model resolution."""
 
+from . import azure as _azure  # noqa: F401  (registers the azure kind)
+from . import catalog as _catalog  # noqa: F401  (registers the OpenAI-compatible catalog)
+from .kinds import ProviderKind, WireFormat, find_kind, get_kind, kinds, register_kind, register_wire
 from .routing import RouteTable
-from .types import API, Deployment, Provider, Route
+from .types import API, Deployment, Provider, Route, make_provider
 
-__all__ = ["API", "Deployment", "Provider", "Route", "RouteTable"]
+__all__ = [
+    "API",
+    "Deployment",
+    "Provider",
+    "ProviderKind",
+    "Route",
+    "RouteTable",
+    "WireFormat",
+    "find_kind",
+    "get_kind",
+    "kinds",
+    "make_provider",
+    "register_kind",
+    "register_wire",
+]
