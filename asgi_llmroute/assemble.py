@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .config import ConfigError, GatewayConfig
-from .providers.types import Deployment, Provider, Route
+from .providers.kinds import KindError, options_tuple
+from .providers.types import Deployment, Provider, Route, make_provider
 from .retry_policy import DEFAULT_RETRY_ON, RetryPolicy
 from .secret import Secret
 from .state import MemoryState, StateBackend
@@ -50,21 +51,42 @@ def admin_tokens(config: GatewayConfig) -> list[Secret]:
 
 
 def provider_records(config: GatewayConfig) -> list[Provider]:
-    """The ``[[providers]]`` as the forwarder takes them, keys resolved."""
+    """The ``[[providers]]`` as the forwarder takes them: keys resolved (or read from the kind's
+    variable), kind defaults filled in, authenticators made."""
     providers = []
     for i, p in enumerate(config.providers):
-        key = config.resolve(f"providers[{i}].api_key", p.api_key) if p.api_key is not None else None
-        providers.append(
-            Provider(
+        key = config.provider_key(i)
+        secret = Secret(key) if key else None
+        headers = tuple((k.lower(), v) for k, v in p.headers.items())
+        drop = p.drop_params if p.drop_params is not None else config.translation.drop_params
+        if p.kind is None:
+            assert p.api is not None and p.base_url is not None  # the schema checked
+            provider = Provider(
                 name=p.name,
                 api=p.api,
                 base_url=p.base_url,
-                api_key=Secret(key) if key else None,
-                headers=tuple((k.lower(), v) for k, v in p.headers.items()),
+                api_key=secret,
+                headers=headers,
                 timeout=p.timeout,
-                responses_api=p.responses_api,
+                responses_api=bool(p.responses_api),
+                drop_params=drop,
             )
-        )
+        else:
+            try:
+                provider = make_provider(
+                    p.name,
+                    p.provider_kind(),
+                    base_url=config.provider_base_url(i),
+                    api_key=secret,
+                    headers=headers,
+                    timeout=p.timeout,
+                    options=options_tuple(p.options()),
+                    responses_api=p.responses_api,
+                    drop_params=drop,
+                )
+            except KindError as exc:
+                raise ConfigError(f"{config.source}: providers[{i}] ({p.name}): {exc}") from None
+        providers.append(provider)
     return providers
 
 

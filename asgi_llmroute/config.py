@@ -8,6 +8,7 @@ policies) is the assembly's job: see ``assemble.py``.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .context import DEFAULT_MAX_BODY_BYTES
 from .fields import check_base_url, check_header_name, check_header_value
+from .providers.kinds import KindError, ProviderKind, check_options, get_kind
 from .secret import Secret, SecretReferenceError, resolve_reference
 
 if sys.version_info >= (3, 11):
@@ -155,14 +157,30 @@ class StateConfig(_Model):
 
 
 class ProviderConfig(_Model):
+    """One ``[[providers]]`` entry: ``kind = "groq"`` (docs/providers.md) or ``api = "openai" | "anthropic"``.
+
+    With a ``kind``, ``base_url`` and ``api_key`` default to the kind's (the key read from the kind's
+    variable at start), and the kind's own settings (Azure's ``api_version``, ...) are accepted as
+    keys of the entry. ``api`` alone is any server of that wire format: ``base_url`` is required and
+    there is no default key.
+    """
+
+    # Kind-specific settings are extra keys, checked against the kind (``_kind``).
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
-    api: Literal["openai", "anthropic"]
-    base_url: str
+    api: Literal["openai", "anthropic"] | None = None
+    kind: str | None = None
+    base_url: str | None = None
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: float = Field(default=600.0, gt=0)
     #: The provider serves ``/v1/responses`` itself (relayed as-is, not translated); docs/responses.md.
-    responses_api: bool = False
+    #: Default: whether its kind does (``api = ...`` providers: false).
+    responses_api: bool | None = None
+    #: Fields the kind refuses are dropped (with a warning header) instead of refused with a 400;
+    #: default ``[translation] drop_params``.
+    drop_params: bool | None = None
     #: Retries, timeouts, limits and the circuit breaker (docs/routing.md).
     max_retries: int = Field(default=2, ge=0, le=10)
     retry_on: list[int] | None = None
@@ -181,8 +199,8 @@ class ProviderConfig(_Model):
 
     @field_validator("base_url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        return check_base_url(value, schemes=("http", "https", "builtin"))
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value, schemes=("http", "https", "builtin"))
 
     @field_validator("headers")
     @classmethod
@@ -192,10 +210,45 @@ class ProviderConfig(_Model):
         return value
 
     @model_validator(mode="after")
-    def _responses_api(self) -> ProviderConfig:
-        if self.responses_api and self.api != "openai":
-            raise ValueError("'responses_api' is only valid for api = \"openai\" providers")
+    def _kind(self) -> ProviderConfig:
+        kind = self.provider_kind()
+        if self.kind is None and self.base_url is None:
+            raise ValueError("base_url: required with api = ... (or give a kind with a default base URL)")
+        if self.kind is not None and self.api is not None and kind.wire != self.api:
+            raise ValueError(f"kind {kind.name!r} speaks the {kind.wire!r} API, not {self.api!r}: leave 'api' out")
+        if self.base_url is None and kind.default_base_url is None and kind.base_url_env is None:
+            raise ValueError(f"base_url: kind {kind.name!r} has no default base URL: give one")
+        extra = dict(self.model_extra or {})
+        if extra and self.kind is None:
+            raise ValueError(f"unknown key(s): {', '.join(sorted(extra))}")
+        try:
+            check_options(kind, extra, self.api_key is not None)
+        except KindError as exc:
+            raise ValueError(str(exc)) from None
+        if self.responses_api and kind.wire != "openai":
+            raise ValueError("'responses_api' is only valid for OpenAI-format providers")
         return self
+
+    def provider_kind(self) -> ProviderKind:
+        """The entry's kind (``api = "openai"`` providers: the ``openai`` kind)."""
+        if self.kind is not None:
+            try:
+                return get_kind(self.kind)
+            except KindError as exc:
+                raise ValueError(f"kind: {exc}") from None
+        if self.api is None:
+            raise ValueError('give kind = "..." (docs/providers.md) or api = "openai" | "anthropic"')
+        return get_kind(self.api)
+
+    def options(self) -> dict[str, str]:
+        """The kind-specific settings, as given."""
+        return {k: str(v).strip() for k, v in (self.model_extra or {}).items()}
+
+    def key_variable(self) -> str | None:
+        """The variable the key is read from when ``api_key`` is not given (kinds only)."""
+        if self.api_key is not None or self.kind is None:
+            return None
+        return self.provider_kind().default_key_env(self.options())
 
 
 class ModelConfig(_Model):
@@ -252,6 +305,8 @@ class UsageConfig(_Model):
 class TranslationConfig(_Model):
     default_max_tokens: int = Field(default=4096, gt=0)
     reasoning_content: bool = True
+    #: Drop the request fields a provider's kind refuses (with a warning header) instead of a 400.
+    drop_params: bool = False
 
 
 class GatewayConfig(_Model):
@@ -332,10 +387,50 @@ class GatewayConfig(_Model):
         for i, provider in enumerate(self.providers):
             if provider.api_key is not None:
                 self.resolve(f"providers[{i}].api_key", provider.api_key)
+            else:
+                self.provider_key(i)
+            self.provider_base_url(i)
         if self.store is not None:
             self.store_secret()
             self.store_dsn()
         self.state_url()
+
+    def provider_key(self, index: int) -> str | None:
+        """The key of ``providers[index]``: its ``api_key`` resolved, else its kind's variable (read now)."""
+        provider = self.providers[index]
+        where = f"providers[{index}] ({provider.name})"
+        if provider.api_key is not None:
+            return self.resolve(f"providers[{index}].api_key", provider.api_key).strip() or None
+        variable = provider.key_variable()
+        if variable is None:
+            return None
+        value = os.environ.get(variable, "").strip()
+        if not value and provider.provider_kind().key_required:
+            raise ConfigError(
+                f"{self.source}: {where}: kind {provider.kind!r} needs an API key: "
+                f"set the environment variable {variable} or give api_key"
+            )
+        return value or None
+
+    def provider_base_url(self, index: int) -> str:
+        """The base URL of ``providers[index]``: as given, else its kind's default or variable."""
+        provider = self.providers[index]
+        if provider.base_url is not None:
+            return provider.base_url
+        kind = provider.provider_kind()
+        if kind.default_base_url is not None:
+            return kind.default_base_url
+        assert kind.base_url_env is not None  # the schema checked that there is a way
+        value = os.environ.get(kind.base_url_env, "").strip()
+        try:
+            if not value:
+                raise ValueError("it is not set")
+            return check_base_url(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{self.source}: providers[{index}] ({provider.name}): kind {kind.name!r} needs a base_url: "
+                f"give one, or set the environment variable {kind.base_url_env} ({exc})"
+            ) from None
 
 
 def _check_fallbacks(models: Sequence[ModelConfig], providers: set[str]) -> None:

@@ -83,7 +83,7 @@ def test_valid_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             "[[providers]]\nname = 'p'\napi = 'openai'\nbase_url = 'ftp://x'",
             "providers[0].base_url: must start with http",
         ),
-        ("[[providers]]\nname = 'p'\napi = 'openai'", "providers[0].base_url: Field required"),
+        ("[[providers]]\nname = 'p'\napi = 'openai'", "providers[0]: base_url: required with api = ..."),
         (
             "[[providers]]\nname = 'p'\napi = 'openai'\nbase_url = 'http://x'\n"
             "[[providers]]\nname = 'p'\napi = 'openai'\nbase_url = 'http://y'",

@@ -14,14 +14,19 @@ class RouteTable:
 
     ``resolve("claude")`` finds a configured model; ``resolve("anthropic/claude-x")`` routes to the
     provider named ``anthropic`` with upstream model ``claude-x`` (LiteLLM's convention) when no
-    configured model has that exact name.
+    configured model has that exact name. When no provider has that name, a kind name or alias
+    (``groq``, ``hosted_vllm``) routes to the first provider of that kind.
     """
 
-    __slots__ = ("_providers", "_routes")
+    __slots__ = ("_by_kind", "_providers", "_routes")
 
     def __init__(self, providers: Iterable[Provider], routes: Iterable[Route]) -> None:
         self._providers: dict[str, Provider] = {p.name: p for p in providers}
         self._routes: dict[str, Route] = {r.name: r for r in routes}
+        self._by_kind: dict[str, Provider] = {}
+        for provider in self._providers.values():
+            for name in (provider.kind.name, *provider.kind.aliases):
+                self._by_kind.setdefault(name, provider)
 
     @property
     def providers(self) -> Mapping[str, Provider]:
@@ -37,7 +42,7 @@ class RouteTable:
             return route
         provider_name, sep, upstream_model = model.partition("/")
         if sep and upstream_model:
-            provider = self._providers.get(provider_name)
+            provider = self._providers.get(provider_name) or self._by_kind.get(provider_name)
             if provider is not None:
                 return Route(name=model, deployments=(Deployment(provider, upstream_model),))
         return None
