@@ -133,14 +133,15 @@ class ConcurrencyLimitMiddleware:
                     await send_error(send, ctx.client_api.wire, error)
                     return
                 if state.when_down == "local":
-                    ctx, receive = await receive_body(scope, receive)
-                    got, receive = await self._wait(limiter, receive)
-                    if got is None:
-                        ctx.last_error = "disconnect"
-                        return
-                    if not got:
-                        await self._refuse(ctx, name, send)
-                        return
+                    if not limiter.try_acquire():
+                        ctx, receive = await receive_body(scope, receive)
+                        got, receive = await self._wait(limiter, receive)
+                        if got is None:
+                            ctx.last_error = "disconnect"
+                            return
+                        if not got:
+                            await self._refuse(ctx, name, send)
+                            return
                     local = True
                 else:
                     await self._app(scope, receive, send)  # fail open

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import pytest
 from asgi_llmroute.providers.pgstore import PostgresProviderStore, redact_dsn
 from asgi_llmroute.providers.store import ProviderStore, RecordConflict, RecordNotFound, StoreError, StoreSecretError
 from tests.providers.support import KEY_A, KEY_B, OTHER_SECRET, SECRET, record
+from tests.support.cli import LLMROUTE
 from tests.support.dbservers import PostgresServer
 
 
@@ -120,3 +123,44 @@ def test_unreachable_is_a_store_error_naming_no_password() -> None:
         PostgresProviderStore("postgresql://u:hunter2@127.0.0.1:1/db", SECRET, timeout=1.0)
     assert "hunter2" not in str(info.value) and "127.0.0.1:1" in str(info.value)
     assert redact_dsn("postgresql://u:pw@h:5/d") == "postgresql://u:***@h:5/d"
+
+
+def test_cli_migrate_and_copy_from_sqlite(database: str, tmp_path: Path) -> None:
+    (tmp_path / "store-secret").write_text(SECRET + "\n")
+    sqlite_store = ProviderStore(tmp_path / "old.db", SECRET)
+    sqlite_store.apply([record("a", KEY_A), record("b", KEY_B, models={"gpt": "gpt-4o"})])
+    sqlite_store.close()
+    (tmp_path / "llmroute.toml").write_text(
+        '[store]\nbackend = "postgres"\ndsn = "env:TEST_PG_DSN"\nsecret = "file:store-secret"\n'
+    )
+    env = {**os.environ, "TEST_PG_DSN": database}
+    migrate = subprocess.run(
+        [*LLMROUTE, "store", "migrate"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    assert "schema is up to date" in migrate.stdout
+    copy = subprocess.run(
+        [*LLMROUTE, "store", "copy", "--from", "old.db"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert copy.returncode == 0, copy.stderr
+    assert "copied 2 provider(s)" in copy.stdout and "postgresql://" in copy.stdout
+    store = PostgresProviderStore(database, SECRET)
+    try:
+        key = store.get("a").api_key
+        assert key is not None and key.reveal() == KEY_A
+        assert store.get("b").models == {"gpt": "gpt-4o"}
+    finally:
+        store.close()
+    listed = subprocess.run(
+        [*LLMROUTE, "providers", "list"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert listed.returncode == 0 and "a" in listed.stdout and KEY_A not in listed.stdout
+    missing = subprocess.run(
+        [*LLMROUTE, "store", "copy", "--from", "nope.db"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "no such file" in missing.stderr
