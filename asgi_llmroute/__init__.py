@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .metrics import GatewayMetrics, MetricsEndpoint
     from .middleware.auth import TokenAuthMiddleware, TokenTable
     from .middleware.limits import ConcurrencyLimitMiddleware
+    from .middleware.model_name import ModelNameMiddleware
     from .middleware.observe import ObserveMiddleware, UpstreamErrorsMiddleware, credential_matcher
     from .middleware.ratelimit import InMemoryRateLimitBackend, RateLimit, RateLimitBackend, RateLimitMiddleware
     from .middleware.resolve import ProviderResolverMiddleware
@@ -106,6 +107,7 @@ _EXPORTS: dict[str, str] = {
     "Backoff": "middleware.retry",
     "RetryMiddleware": "middleware.retry",
     "CredentialStripMiddleware": "middleware.strip",
+    "ModelNameMiddleware": "middleware.model_name",
     "TranslationMiddleware": "middleware.translate",
     "UsageMiddleware": "middleware.usage",
     "UsageTotalsMiddleware": "middleware.totals",
@@ -163,6 +165,7 @@ __all__ = [
     "LiveRouteTable",
     "MemoryState",
     "MetricsEndpoint",
+    "ModelNameMiddleware",
     "ObserveMiddleware",
     "PostgresProviderStore",
     "Principal",

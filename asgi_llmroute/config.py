@@ -262,6 +262,9 @@ class ModelConfig(_Model):
     #: request goes to another deployment, or gets 429.
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)
+    #: The ``model`` answers carry: ``"client"``, the name asked for, or ``"upstream"``, the upstream's own
+    #: id; unset follows ``[translation] response_model`` (docs/translation.md, "The model name").
+    response_model: Literal["client", "upstream"] | None = None
 
 
 class RoutingConfig(_Model):
@@ -307,6 +310,8 @@ class TranslationConfig(_Model):
     reasoning_content: bool = True
     #: Drop the request fields a provider's kind refuses (with a warning header) instead of a 400.
     drop_params: bool = False
+    #: The ``model`` in every answer: the name the client asked for, or the upstream's own id.
+    response_model: Literal["client", "upstream"] = "client"
 
 
 class GatewayConfig(_Model):

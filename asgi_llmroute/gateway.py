@@ -22,6 +22,7 @@ from .forward import Forwarder, pooled_client
 from .metrics import GatewayMetrics, MetricsEndpoint
 from .middleware.auth import TokenAuthMiddleware, TokenTable
 from .middleware.limits import ConcurrencyLimitMiddleware
+from .middleware.model_name import ModelNameMiddleware
 from .middleware.observe import ObserveMiddleware, UpstreamErrorsMiddleware, credential_matcher
 from .middleware.ratelimit import RateLimit, RateLimitMiddleware
 from .middleware.resolve import ProviderResolverMiddleware
@@ -131,6 +132,12 @@ class Gateway:
             backoff=Backoff(routing.backoff_base, routing.backoff_max, routing.max_retry_after),
             max_attempts=routing.max_attempts,
             deployment_header=routing.deployment_header,
+        )
+        # Answers name the model the client asked for, unless configured to relay the upstream's id.
+        pipeline = ModelNameMiddleware(
+            pipeline,
+            default=config.translation.response_model,
+            overrides={m.name: m.response_model for m in config.models if m.response_model is not None},
         )
         pipeline = ProviderResolverMiddleware(pipeline, routes=self.routes, balancer=self.balancer)
         token_limits = {t.name: t.max_in_flight for t in config.tokens if t.max_in_flight}

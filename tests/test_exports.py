@@ -49,6 +49,7 @@ EXPECTED = {
     "InMemoryRateLimitBackend",
     "LiveRouteTable",
     "MetricsEndpoint",
+    "ModelNameMiddleware",
     "ObserveMiddleware",
     "Principal",
     "Provider",

@@ -9,6 +9,7 @@ from ..deferred import lazy_exports
 if TYPE_CHECKING:
     from .auth import TokenAuthMiddleware, TokenTable
     from .limits import ConcurrencyLimitMiddleware
+    from .model_name import ModelNameMiddleware
     from .observe import ObserveMiddleware, UpstreamErrorsMiddleware
     from .ratelimit import InMemoryRateLimitBackend, RateLimit, RateLimitBackend, RateLimitMiddleware
     from .resolve import ProviderResolverMiddleware, RouteResolver
@@ -23,6 +24,7 @@ _EXPORTS = {
     "TokenAuthMiddleware": "auth",
     "TokenTable": "auth",
     "ConcurrencyLimitMiddleware": "limits",
+    "ModelNameMiddleware": "model_name",
     "ObserveMiddleware": "observe",
     "UpstreamErrorsMiddleware": "observe",
     "InMemoryRateLimitBackend": "ratelimit",
@@ -45,6 +47,7 @@ __all__ = [
     "ConcurrencyLimitMiddleware",
     "CredentialStripMiddleware",
     "InMemoryRateLimitBackend",
+    "ModelNameMiddleware",
     "ObserveMiddleware",
     "ProviderResolverMiddleware",
     "RateLimit",

@@ -175,8 +175,8 @@ def test_a_same_format_stream_cut_inside_an_event_ends_with_an_error_the_sdk_see
             [anthropic_provider("an", broken_url)], [{"name": "claude", "provider": "an", "model": "c"}]
         )
         with gateway(config) as url:
-            client = anthropic.Anthropic(base_url=url, api_key=ROUTER_TOKEN, max_retries=0)
             with (
+                anthropic.Anthropic(base_url=url, api_key=ROUTER_TOKEN, max_retries=0) as client,
                 pytest.raises(anthropic.APIStatusError) as info,
                 client.messages.stream(model="claude", max_tokens=9, messages=MESSAGES) as stream,
             ):
@@ -302,3 +302,131 @@ def test_a_client_that_leaves_after_the_final_event_is_a_complete_counted_reques
         (fields,) = log.wait()
     assert fields["status"] == 200, fields
     assert fields["input_tokens"] == 13 and fields["output_tokens"] == 9
+
+
+# -- 2. the client-facing model name on every path ------------------------------------------------
+
+UPSTREAM_ID = {"gpt": "gpt-up-2024-08-06", "claude": "claude-up-20250929"}
+
+
+def dated_upstream() -> Any:
+    """Answers every format, JSON or stream, naming a dated model id as the real APIs do."""
+
+    async def reply(request: Recorded, send: Send) -> None:
+        body = request.json()
+        anthropic_api = request.path == "/v1/messages"
+        model = UPSTREAM_ID["claude" if anthropic_api else "gpt"]
+        if body.get("stream"):
+            if anthropic_api:
+                chunks = anthropic_events(model=model)
+            else:
+                chunks = [c.replace(b'"gpt-up"', json.dumps(model).encode()) for c in openai_chunks(["Hi", "!"])]
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+            )
+            for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if anthropic_api:
+            obj: dict[str, Any] = {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "stop_reason": "end_turn",
+                "content": [{"type": "text", "text": "Hi!"}],
+                "usage": {"input_tokens": 3, "output_tokens": 2},
+            }
+        else:
+            obj = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+            }
+        data = json.dumps(obj).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    return reply
+
+
+def named_models(url: str, **extra: Any) -> GatewayConfig:
+    return routing_config(
+        [openai_provider("oa", url), anthropic_provider("an", url)],
+        [
+            {"name": "gpt", "provider": "oa", "model": "gpt-up"},
+            {"name": "claude", "provider": "an", "model": "claude-up"},
+            {"name": "gpt-as-claude", "provider": "oa", "model": "gpt-up"},
+            {"name": "claude-as-gpt", "provider": "an", "model": "claude-up"},
+        ],
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def named() -> Iterator[str]:
+    with upstreams(dated_upstream()) as [(_, url)], gateway(named_models(url)) as gw:
+        yield gw
+
+
+@pytest.mark.parametrize("model", ["claude", "gpt-as-claude"])
+def test_anthropic_clients_get_the_name_they_asked_for(named: str, model: str) -> None:
+    with anthropic.Anthropic(base_url=named, api_key=ROUTER_TOKEN, max_retries=0) as client:
+        message = client.messages.create(model=model, max_tokens=5, messages=MESSAGES)
+        with client.messages.stream(model=model, max_tokens=5, messages=MESSAGES) as stream:
+            events = list(stream)
+    assert message.model == model
+    assert events[0].type == "message_start" and events[0].message.model == model
+    assert stream.get_final_message().model == model
+
+
+@pytest.mark.parametrize("model", ["gpt", "claude-as-gpt"])
+def test_openai_clients_get_the_name_they_asked_for(named: str, model: str) -> None:
+    import openai
+
+    with openai.OpenAI(base_url=f"{named}/v1", api_key=ROUTER_TOKEN, max_retries=0) as client:
+        completion = client.chat.completions.create(model=model, messages=MESSAGES)
+        chunks = list(client.chat.completions.create(model=model, messages=MESSAGES, stream=True))
+        response = client.responses.create(model=model, input="Hi")
+        events = list(client.responses.create(model=model, input="Hi", stream=True))
+    assert completion.model == model
+    assert chunks and {c.model for c in chunks} == {model}
+    assert response.model == model
+    models = {e.response.model for e in events if hasattr(e, "response")}
+    assert models == {model}
+
+
+def test_a_json_answer_keeps_a_correct_content_length(named: str) -> None:
+    response = httpx.post(
+        f"{named}/v1/messages", headers=AUTH, json={"model": "claude", "max_tokens": 5, "messages": MESSAGES}
+    )
+    assert response.json()["model"] == "claude"
+    assert int(response.headers["content-length"]) == len(response.content)
+
+
+def test_the_upstream_id_is_relayed_where_configured() -> None:
+    models = [
+        {"name": "claude", "provider": "an", "model": "claude-up", "response_model": "upstream"},
+        {"name": "gpt", "provider": "oa", "model": "gpt-up"},
+    ]
+    with upstreams(dated_upstream()) as [(_, url)]:
+        config = routing_config([openai_provider("oa", url), anthropic_provider("an", url)], models)
+        with gateway(config) as gw:
+            body = {"max_tokens": 5, "messages": MESSAGES}
+            assert (
+                httpx.post(f"{gw}/v1/messages", headers=AUTH, json={**body, "model": "claude"}).json()["model"]
+                == (UPSTREAM_ID["claude"])
+            )
+            assert (
+                httpx.post(f"{gw}/v1/chat/completions", headers=AUTH, json={**body, "model": "gpt"}).json()["model"]
+                == "gpt"
+            )
+        config = routing_config([openai_provider("oa", url)], [models[1]], translation={"response_model": "upstream"})
+        with gateway(config) as gw:
+            got = httpx.post(f"{gw}/v1/chat/completions", headers=AUTH, json={**body, "model": "gpt"}).json()
+            assert got["model"] == UPSTREAM_ID["gpt"]
