@@ -10,8 +10,8 @@ import pytest
 from asgi_llmroute.formats.model_name import ModelNameRewriter
 
 
-def run(body: bytes, cuts: list[int], **kw: bool) -> bytes:
-    rewriter = ModelNameRewriter("alias", **kw)  # type: ignore[arg-type]
+def run(body: bytes, cuts: list[int], *, stream: bool, once: bool) -> bytes:
+    rewriter = ModelNameRewriter("alias", stream=stream, once=once)
     out = b""
     for a, b in zip([0, *cuts], [*cuts, len(body)], strict=False):
         out += rewriter.feed(body[a:b])
