@@ -34,7 +34,15 @@ def split_randomly(body: bytes, seed: int) -> list[bytes]:
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[Upstream, Upstream, str]]:
     oa, an = Upstream(), Upstream()
-    with serve(oa) as oa_url, serve(an) as an_url, serve(build_gateway(gateway_config(oa_url, an_url))) as url:
+    with (
+        serve(oa) as oa_url,
+        serve(an) as an_url,
+        serve(
+            # The golden transcripts carry the upstream's model id: relay it (the client-facing name is
+            # tested in tests/agents/test_behaviours.py).
+            build_gateway(gateway_config(oa_url, an_url, translation={"response_model": "upstream"}))
+        ) as url,
+    ):
         yield oa, an, url
 
 

@@ -35,6 +35,8 @@ class ResponsesRequest:
     stream: bool = False
     #: Lossy decisions taken on this request (for logging by the caller).
     warnings: list[str] = field(default_factory=list)
+    #: Chat function names of namespaced tools -> (namespace, name), to name their calls as the client knows them.
+    tool_names: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def responses_to_chat_request(
@@ -68,12 +70,13 @@ def responses_to_chat_request(
             messages.append({"role": "system", "content": instructions})
     elif instructions is not None:
         raise TranslationError("instructions must be a string", "instructions")
-    _Input(messages).run(body.get("input"))
+    info = ResponsesRequest(echo=_echo(body))
+    _Input(messages, info.warnings).run(body.get("input"))
     if not messages:
         raise TranslationError("'input' must contain at least one message", "input")
     out["messages"] = messages
 
-    tools = _tools(body.get("tools"))
+    tools = _tools(body.get("tools"), info)
     if tools:
         out["tools"] = tools
     choice = body.get("tool_choice")
@@ -97,16 +100,18 @@ def responses_to_chat_request(
     if stream:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}  # usage goes into response.completed
-    return out, ResponsesRequest(echo=_echo(body), stream=stream)
+    info.stream = stream
+    return out, info
 
 
 class _Input:
     """Walks ``input`` (a string or a list of items) and appends chat messages."""
 
-    __slots__ = ("messages",)
+    __slots__ = ("messages", "warnings")
 
-    def __init__(self, messages: list[dict[str, Any]]) -> None:
+    def __init__(self, messages: list[dict[str, Any]], warnings: list[str]) -> None:
         self.messages = messages
+        self.warnings = warnings
 
     def run(self, items: Any) -> None:
         if isinstance(items, str):
@@ -128,7 +133,10 @@ class _Input:
             elif kind == "reasoning":
                 continue  # provider-specific (often encrypted); Chat Completions has no place for it
             elif kind == "item_reference":
-                raise TranslationError("item_reference needs server-side item storage, not supported", param)
+                # Nothing is stored, so there is nothing to resolve it to; a reference is what clients send
+                # for items they were given (the reasoning items the gateway minted): skipped, not refused.
+                self.warnings.append(f"{param}: item_reference {item.get('id')!r} skipped (no item storage)")
+                continue
             else:
                 raise TranslationError(
                     f"input item type {kind!r} is not supported for this model (its provider does not speak "
@@ -162,6 +170,9 @@ class _Input:
             raise TranslationError("function_call items need a string 'call_id'", f"{param}.call_id")
         if not isinstance(name, str) or not name:
             raise TranslationError("function_call items need a string 'name'", f"{param}.name")
+        namespace = item.get("namespace")
+        if isinstance(namespace, str) and namespace:
+            name = namespace + NAMESPACE_SEPARATOR + name  # as the namespaced tool was offered upstream
         arguments = item.get("arguments")
         call = {
             "id": call_id,
@@ -241,8 +252,18 @@ def _assistant_text(content: Any, param: str) -> tuple[str | None, str | None]:
     return ("".join(texts) if texts else None), ("".join(refusals) if refusals else None)
 
 
-def _tools(tools: Any) -> list[dict[str, Any]]:
-    """Flat Responses function tools -> nested chat tools; anything hosted is refused by name."""
+#: The separator of a namespaced tool's chat name (``namespace__name``): allowed in every provider's tool names.
+NAMESPACE_SEPARATOR = "__"
+
+
+def _tools(tools: Any, info: ResponsesRequest) -> list[dict[str, Any]]:
+    """Flat Responses function tools -> nested chat tools.
+
+    A ``namespace`` (a named group of function tools) is flattened: each of its functions becomes the chat
+    function ``<namespace>__<name>``, and calls to it are named back (``info.tool_names``). Hosted tools
+    (``web_search``, ``file_search``, ...) run on OpenAI's servers, which a chat upstream does not have: they
+    are dropped with a warning, as the model could not call them anyway.
+    """
     if tools is None:
         return []
     if not isinstance(tools, list):
@@ -253,21 +274,38 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         if not isinstance(tool, dict):
             raise TranslationError("tools entries must be objects", param)
         kind = tool.get("type")
+        if kind == "namespace":
+            namespace = tool.get("name")
+            inner = tool.get("tools")
+            if not isinstance(namespace, str) or not namespace or not isinstance(inner, list):
+                raise TranslationError("namespace tools need a 'name' and a 'tools' array", param)
+            for j, function in enumerate(inner):
+                where = f"{param}.tools[{j}]"
+                if not isinstance(function, dict) or function.get("type") != "function":
+                    info.warnings.append(f"{where}: only function tools of a namespace can be translated: dropped")
+                    continue
+                chat = _function(function, where)
+                flat = namespace + NAMESPACE_SEPARATOR + chat["function"]["name"]
+                info.tool_names[flat] = (namespace, chat["function"]["name"])
+                chat["function"]["name"] = flat
+                out.append(chat)
+            continue
         if kind != "function":
-            raise TranslationError(
-                f"tool type {kind!r} is not supported for this model: only function tools can be translated "
-                "(hosted tools need a provider that speaks the Responses API)",
-                f"{param}.type",
-            )
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
-            raise TranslationError("function tools need a 'name'", f"{param}.name")
-        function: dict[str, Any] = {"name": name}
-        for key in ("description", "parameters", "strict"):
-            if tool.get(key) is not None:
-                function[key] = tool[key]
-        out.append({"type": "function", "function": function})
+            info.warnings.append(f"{param}: hosted tool {kind!r} dropped: a chat upstream cannot run it")
+            continue
+        out.append(_function(tool, param))
     return out
+
+
+def _function(tool: dict[str, Any], param: str) -> dict[str, Any]:
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise TranslationError("function tools need a 'name'", f"{param}.name")
+    function: dict[str, Any] = {"name": name}
+    for key in ("description", "parameters", "strict"):
+        if tool.get(key) is not None:
+            function[key] = tool[key]
+    return {"type": "function", "function": function}
 
 
 def _tool_choice(choice: Any) -> Any:

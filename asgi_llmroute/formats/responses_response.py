@@ -118,15 +118,19 @@ def reasoning_item(item_id_: str, status: str, text: str) -> dict[str, Any]:
     }
 
 
-def function_call_item(item_id_: str, status: str, call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    return {
-        "type": "function_call",
-        "id": item_id_,
-        "status": status,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    }
+def function_call_item(
+    item_id_: str,
+    status: str,
+    call_id: str,
+    name: str,
+    arguments: str,
+    tool_names: dict[str, tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    item = {"type": "function_call", "id": item_id_, "status": status, "call_id": call_id, "name": name}
+    if tool_names and name in tool_names:
+        item["namespace"], item["name"] = tool_names[name]  # a namespaced tool, named as the client offered it
+    item["arguments"] = arguments
+    return item
 
 
 def _text(content: Any) -> str:
@@ -138,7 +142,10 @@ def _text(content: Any) -> str:
 
 
 def chat_to_responses_response(
-    body: bytes, echo: dict[str, Any], options: TranslationOptions
+    body: bytes,
+    echo: dict[str, Any],
+    options: TranslationOptions,
+    tool_names: dict[str, tuple[str, str]] | None = None,
 ) -> tuple[bytes, dict[str, Any] | None]:
     """Translate a non-stream ``chat.completion`` body; returns (Response body, upstream usage or None)."""
     completion, choice, message = parse_chat_completion(body)
@@ -169,6 +176,7 @@ def chat_to_responses_response(
                     call_id if isinstance(call_id, str) and call_id else "call_" + uuid.uuid4().hex[:24],
                     name if isinstance(name, str) else "",
                     arguments if isinstance(arguments, str) else "{}",
+                    tool_names,
                 )
             )
 

@@ -48,7 +48,19 @@ class _Part:
 class _Item:
     """One output item while it streams: ``message``, ``reasoning`` or ``function_call``."""
 
-    __slots__ = ("kind", "id", "index", "status", "prefix", "parts", "chunks", "raw_id", "call_id", "name")
+    __slots__ = (
+        "kind",
+        "id",
+        "index",
+        "status",
+        "prefix",
+        "parts",
+        "chunks",
+        "raw_id",
+        "call_id",
+        "name",
+        "tool_names",
+    )
 
     def __init__(self, kind: str, item_id_: str, index: int) -> None:
         self.kind = kind
@@ -62,6 +74,7 @@ class _Item:
         self.raw_id: str | None = None  # function calls: the upstream's tool call id
         self.call_id = ""
         self.name = ""
+        self.tool_names: dict[str, tuple[str, str]] | None = None  # namespaced tools' chat names
 
     def snapshot(self) -> dict[str, Any]:
         if self.kind == "message":
@@ -78,7 +91,7 @@ class _Item:
             if not self.chunks:
                 item["content"] = []  # announced empty; the part is added by content_part.added
             return item
-        return function_call_item(self.id, self.status, self.call_id, self.name, "".join(self.chunks))
+        return function_call_item(self.id, self.status, self.call_id, self.name, "".join(self.chunks), self.tool_names)
 
 
 class ChatToResponsesStream(StreamTranslator):
@@ -86,6 +99,7 @@ class ChatToResponsesStream(StreamTranslator):
 
     __slots__ = (
         "_echo",
+        "_tool_names",
         "_clock",
         "_max",
         "_seq",
@@ -104,9 +118,15 @@ class ChatToResponsesStream(StreamTranslator):
         "_size",
     )
 
-    def __init__(self, echo: dict[str, Any], options: TranslationOptions) -> None:
+    def __init__(
+        self,
+        echo: dict[str, Any],
+        options: TranslationOptions,
+        tool_names: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(options)
         self._echo = echo
+        self._tool_names = tool_names
         self._clock = options.clock
         self._max = options.max_event_bytes
         self._seq = 0
@@ -268,6 +288,7 @@ class ChatToResponsesStream(StreamTranslator):
             call.raw_id = raw_id
             call.call_id = raw_id if raw_id is not None else new_tool_id("call_")
             call.name = name if isinstance(name, str) else ""
+            call.tool_names = self._tool_names
             self._items.append(call)
             if key is None:
                 key = ("anonymous", len(self._items))

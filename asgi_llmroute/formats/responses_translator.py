@@ -36,7 +36,7 @@ class ResponsesTranslator:
 
     def response(self, body: bytes) -> bytes:
         """Chat 2xx non-stream body -> Response object (compact JSON); raises UpstreamProtocolError."""
-        out, usage = chat_to_responses_response(body, self.info.echo, self.options)
+        out, usage = chat_to_responses_response(body, self.info.echo, self.options, self.info.tool_names)
         self.usage = accounting_from_openai(usage) if usage is not None else None
         return out
 
@@ -46,4 +46,4 @@ class ResponsesTranslator:
 
     def stream(self) -> StreamTranslator:
         """A translator for the chat ``text/event-stream`` body into Responses events."""
-        return ChatToResponsesStream(self.info.echo, self.options)
+        return ChatToResponsesStream(self.info.echo, self.options, self.info.tool_names)

@@ -3,6 +3,8 @@ thin ASGI glue over :class:`asgi_llmroute.formats.ResponsesTranslator`."""
 
 from __future__ import annotations
 
+import logging
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..context import ClientAPI, ensure_context, receive_json
@@ -15,6 +17,8 @@ from ..formats import (
 from ._rewrite import ResponseRewriter, ask_for_identity
 
 __all__ = ["ResponsesMiddleware"]
+
+logger = logging.getLogger("asgi_llmroute.responses")
 
 _CHAT_PATH = "/v1/chat/completions"
 
@@ -60,6 +64,8 @@ class ResponsesMiddleware:
         except GatewayError as exc:
             await send_error(send, "openai", exc)
             return
+        for warning in translator.info.warnings:
+            logger.info("responses translation for model %r: %s", ctx.model, warning)
         # Inner layers see a chat request; a translation layer further in may set its own path.
         ctx.client_api = ClientAPI.OPENAI_CHAT
         ctx.upstream_path = _CHAT_PATH

@@ -60,7 +60,7 @@ def anthropic_events(text: str = "Hello", model: str = "claude-up") -> list[byte
     ]
 
 
-def lingering_stream(chunks: list[bytes], linger: float = 5.0) -> Any:
+def lingering_stream(chunks: list[bytes], linger: float = 2.0) -> Any:
     """An SSE answer whose body stays open ``linger`` seconds after its last event (as proxies do)."""
 
     async def reply(request: Recorded, send: Send) -> None:
@@ -364,6 +364,7 @@ def named_models(url: str, **extra: Any) -> GatewayConfig:
             {"name": "gpt-as-claude", "provider": "oa", "model": "gpt-up"},
             {"name": "claude-as-gpt", "provider": "an", "model": "claude-up"},
         ],
+        translation={"response_model": "client"},
         **extra,
     )
 
@@ -415,7 +416,7 @@ def test_the_upstream_id_is_relayed_where_configured() -> None:
         {"name": "gpt", "provider": "oa", "model": "gpt-up"},
     ]
     with upstreams(dated_upstream()) as [(_, url)]:
-        config = routing_config([openai_provider("oa", url), anthropic_provider("an", url)], models)
+        config = routing_config([openai_provider("oa", url), anthropic_provider("an", url)], models, translation={})
         with gateway(config) as gw:
             body = {"max_tokens": 5, "messages": MESSAGES}
             assert (

@@ -59,22 +59,25 @@ def _raw_stream(running: Running, body: dict[str, Any]) -> bytes:
 def test_openai_stream_is_byte_exact_with_and_without_include_usage(gw: Running) -> None:
     base = {"model": "gpt-test", "messages": MESSAGES, "stream": True}
     gw.logs.clear()
-    assert _raw_stream(gw, base) == openai_stream(include_usage=False)  # what the upstream sends unasked
+    # What the upstream sends unasked, under the name the client asked for (docs/translation.md, "The model name").
+    assert _raw_stream(gw, base) == openai_stream(include_usage=False, model="gpt-test")
     assert _counts(gw) == OPENAI_COUNTS
     gw.logs.clear()
     asked = {**base, "stream_options": {"include_usage": True}}
-    assert _raw_stream(gw, asked) == openai_stream(include_usage=True)  # relayed untouched
+    assert _raw_stream(gw, asked) == openai_stream(include_usage=True, model="gpt-test")  # relayed untouched
     assert _counts(gw) == OPENAI_COUNTS
     gw.logs.clear()
     declined = {**base, "stream_options": {"include_usage": False}}
-    assert _raw_stream(gw, declined) == openai_stream(include_usage=False)
+    assert _raw_stream(gw, declined) == openai_stream(include_usage=False, model="gpt-test")
     assert _counts(gw) == OPENAI_COUNTS
 
 
 def test_stream_usage_can_be_switched_off(start: Any) -> None:
     running: Running = start(usage={"stream_usage": False})
     running.logs.clear()
-    assert _raw_stream(running, {"model": "gpt-test", "messages": MESSAGES, "stream": True}) == openai_stream(False)
+    assert _raw_stream(running, {"model": "gpt-test", "messages": MESSAGES, "stream": True}) == openai_stream(
+        False, model="gpt-test"
+    )
     assert running.logs.access()[0]["input_tokens"] is None
 
 

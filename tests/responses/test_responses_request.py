@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -239,10 +240,7 @@ REFUSED: list[tuple[dict[str, Any], str, str | None]] = [
     ({"input": "hi", "conversation": "conv_1"}, "conversation", "conversation"),
     ({"input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt", "prompt"),
     ({"input": "hi", "background": True}, "background", "background"),
-    ({"input": "hi", "tools": [{"type": "web_search"}]}, "'web_search'", "tools[0].type"),
-    ({"input": "hi", "tools": [{"type": "file_search", "vector_store_ids": []}]}, "'file_search'", "tools[0].type"),
     ({"input": "hi", "tool_choice": {"type": "web_search_preview"}}, "'web_search_preview'", "tool_choice"),
-    ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "item_reference", "input[0]"),
     ({"input": [{"type": "computer_call_output", "call_id": "c"}]}, "'computer_call_output'", "input[0].type"),
     (
         {"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]},
@@ -280,3 +278,106 @@ def test_echo_fields_reflect_the_request() -> None:
     echo = tr.info.echo
     assert echo["instructions"] == "I" and echo["tools"] == [WEATHER] and echo["metadata"] == {"k": "v"}
     assert echo["store"] is False and echo["tool_choice"] == "auto" and echo["parallel_tool_calls"] is True
+
+
+def test_hosted_tools_are_dropped_with_a_warning() -> None:
+    tr = ResponsesTranslator()
+    out = tr.request({"model": "m", "input": "hi", "tools": [{"type": "web_search"}, WEATHER, {"type": "file_search"}]})
+    assert [t["function"]["name"] for t in out["tools"]] == ["get_weather"]
+    assert len(tr.info.warnings) == 2 and "'web_search'" in tr.info.warnings[0]
+
+
+NAMESPACE = {
+    "type": "namespace",
+    "name": "multi_agent_v1",
+    "description": "Sub-agents.",
+    "tools": [{"type": "function", "name": "close_agent", "parameters": {"type": "object"}}],
+}
+
+
+def test_namespaced_tools_are_function_tools_named_so_they_round_trip() -> None:
+    tr = ResponsesTranslator()
+    body = {
+        "model": "m",
+        "tools": [NAMESPACE],
+        "input": [
+            {"role": "user", "content": "close it"},
+            {
+                "type": "function_call",
+                "call_id": "c1",
+                "namespace": "multi_agent_v1",
+                "name": "close_agent",
+                "arguments": "{}",
+            },
+            {"type": "function_call_output", "call_id": "c1", "output": "closed"},
+        ],
+    }
+    out = tr.request(body)
+    assert out["tools"][0]["function"]["name"] == "multi_agent_v1__close_agent"
+    assert out["messages"][1]["tool_calls"][0]["function"]["name"] == "multi_agent_v1__close_agent"
+    completion = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c2",
+                            "type": "function",
+                            "function": {"name": "multi_agent_v1__close_agent", "arguments": "{}"},
+                        }
+                    ],
+                },
+            }
+        ],
+    }
+    (item,) = json.loads(tr.response(json.dumps(completion).encode()))["output"]
+    assert (item["namespace"], item["name"]) == ("multi_agent_v1", "close_agent")
+    tr.request(body)
+    stream = tr.stream()
+    chunks = [
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": d, "finish_reason": f}],
+        }
+        for d, f in [
+            (
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "c3",
+                            "type": "function",
+                            "function": {"name": "multi_agent_v1__close_agent", "arguments": "{}"},
+                        }
+                    ],
+                },
+                None,
+            ),
+            ({}, "tool_calls"),
+        ]
+    ]
+    raw = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    events = (stream.feed(raw) + stream.close()).decode()
+    done = [json.loads(line[6:]) for line in events.splitlines() if '"response.output_item.done"' in line]
+    assert (done[0]["item"]["namespace"], done[0]["item"]["name"]) == ("multi_agent_v1", "close_agent")
+
+
+def test_item_references_are_skipped_not_refused() -> None:
+    tr = ResponsesTranslator()
+    out = tr.request(
+        {"model": "m", "input": [{"role": "user", "content": "hi"}, {"type": "item_reference", "id": "rs_1"}]}
+    )
+    assert out["messages"] == [{"role": "user", "content": "hi"}]
+    assert "item_reference" in tr.info.warnings[0]

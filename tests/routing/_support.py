@@ -48,6 +48,8 @@ def routing_config(
         "models": models,
         "routing": {**FAST_ROUTING, **(routing or {})},
         "logging": {"access": False},
+        # Routing tests compare relayed bytes with the upstream's: keep its model id in them.
+        "translation": {"response_model": "upstream"},
         **extra,
     }
     return parse_config(data, source="test")
