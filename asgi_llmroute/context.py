@@ -11,6 +11,7 @@ import fnmatch
 import json
 import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,11 +53,16 @@ class ClientAPI(str, enum.Enum):
     ANTHROPIC_MESSAGES = "anthropic.messages"
     OPENAI_RESPONSES = "openai.responses"
     PASSTHROUGH = "passthrough"  # embeddings, images, audio, ...: OpenAI-style, relayed as-is
+    #: Gemini API clients (google-genai): ``/v1beta/models/{model}:generateContent`` (or
+    #: ``:streamGenerateContent``), the model in the path.
+    GEMINI_GENERATE = "gemini.generate"
 
     @property
     def wire(self) -> str:
-        """``"anthropic"`` or ``"openai"``: the family whose error shape and auth style the client expects."""
-        return "anthropic" if self is ClientAPI.ANTHROPIC_MESSAGES else "openai"
+        """``"anthropic"``, ``"openai"`` or ``"gemini"``: the family whose error shape the client expects."""
+        if self is ClientAPI.ANTHROPIC_MESSAGES:
+            return "anthropic"
+        return "gemini" if self is ClientAPI.GEMINI_GENERATE else "openai"
 
     @classmethod
     def from_path(cls, path: str) -> ClientAPI:
@@ -66,7 +72,18 @@ class ClientAPI(str, enum.Enum):
             return cls.OPENAI_CHAT
         if path == "/v1/responses":
             return cls.OPENAI_RESPONSES
+        if path_model(path) is not None:
+            return cls.GEMINI_GENERATE
         return cls.PASSTHROUGH
+
+
+_GEMINI_PATH = re.compile(r"/v1(?:beta)?/models/(.+):(?:generateContent|streamGenerateContent)")
+
+
+def path_model(path: str) -> str | None:
+    """The model of a Gemini-API path (``/v1beta/models/{model}:generateContent``), or None."""
+    match = _GEMINI_PATH.fullmatch(path)
+    return urllib.parse.unquote(match.group(1)) if match is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +153,8 @@ class RequestContext:
     # whether a layer has already rendered it in the client's format (translation layers pass it on unchanged).
     gateway_error: GatewayError | None = None
     gateway_error_rendered: bool = False
+    # Gemini-API clients name the model in the path, not the body (set with the client API).
+    path_model: str | None = None
     _body: bytes | None = None
     _json: Any = None
     _json_parsed: bool = False
@@ -180,6 +199,8 @@ class RequestContext:
         A 400 :class:`GatewayError` if the body is neither a JSON object nor a multipart form, or if
         the model name is not one (:func:`check_model_name`).
         """
+        if self.client_api is ClientAPI.GEMINI_GENERATE:
+            return self.path_model
         if self.form_boundary is not None:
             try:
                 model: Any = form_field(self.body, self.form_boundary, "model")
@@ -192,7 +213,12 @@ class RequestContext:
         return model
 
     def set_model(self, model: str) -> None:
-        """Replace the body's ``model`` (JSON or multipart form), leaving everything else as it is."""
+        """Replace the body's ``model`` (JSON or multipart form), leaving everything else as it is.
+
+        Gemini-API requests carry no model in the body: the upstream URL names the deployment's."""
+        if self.client_api is ClientAPI.GEMINI_GENERATE:
+            self.path_model = model
+            return
         if self.form_boundary is not None:
             try:
                 self.body = replace_form_field(self.body, self.form_boundary, "model", model)
@@ -317,7 +343,8 @@ def ensure_context(scope: Scope) -> RequestContext:
     """Return the request's context, creating it (client API from the path) if no layer has yet."""
     ctx: RequestContext | None = scope.get(SCOPE_KEY)
     if ctx is None:
-        ctx = RequestContext(client_api=ClientAPI.from_path(route_path(scope)))
+        path = route_path(scope)
+        ctx = RequestContext(client_api=ClientAPI.from_path(path), path_model=path_model(path))
         scope[SCOPE_KEY] = ctx
     return ctx
 

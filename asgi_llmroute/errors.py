@@ -61,12 +61,33 @@ class UpstreamError(GatewayError):
     """The upstream could not be reached (502), timed out (504) or answered nonsense (502)."""
 
 
+#: google.rpc canonical codes by HTTP status, for Gemini-API clients.
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
 def render_error(wire: str, error: GatewayError) -> bytes:
-    """The JSON body of ``error`` for a client of ``wire`` (``"openai"`` or ``"anthropic"``)."""
-    if wire == "anthropic":
+    """The JSON body of ``error`` for a client of ``wire`` (``"openai"``, ``"anthropic"`` or ``"gemini"``)."""
+    if wire == "gemini":  # google.rpc.Status, as Google's APIs answer
+        canonical = _GOOGLE_STATUS.get(error.status, "INTERNAL" if error.status >= 500 else "FAILED_PRECONDITION")
+        body: dict[str, object] = {"error": {"code": error.status, "message": error.message, "status": canonical}}
+    elif wire == "anthropic":
         # Anthropic clients branch on error.type, whose vocabulary is fixed by status (SPEC 7.4).
         kind = anthropic_error_type(error.status)
-        body: dict[str, object] = {"type": "error", "error": {"type": kind, "message": error.message}}
+        body = {"type": "error", "error": {"type": kind, "message": error.message}}
     else:
         body = {
             "error": {

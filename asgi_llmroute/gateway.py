@@ -14,7 +14,7 @@ from . import assemble
 from .admin import PREFIX as ADMIN_PREFIX
 from .admin import USAGE_PATH, ProviderAdminApp, UsageAdminApp
 from .config import GatewayConfig
-from .context import SCOPE_KEY, ClientAPI, RequestContext, ensure_context, route_path
+from .context import SCOPE_KEY, ClientAPI, RequestContext, ensure_context, path_model, route_path
 from .demo import DEMO_BASE_URL, DemoProvider
 from .errors import GatewayError, send_error
 from .formats import TranslationOptions
@@ -151,6 +151,7 @@ class Gateway:
             pipeline = RateLimitMiddleware(pipeline, limits=limits, backend=shared, when_down=config.state.when_down)
         pipeline = UsageTotalsMiddleware(pipeline, state=self.state)
         self._post: dict[str, ASGIApp] = dict.fromkeys(LLM_ROUTES + PASSTHROUGH_ROUTES, pipeline)
+        self._pipeline = pipeline
         self._get: dict[str, ASGIApp] = {"/health": _health, "/v1/models": self._models}
         self._max_body = config.server.max_body_bytes
         tokens = TokenTable(assemble.token_entries(config))
@@ -195,15 +196,19 @@ class Gateway:
         if scope["type"] == "http":
             if not self._state_started:
                 await self._late_start()
-            client_api = ClientAPI.from_path(route_path(scope))
+            path = route_path(scope)
+            client_api = ClientAPI.from_path(path)
             ctx: RequestContext | None = scope.get(SCOPE_KEY)
             if ctx is None:
-                scope[SCOPE_KEY] = RequestContext(client_api=client_api, max_body_bytes=self._max_body)
+                scope[SCOPE_KEY] = RequestContext(
+                    client_api=client_api, max_body_bytes=self._max_body, path_model=path_model(path)
+                )
             else:
                 # Whoever runs first creates the context: an outer layer's is kept (and seen by it
                 # afterwards). The client API follows the path below this mount point; the body
                 # limit is this gateway's, unless the body was already read.
                 ctx.client_api = client_api
+                ctx.path_model = path_model(path)
                 if not ctx.body_read:
                     ctx.max_body_bytes = self._max_body
             await self._observed(scope, receive, send)
@@ -226,6 +231,8 @@ class Gateway:
         method = scope["method"]
         table = self._post if method == "POST" else self._get if method in ("GET", "HEAD") else None
         app = table.get(path) if table is not None else None
+        if app is None and method == "POST" and ensure_context(scope).client_api is ClientAPI.GEMINI_GENERATE:
+            app = self._pipeline  # /v1beta/models/{model}:generateContent (google-genai clients)
         if app is None:
             wire = ensure_context(scope).client_api.wire
             if path in self._post or path in self._get:

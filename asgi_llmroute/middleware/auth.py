@@ -50,7 +50,8 @@ class TokenTable:
 class TokenAuthMiddleware:
     """Authenticate every HTTP request and WebSocket connection with a router token.
 
-    Reads the token from ``Authorization: Bearer <token>`` and from ``x-api-key``; when both are
+    Reads the token from ``Authorization: Bearer <token>``, ``x-api-key`` and ``x-goog-api-key``
+    (Gemini-API clients); when several are
     present the request passes if either is a valid router token (clients send them in both
     arrangements). Missing or invalid tokens get 401; a token whose allow-list does not
     cover the request's ``model`` gets 403 (the body is then read once and replayed).
@@ -100,7 +101,7 @@ class TokenAuthMiddleware:
                 scheme, _, token = value.decode("latin-1").strip().partition(" ")
                 if scheme.lower() != "bearer":
                     continue  # Basic, OAuth schemes, ...: not a router token
-            elif name == b"x-api-key":
+            elif name == b"x-api-key" or name == b"x-goog-api-key":  # the latter: google-genai clients
                 token = value.decode("latin-1")
             else:
                 continue

@@ -391,3 +391,52 @@ def test_vertex_options_and_hosts() -> None:
     assert gemini.kind.endpoint(gemini)(":streamGenerateContent?alt=sse", "models/gemini-2.5-flash") == (
         "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     )
+
+
+# -- google-genai clients on the Gemini-API route ------------------------------------------------------
+
+
+def genai_client(gateway: str, key: str = ROUTER_TOKEN) -> Any:
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(
+        base_url=gateway, api_version="v1beta", retry_options=types.HttpRetryOptions(attempts=1)
+    )
+    return genai.Client(api_key=key, http_options=options)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_google_genai_relay(gateway: str, servers: Servers, model: str) -> None:
+    from google.genai import types
+
+    client = genai_client(gateway)
+    done = client.models.generate_content(
+        model=model, contents="hello", config=types.GenerateContentConfig(system_instruction="be brief")
+    )
+    assert done.text == "echo: hello [be brief]"
+    assert done.usage_metadata is not None and done.usage_metadata.total_token_count == 18
+    upstream = servers.vertex if model.startswith("vtx") else servers.gemini
+    sent = upstream.requests[-1]
+    assert sent.path.endswith("/models/gemini-2.5-flash:generateContent")
+    assert ROUTER_TOKEN not in json.dumps(sent.headers) and ROUTER_TOKEN not in sent.query
+    text = "".join(
+        chunk.text or "" for chunk in client.models.generate_content_stream(model=model, contents="streamed")
+    )
+    assert text == "echo: streamed"
+    assert upstream.requests[-1].query == "alt=sse"
+
+
+def test_google_genai_errors_are_google_errors(gateway: str) -> None:
+    from google.genai import errors
+
+    wrong, client = genai_client(gateway, key="wrong-token"), genai_client(gateway)
+    with pytest.raises(errors.ClientError) as info:
+        wrong.models.generate_content(model="gem/gemini-2.5-flash", contents="x")
+    assert info.value.code == 401 and info.value.status == "UNAUTHENTICATED"
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(model="gem/gemini-throttled", contents="x")
+    assert info.value.code == 429 and info.value.status == "RESOURCE_EXHAUSTED"
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(model="nowhere/gemini-2.5-flash", contents="x")
+    assert info.value.code == 404 and info.value.status == "NOT_FOUND"
