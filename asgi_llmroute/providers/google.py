@@ -10,7 +10,8 @@
   ``base_url`` is given. Credentials: OAuth2 access tokens from Google's ``google-auth`` library
   (the optional ``google`` extra, imported only when such a provider is configured): the provider's
   key holds a service-account JSON (the JWT-bearer exchange at its ``token_uri``; ``file:`` and
-  ``env:`` references work), or is left out for Application Default Credentials. Tokens are cached
+  ``env:`` references work; ``GOOGLE_APPLICATION_CREDENTIALS``, a key file's path, is read when no key
+  is configured), or is left out for Application Default Credentials. Tokens are cached
   until five minutes before they expire and refreshed in a worker thread, one refresh shared by
   every request waiting for it. A key that is not JSON is used as a static access token.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -191,8 +193,8 @@ VERTEX_AI = register_kind(
         title="Google Vertex AI (Gemini)",
         aliases=("vertex_ai_beta", "vertex"),
         default_base_url=VERTEX_DEFAULT_HOST,
-        key_env="GOOGLE_APPLICATION_CREDENTIALS_JSON",
-        key_required=False,
+        key_env="GOOGLE_APPLICATION_CREDENTIALS",  # a key file's path, as Google's libraries read it
+        key_required=False,  # no key: Application Default Credentials
         capabilities=frozenset({CHAT}),
         options=frozenset({"project", "location", "api_version"}),
         endpoint=_vertex_endpoint,
@@ -231,6 +233,9 @@ class GoogleTokenSource(TokenSource):
         google-auth) JSON, a static access token, or Application Default Credentials (no key)."""
         if key is not None:
             text = key.reveal().strip()
+            if not text.startswith("{") and text.endswith(".json") and os.path.isfile(text):
+                with open(text, encoding="utf-8") as file:  # GOOGLE_APPLICATION_CREDENTIALS: a path
+                    text = file.read().strip()
             if not text.startswith("{"):
                 return _StaticToken(text)
             try:

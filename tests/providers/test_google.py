@@ -440,3 +440,12 @@ def test_google_genai_errors_are_google_errors(gateway: str) -> None:
     with pytest.raises(errors.ClientError) as info:
         client.models.generate_content(model="nowhere/gemini-2.5-flash", contents="x")
     assert info.value.code == 404 and info.value.status == "NOT_FOUND"
+
+
+def test_key_file_path_is_read(servers: Servers, tmp_path: Any) -> None:
+    import anyio
+
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps(servers.service_account))
+    source = GoogleTokenSource.for_key(Secret(str(path)))
+    assert anyio.run(source.token) in servers.tokens.issued
