@@ -55,6 +55,7 @@ __all__ = [
     "GEMINI",
     "GEMINI_WIRE",
     "VERTEX_AI",
+    "VERTEX_ANTHROPIC",
     "GoogleTokenSource",
     "gemini_method",
     "vertex_host",
@@ -151,7 +152,7 @@ def _vertex_check(options: Mapping[str, str], has_key: bool) -> None:
     for name in ("project", "location"):
         value = options.get(name)
         if value is None:
-            raise KindError(f"kind 'vertex_ai' needs {name} (the Google Cloud {name})")
+            raise KindError(f"Vertex AI providers need {name} (the Google Cloud {name})")
         if not _NAME.match(value):
             raise KindError(f"{name}: {value!r} is not a Google Cloud {name} id")
     version = options.get("api_version")
@@ -202,6 +203,62 @@ VERTEX_AI = register_kind(
         authenticator=_vertex_authenticator,
         check=_vertex_check,
         notes="project and location; OAuth2 tokens from a service-account JSON key or ADC (extra `google`)",
+    )
+)
+
+
+# -- Claude on Vertex AI ---------------------------------------------------------------------------
+
+
+def _raw_predict_path(stream: bool) -> str:
+    return ":streamRawPredict" if stream else ":rawPredict"
+
+
+def _vertex_claude_translator(client: str, options: TranslationOptions) -> Translator:
+    from ..formats import new_translator
+
+    return new_translator(client, "vertex-anthropic", options)  # type: ignore[arg-type]
+
+
+#: Anthropic Messages on Vertex's rawPredict: Anthropic clients are relayed near unchanged, OpenAI
+#: clients translated; ``anthropic-version`` travels in the body, so the client's header is dropped.
+VERTEX_ANTHROPIC_WIRE = register_wire(
+    WireFormat("vertex-anthropic", _raw_predict_path, _vertex_claude_translator, b"anthropic-version")
+)
+
+
+def _vertex_claude_endpoint(provider: Provider) -> UrlBuilder:
+    project = provider.option("project") or ""
+    location = provider.option("location") or "global"
+    host = provider.base_url
+    if host == VERTEX_DEFAULT_HOST:
+        host = vertex_host(location)
+    root = f"{host}/v1/projects/{quote_segment(project)}/locations/{quote_segment(location)}"
+
+    def url(path: str, model: str) -> str:
+        if path not in (":rawPredict", ":streamRawPredict"):
+            raise ValueError(f"no Vertex rawPredict method for {path!r}")
+        return f"{root}/publishers/anthropic/models/{quote_segment(model)}{path}"
+
+    return url
+
+
+VERTEX_ANTHROPIC = register_kind(
+    ProviderKind(
+        "vertex_anthropic",
+        "vertex-anthropic",
+        title="Claude on Google Vertex AI",
+        aliases=("vertex_ai_anthropic", "vertex_claude"),
+        default_base_url=VERTEX_DEFAULT_HOST,
+        key_env="GOOGLE_APPLICATION_CREDENTIALS",
+        key_required=False,
+        capabilities=frozenset({CHAT}),
+        options=frozenset({"project", "location"}),
+        endpoint=_vertex_claude_endpoint,
+        credentials=_no_credentials,
+        authenticator=_vertex_authenticator,
+        check=_vertex_check,
+        notes="`:rawPredict` / `:streamRawPredict`, `anthropic_version: vertex-2023-10-16` in the body",
     )
 )
 

@@ -30,7 +30,13 @@ from asgi_llmroute.providers import Provider, get_kind, make_provider
 from asgi_llmroute.providers.google import GoogleTokenSource, vertex_host
 from asgi_llmroute.providers.kinds import KindError, check_options
 from asgi_llmroute.secret import Secret
-from tests.support.google_servers import SIGNATURE, GoogleUpstream, TokenEndpoint, service_account
+from tests.support.google_servers import (
+    SIGNATURE,
+    GoogleUpstream,
+    TokenEndpoint,
+    VertexClaudeUpstream,
+    service_account,
+)
 from tests.support.servers import serve
 
 GEMINI_KEY = "AIza-gemini-SECRET-0123456789"
@@ -81,6 +87,8 @@ class Servers:
         self.gemini = GoogleUpstream(api_key=GEMINI_KEY)
         self.tokens = TokenEndpoint()
         self.vertex = GoogleUpstream(vertex=True, tokens=self.tokens)
+        self.claude = VertexClaudeUpstream(tokens=self.tokens)
+        self.claude_url = running.enter_context(serve(self.claude))
         self.gemini_url = running.enter_context(serve(self.gemini))
         self.vertex_url = running.enter_context(serve(self.vertex))
         self.token_url = running.enter_context(serve(self.tokens))
@@ -105,6 +113,13 @@ def gateway(servers: Servers) -> Iterator[str]:
             "vtx",
             get_kind("vertex_ai"),
             base_url=servers.vertex_url,
+            api_key=Secret(json.dumps(servers.service_account)),
+            options=vertex_options,
+        ),
+        make_provider(
+            "claude",
+            get_kind("vertex_anthropic"),
+            base_url=servers.claude_url,
             api_key=Secret(json.dumps(servers.service_account)),
             options=vertex_options,
         ),
@@ -372,7 +387,7 @@ def test_static_token_and_bad_keys() -> None:
 
 def test_vertex_options_and_hosts() -> None:
     kind = get_kind("vertex_ai")
-    with pytest.raises(KindError, match="needs project"):
+    with pytest.raises(KindError, match="need project"):
         check_options(kind, {"location": "us-central1"}, has_key=True)
     with pytest.raises(KindError, match="location"):
         check_options(kind, {"project": "p", "location": "us/../x"}, has_key=True)
@@ -449,3 +464,64 @@ def test_key_file_path_is_read(servers: Servers, tmp_path: Any) -> None:
     path.write_text(json.dumps(servers.service_account))
     source = GoogleTokenSource.for_key(Secret(str(path)))
     assert anyio.run(source.token) in servers.tokens.issued
+
+
+# -- Claude on Vertex ----------------------------------------------------------------------------------
+
+
+def test_vertex_claude_for_anthropic_clients(gateway: str, servers: Servers) -> None:
+    client = ac(gateway)
+    message = client.messages.create(
+        model="claude/claude-sonnet-4-5@20250929", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert message.id == "msg_vrtx_fixture_text_01" and message.content[0].type == "text"
+    sent = servers.claude.requests[-1]
+    assert sent.path.endswith("/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict")
+    assert "anthropic-version" not in sent.headers and sent.json()["anthropic_version"] == "vertex-2023-10-16"
+    with client.messages.stream(
+        model="claude/claude-sonnet-4-5@20250929", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].type == "text" and final.content[0].text.startswith("Paris")
+    assert servers.claude.requests[-1].path.endswith(":streamRawPredict")
+    with (
+        pytest.raises(anthropic.APIError, match="before message_stop"),
+        client.messages.stream(
+            model="claude/claude-cut", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        ) as s,
+    ):
+        s.get_final_message()
+    with pytest.raises(anthropic.RateLimitError) as info:
+        client.messages.create(
+            model="claude/claude-throttled", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert info.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
+def test_vertex_claude_for_openai_clients(gateway: str, servers: Servers) -> None:
+    client = oa(gateway)
+    done = client.chat.completions.create(
+        model="claude/claude-sonnet-4-5@20250929", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert (done.choices[0].message.content or "").startswith("Paris")
+    assert "model" not in servers.claude.requests[-1].json()
+    chunks = list(
+        client.chat.completions.create(
+            model="claude/claude-sonnet-4-5@20250929",
+            messages=[{"role": "user", "content": "w?"}],
+            tools=TOOLS,
+            stream=True,
+        )
+    )
+    names = [
+        c.choices[0].delta.tool_calls[0].function.name
+        for c in chunks
+        if c.choices
+        and c.choices[0].delta.tool_calls
+        and c.choices[0].delta.tool_calls[0].function
+        and c.choices[0].delta.tool_calls[0].function.name
+    ]
+    assert names and chunks[-1].choices[0].finish_reason == "tool_calls"
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="claude/claude-throttled", messages=[{"role": "user", "content": "x"}])
+    assert info.value.code == "RESOURCE_EXHAUSTED"

@@ -291,3 +291,60 @@ class TokenEndpoint:
         if not (claims["iat"] <= now + 5 and claims["exp"] > now and claims["exp"] - claims["iat"] <= 3600):
             return "expired or too long-lived"
         return None
+
+
+_CLAUDE_PATH = re.compile(
+    r"^/v1/projects/([a-z0-9-]+)/locations/([a-z0-9-]+)/publishers/anthropic/models/([A-Za-z0-9._@-]+)"
+    r":(rawPredict|streamRawPredict)$"
+)
+
+
+@dataclass
+class VertexClaudeUpstream:
+    """Claude on Vertex AI: rawPredict / streamRawPredict with the Anthropic body, model in the URL."""
+
+    tokens: TokenEndpoint
+    requests: list[Recorded] = field(default_factory=list)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        raw = await _read(receive)
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        self.requests.append(Recorded(scope["method"], scope["path"], scope["query_string"].decode(), headers, raw))
+        match = _CLAUDE_PATH.match(scope["path"])
+        if match is None:
+            await _send(send, 404, google_error(404, "NOT_FOUND", "Not found"))
+            return
+        if headers.get("authorization", "").removeprefix("Bearer ") not in self.tokens.issued:
+            await _send(send, 401, json.dumps([json.loads(google_error(401, "UNAUTHENTICATED", "bad token"))]).encode())
+            return
+        model, method = match.group(3), match.group(4)
+        body = json.loads(raw)
+        problem = None
+        if "model" in body:
+            problem = "model: Extra inputs are not permitted"
+        elif body.get("anthropic_version") != "vertex-2023-10-16":
+            problem = "anthropic_version: vertex-2023-10-16 expected"
+        elif (method == "streamRawPredict") != (body.get("stream") is True):
+            problem = "stream and method disagree"
+        if problem is not None:
+            error = {"type": "error", "error": {"type": "invalid_request_error", "message": problem}}
+            await _send(send, 400, json.dumps(error).encode())
+            return
+        if model == "claude-throttled":
+            await _send(send, 429, (FIXTURES / "vertex-claude/error_429_resource_exhausted.json").read_bytes())
+            return
+        tools = bool(body.get("tools"))
+        if method == "rawPredict":
+            name = "response_tool_use.json" if tools else "response_text.json"
+            await _send(send, 200, (FIXTURES / "vertex-claude" / name).read_bytes())
+            return
+        name = "stream_tool_use.sse" if tools else "stream_text.sse"
+        data = (FIXTURES / "vertex-claude" / name).read_bytes()
+        if model == "claude-cut":
+            data = data[: data.index(b"event: message_delta")]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        for i in range(0, len(data), 97):
+            await send({"type": "http.response.body", "body": data[i : i + 97], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
