@@ -1,0 +1,98 @@
+"""``llmroute serve`` with ``kind = "gemini"`` and ``kind = "vertex_ai"`` providers in its TOML config,
+a local Gemini API, a local Vertex AI and a local OAuth2 token endpoint (which verifies the
+throwaway service account's signed JWT), driven by the openai, anthropic and google-genai SDKs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from tests.support.cli import Served, llmroute_serve
+from tests.support.google_servers import GoogleUpstream, TokenEndpoint, service_account
+from tests.support.servers import serve
+
+TOKEN = "sk-router-google-serve-0123456789"
+GEMINI_KEY = "AIza-serve-SECRET-0123456789"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, GoogleUpstream, GoogleUpstream]]:
+    tmp = tmp_path_factory.mktemp("google-serve")
+    gemini, tokens = GoogleUpstream(api_key=GEMINI_KEY), TokenEndpoint()
+    vertex = GoogleUpstream(vertex=True, tokens=tokens)
+    with ExitStack() as running:
+        gemini_url, vertex_url = running.enter_context(serve(gemini)), running.enter_context(serve(vertex))
+        token_url = running.enter_context(serve(tokens))
+        info, public_key = service_account(f"{token_url}/token")
+        tokens.public_key, tokens.client_email = public_key, info["client_email"]
+        key_file = tmp / "service-account.json"
+        key_file.write_text(json.dumps(info))
+        key_file.chmod(0o600)
+        (tmp / "llmroute.toml").write_text(
+            f"""
+[[tokens]]
+name = "tests"
+key = "{TOKEN}"
+
+[[providers]]
+name = "gem"
+kind = "gemini"
+base_url = "{gemini_url}/v1beta"
+api_key = "env:TEST_GEMINI_KEY"
+
+[[providers]]
+name = "vtx"
+kind = "vertex_ai"
+base_url = "{vertex_url}"
+project = "fixture-project"
+location = "us-central1"
+api_key = "file:{key_file}"
+"""
+        )
+        env = {**os.environ, "TEST_GEMINI_KEY": GEMINI_KEY}
+        with llmroute_serve(["--config", str(tmp / "llmroute.toml")], cwd=tmp, env=env) as server:
+            yield server, gemini, vertex
+        assert GEMINI_KEY not in server.output and info["private_key"][40:80] not in server.output
+
+
+def test_three_sdks_through_llmroute_serve(served: tuple[Served, GoogleUpstream, GoogleUpstream]) -> None:
+    from google import genai
+    from google.genai import errors, types
+
+    server, gemini, vertex = served
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=TOKEN, max_retries=0) as oa:
+        done = oa.chat.completions.create(model="gem/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}])
+        assert done.choices[0].message.content == "echo: hi"
+        chunks = list(
+            oa.chat.completions.create(
+                model="vtx/gemini-2.5-flash", messages=[{"role": "user", "content": "yo"}], stream=True
+            )
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: yo"
+        with pytest.raises(openai.RateLimitError) as info:
+            oa.chat.completions.create(model="gem/gemini-throttled", messages=[{"role": "user", "content": "x"}])
+        assert info.value.response.headers.get("retry-after") == "37"
+    with anthropic.Anthropic(base_url=server.url, api_key=TOKEN, max_retries=0) as ac:
+        message = ac.messages.create(
+            model="vtx/gemini-2.5-flash", max_tokens=20, messages=[{"role": "user", "content": "hello"}]
+        )
+        assert message.content[0].type == "text" and message.content[0].text == "echo: hello"
+    options = types.HttpOptions(
+        base_url=server.url, api_version="v1beta", retry_options=types.HttpRetryOptions(attempts=1)
+    )
+    client: Any = genai.Client(api_key=TOKEN, http_options=options)
+    assert client.models.generate_content(model="gem/gemini-2.5-flash", contents="g").text == "echo: g"
+    streamed = client.models.generate_content_stream(model="vtx/gemini-2.5-flash", contents="s")
+    assert "".join(chunk.text or "" for chunk in streamed) == "echo: s"
+    with pytest.raises(errors.ClientError) as gerr:
+        client.models.generate_content(model="nope/gemini-2.5-flash", contents="x")
+    assert gerr.value.code == 404
+    for upstream in (gemini, vertex):
+        assert all(TOKEN not in json.dumps(r.headers) and TOKEN not in r.query for r in upstream.requests)
