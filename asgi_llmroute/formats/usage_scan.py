@@ -21,7 +21,7 @@ from .accounting import accounting_from_anthropic, accounting_from_openai
 __all__ = ["OpenAIUsageStripper", "StreamUsageScanner", "usage_from_json"]
 
 #: The response format: OpenAI chat (and passthrough), Anthropic messages, OpenAI Responses API.
-Wire = Literal["openai", "anthropic", "responses"]
+Wire = Literal["openai", "anthropic", "responses", "gemini"]
 
 # A usage *object* (not `"usage":null`), with any JSON whitespace.
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
@@ -48,13 +48,24 @@ def _from_responses(usage: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-_ACCOUNTING = {"openai": accounting_from_openai, "anthropic": accounting_from_anthropic, "responses": _from_responses}
+def _from_gemini(usage: dict[str, Any]) -> dict[str, int]:
+    from .gemini.response import usage_as_anthropic
+
+    return accounting_from_anthropic(usage_as_anthropic(usage))
+
+
+_ACCOUNTING = {
+    "openai": accounting_from_openai,
+    "anthropic": accounting_from_anthropic,
+    "responses": _from_responses,
+    "gemini": _from_gemini,
+}
 
 
 def usage_from_json(wire: Wire, body: bytes) -> dict[str, int] | None:
     """Usage of a non-stream JSON response body in format ``wire``, or None if it has none."""
     obj = _loads(body)
-    usage = obj.get("usage") if isinstance(obj, dict) else None
+    usage = obj.get("usageMetadata" if wire == "gemini" else "usage") if isinstance(obj, dict) else None
     if not isinstance(usage, dict):
         return None
     return _ACCOUNTING[wire](usage)
@@ -98,6 +109,9 @@ class StreamUsageScanner:
         self.usage: dict[str, int] | None = None
 
     def feed(self, chunk: bytes) -> None:
+        if self._wire == "gemini":
+            self._gemini(chunk)
+            return
         if not self._tail and chunk.endswith(b"\n"):  # the usual read: whole events
             if _may_hold_usage(chunk):
                 for line in chunk.split(b"\n"):
@@ -113,9 +127,31 @@ class StreamUsageScanner:
                     self._line(line)
 
     def close(self) -> None:
+        if self._wire == "gemini":
+            self._gemini(b"\n")
+            line, self._merged = self._merged.get("line"), {}
+            if isinstance(line, bytes):
+                payload = _data(line.rstrip(b"\r"))
+                obj = _loads(payload) if payload is not None else None
+                usage = obj.get("usageMetadata") if isinstance(obj, dict) else None
+                if isinstance(usage, dict):
+                    self.usage = _from_gemini(usage)
+            return
         if self._tail and b'"usage"' in self._tail:
             self._line(self._tail)
         self._tail = b""
+
+    def _gemini(self, chunk: bytes) -> None:
+        # Every Gemini event repeats the cumulative usageMetadata: keep the last line that has it
+        # and parse that one only, at the end.
+        data = self._tail + chunk if self._tail else chunk
+        cut = data.rfind(b"\n") + 1
+        self._tail = data[cut:] if len(data) - cut <= _MAX_LINE else b""
+        if cut and b'"usageMetadata"' in data[:cut]:
+            for line in reversed(data[:cut].split(b"\n")):
+                if b'"usageMetadata"' in line:
+                    self._merged["line"] = line
+                    break
 
     def _line(self, line: bytes) -> None:
         payload = _data(line.rstrip(b"\r"))

@@ -12,7 +12,11 @@ __all__ = ["UsageMiddleware"]
 
 # Largest JSON body kept to read its usage; a larger one is relayed without accounting.
 _MAX_JSON = 4 * 1024 * 1024
-_ACCOUNTED = frozenset({ClientAPI.OPENAI_CHAT, ClientAPI.ANTHROPIC_MESSAGES})
+_PROVIDER_WIRE: dict[ClientAPI, Wire] = {
+    ClientAPI.ANTHROPIC_MESSAGES: "anthropic",
+    ClientAPI.GEMINI_GENERATE: "gemini",  # google-genai clients relayed to Gemini-format providers
+}
+_ACCOUNTED = frozenset({ClientAPI.OPENAI_CHAT, ClientAPI.ANTHROPIC_MESSAGES, ClientAPI.GEMINI_GENERATE})
 
 
 class UsageMiddleware:
@@ -40,7 +44,7 @@ class UsageMiddleware:
         ctx = ensure_context(scope)
         deployment = ctx.deployment
         client = ctx.client_api
-        provider_wire = "anthropic" if client is ClientAPI.ANTHROPIC_MESSAGES else "openai"
+        provider_wire = _PROVIDER_WIRE.get(client, "openai")
         if deployment is None or deployment.provider.api != provider_wire or ctx.upstream_path is not None:
             # Unresolved, or translated (the translating layer reads usage as it parses): not ours.
             await self._app(scope, receive, send)

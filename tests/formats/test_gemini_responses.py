@@ -282,3 +282,22 @@ def test_garbage_never_raises_and_always_terminates(noise: bytes, client: str) -
     make = openai_tr if client == "openai" else anthropic_tr
     out = run(make(), read("gemini/stream_text.sse")[:200] + noise)
     assert out  # something was said: events or an error event
+
+
+def test_usage_of_relayed_gemini_bodies_and_streams() -> None:
+    from asgi_llmroute.formats.usage_scan import StreamUsageScanner, usage_from_json
+
+    expected = {"input_tokens": 2070, "output_tokens": 55, "cache_read_tokens": 2048, "cache_write_tokens": 0}
+    assert usage_from_json("gemini", read("gemini/response_text.json")) == expected
+    raw = read("gemini/stream_tool_call.sse")
+    for size in (1, 7, 1000, len(raw)):
+        scanner = StreamUsageScanner("gemini")
+        for i in range(0, len(raw), size):
+            scanner.feed(raw[i : i + size])
+        scanner.close()
+        assert scanner.usage == {
+            "input_tokens": 112,
+            "output_tokens": 89,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+        }
