@@ -79,6 +79,8 @@ def test_three_sdks_through_llmroute_serve(served: tuple[Served, GoogleUpstream,
         with pytest.raises(openai.RateLimitError) as info:
             oa.chat.completions.create(model="gem/gemini-throttled", messages=[{"role": "user", "content": "x"}])
         assert info.value.response.headers.get("retry-after") == "37"
+        response = oa.responses.create(model="gem/gemini-2.5-flash", input="via responses")
+        assert response.output_text == "echo: via responses"
     with anthropic.Anthropic(base_url=server.url, api_key=TOKEN, max_retries=0) as ac:
         message = ac.messages.create(
             model="vtx/gemini-2.5-flash", max_tokens=20, messages=[{"role": "user", "content": "hello"}]
