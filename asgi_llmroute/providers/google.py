@@ -22,10 +22,13 @@ relayed as they are, to the method the client asked for.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
+import logging
 import os
 import re
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +63,8 @@ __all__ = [
     "gemini_method",
     "vertex_host",
 ]
+
+logger = logging.getLogger("asgi_llmroute.providers.google")
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
@@ -280,6 +285,40 @@ class GoogleTokenSource(TokenSource):
         self._credentials = credentials
         self._name = name
         self._timeout = timeout
+        self._valid_until = 0.0  # when the cached token really expires (monotonic)
+        self._lifetime = 0.0
+        self._background: asyncio.Task[None] | None = None
+
+    async def token(self) -> str:
+        """The cached token; past the refresh point (five minutes before expiry) a still-valid token is
+        returned at once while one refresh runs in the background, so only a request that finds no
+        valid token (the first one, or after a failed refresh) waits for the exchange."""
+        token = self._token
+        now = time.monotonic()
+        if token is not None and now < self._refresh_at:
+            return token
+        if token is not None and now < self._valid_until - 30:
+            if self._background is None or self._background.done():
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # not on asyncio (trio): refresh in line
+                    return await self._refresh()
+                self._background = loop.create_task(self._refresh_quietly())
+            return token
+        return await self._refresh()
+
+    async def _refresh(self) -> str:
+        before = self._refresh_at
+        token = await super().token()  # single-flight: one exchange however many wait
+        if self._refresh_at != before:
+            self._valid_until = self._refresh_at + min(self.refresh_margin, self._lifetime / 2)
+        return token
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self._refresh()
+        except AuthError as exc:  # the current token stays in use until it expires
+            logger.warning("Google token refresh for %s failed: %s", self._name, exc)
 
     def __repr__(self) -> str:
         return f"GoogleTokenSource({self._name!r})"
@@ -321,6 +360,7 @@ class GoogleTokenSource(TokenSource):
             lifetime = (expiry.replace(tzinfo=None) - now).total_seconds()
         else:
             lifetime = 3600.0
+        self._lifetime = max(lifetime, 0.0)
         return token, lifetime
 
 

@@ -525,3 +525,21 @@ def test_vertex_claude_for_openai_clients(gateway: str, servers: Servers) -> Non
     with pytest.raises(openai.RateLimitError) as info:
         client.chat.completions.create(model="claude/claude-throttled", messages=[{"role": "user", "content": "x"}])
     assert info.value.code == "RESOURCE_EXHAUSTED"
+
+
+def test_refresh_ahead_of_expiry_does_not_make_requests_wait(servers: Servers) -> None:
+    import anyio
+
+    source = GoogleTokenSource.for_key(Secret(json.dumps(servers.service_account)))
+    assert isinstance(source, GoogleTokenSource)
+
+    async def run() -> None:
+        first = await source.token()
+        source._refresh_at = 0.0  # the refresh point (5 minutes before expiry) has passed
+        assert await source.token() == first  # still valid: answered at once
+        assert source._background is not None
+        await source._background  # while one refresh ran in the background
+        second = await source.token()
+        assert second != first and second in servers.tokens.issued
+
+    anyio.run(run)
