@@ -82,14 +82,15 @@ class ProviderAdminApp:
         if scope["type"] != "http":
             return
         try:
-            self._authenticate(scope)
+            self.authenticate(scope)
             status, body = await self._route(scope, receive)
         except GatewayError as exc:
             await send_error(send, "openai", exc)
             return
         await _send_json(send, status, body)
 
-    def _authenticate(self, scope: Scope) -> None:
+    def authenticate(self, scope: Scope) -> None:
+        """Raise a 401 :class:`GatewayError` unless the request carries an admin token."""
         authenticate(self._digests, scope)
 
     async def _route(self, scope: Scope, receive: Receive) -> tuple[int, Any]:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cli_providers
+from . import cli_keys, cli_providers
 from .__about__ import __version__
 from .config import ConfigError, GatewayConfig, load_config
 from .deferred import MissingExtraError, require
@@ -43,10 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default: [server] port, 4000)")
     serve.add_argument("--workers", type=int, help="worker processes (default: [server] workers, 1)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    cli_providers.add_commands(
-        commands,
-        config_help=f"TOML config file (default: ./{DEFAULT_CONFIG} if present, else the embedded default)",
-    )
+    config_help = f"TOML config file (default: ./{DEFAULT_CONFIG} if present, else the embedded default)"
+    cli_providers.add_commands(commands, config_help=config_help)
+    cli_keys.add_commands(commands, config_help=config_help)
     return parser
 
 
@@ -197,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command in ("providers", "store"):
             return cli_providers.run(args, _select_config(args)[0])
+        if args.command == "keys":
+            return cli_keys.run(args, _select_config(args)[0])
     except (ConfigError, MissingExtraError) as exc:
         print(f"llmroute: error: {exc}", file=sys.stderr)
         return 2

@@ -314,6 +314,33 @@ class TranslationConfig(_Model):
     response_model: Literal["client", "upstream"] = "client"
 
 
+class KeysConfig(_Model):
+    """Virtual keys (docs/keys.md): kept in the provider store, so they need a ``[store]``."""
+
+    enabled: bool = True
+    #: Seconds within which a key changed by another process takes effect here.
+    refresh: float = Field(default=2.0, gt=0, le=3600)
+    #: Seconds between writes of recorded spend (and reads of every process's totals).
+    flush: float = Field(default=1.0, gt=0, le=3600)
+
+
+class TeamConfig(_Model):
+    """A team's budget: keys with ``team = name`` share it."""
+
+    name: str = Field(min_length=1, max_length=128)
+    budget: float = Field(ge=0, le=1e9, allow_inf_nan=False)
+    budget_period: Literal["daily", "weekly", "monthly"] | None = "monthly"
+
+
+class PriceConfig(_Model):
+    """A model's price in USD per million tokens (wins over the genai-prices catalog)."""
+
+    input: float = Field(ge=0, allow_inf_nan=False)
+    output: float = Field(ge=0, allow_inf_nan=False)
+    cache_read: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cache_write: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
 class GatewayConfig(_Model):
     """The whole gateway configuration; ``build_gateway(config)`` turns it into an ASGI app."""
 
@@ -329,6 +356,9 @@ class GatewayConfig(_Model):
     usage: UsageConfig = Field(default_factory=UsageConfig)
     store: StoreConfig | None = None
     state: StateConfig = Field(default_factory=StateConfig)
+    keys: KeysConfig = Field(default_factory=KeysConfig)
+    teams: list[TeamConfig] = Field(default_factory=list)
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)
     #: Folder that relative ``file:`` references are read from (the config file's folder).
     base_dir: str | None = None
     #: Where the configuration came from, for messages.

@@ -90,11 +90,18 @@ def path_model(path: str) -> str | None:
 class Principal:
     """The router token that authenticated the request (never the token itself).
 
-    ``models`` are glob patterns on client-facing model names; ``("*",)`` allows every model.
+    ``models`` are glob patterns on client-facing model names; ``("*",)`` allows every model. A
+    virtual key (created at run time) also carries its id, team and limits; the rate and concurrency
+    limit middlewares apply those when their own tables have no entry for the name.
     """
 
     name: str
     models: tuple[str, ...] = ("*",)
+    key_id: str | None = None
+    team: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    max_in_flight: int | None = None
     _match: Callable[[str], object] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:

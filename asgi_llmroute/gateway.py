@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import anyio.to_thread
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -19,8 +20,13 @@ from .demo import DEMO_BASE_URL, DemoProvider
 from .errors import GatewayError, send_error
 from .formats import TranslationOptions
 from .forward import Forwarder, pooled_client
+from .keys.admin import KEY_PATHS, KeysAdminApp
+from .keys.manager import KeyManager, TeamBudget
+from .keys.pricing import ModelPrice, PriceTable
+from .keys.store import KeyStore
 from .metrics import GatewayMetrics, MetricsEndpoint
-from .middleware.auth import TokenAuthMiddleware, TokenTable
+from .middleware.auth import TokenAuthMiddleware, TokenLookup, TokenTable
+from .middleware.keys import KeyBudgetMiddleware, KeyedTokens
 from .middleware.limits import ConcurrencyLimitMiddleware
 from .middleware.model_name import ModelNameMiddleware
 from .middleware.observe import ObserveMiddleware, UpstreamErrorsMiddleware, credential_matcher
@@ -35,6 +41,7 @@ from .middleware.usage import UsageMiddleware
 from .providers.balance import Balancer
 from .providers.live import LiveRouteTable
 from .providers.routing import RouteTable
+from .providers.store import ProviderStore
 from .secret import Secret
 from .send import send_json
 from .state import StateUnavailable
@@ -145,17 +152,29 @@ class Gateway:
             pipeline = ConcurrencyLimitMiddleware(
                 pipeline, limits=token_limits, by="token", max_wait=routing.max_wait, state=self.state
             )
+        # Virtual keys (docs/keys.md): with a store, keys created at run time authenticate too.
+        self.keys = _key_manager(config, self.routes, self.metrics)
+        if not token_limits and self.keys is not None:  # a key's own max_in_flight
+            pipeline = ConcurrencyLimitMiddleware(
+                pipeline, limits={}, by="token", max_wait=routing.max_wait, state=self.state
+            )
         limits = {t.name: RateLimit(t.rpm, t.tpm) for t in config.tokens if t.rpm or t.tpm}
-        if limits:
+        if limits or self.keys is not None:
             shared = self.state if self.state.shared else None
             pipeline = RateLimitMiddleware(pipeline, limits=limits, backend=shared, when_down=config.state.when_down)
+        if self.keys is not None:
+            pipeline = KeyBudgetMiddleware(pipeline, keys=self.keys)
         pipeline = UsageTotalsMiddleware(pipeline, state=self.state)
         self._post: dict[str, ASGIApp] = dict.fromkeys(LLM_ROUTES + PASSTHROUGH_ROUTES, pipeline)
         self._pipeline = pipeline
         self._get: dict[str, ASGIApp] = {"/health": _health, "/v1/models": self._models}
         self._max_body = config.server.max_body_bytes
-        tokens = TokenTable(assemble.token_entries(config))
+        config_tokens = TokenTable(assemble.token_entries(config))
+        tokens: TokenLookup = config_tokens if self.keys is None else KeyedTokens(config_tokens, self.keys)
         self._app = TokenAuthMiddleware(self._dispatch, tokens=tokens, exempt_paths=("/health",))
+        self._keys_admin = (
+            KeysAdminApp(self.keys, authenticate=self.admin.authenticate) if self.keys is not None else None
+        )
         self._metrics_path = config.metrics.path if config.metrics.enabled else None
         self._metrics_app = MetricsEndpoint(self.metrics, admin_tokens=admin_tokens, open=config.metrics.open)
         # A client's x-request-id that is a credential is not used (ids are logged).
@@ -189,6 +208,8 @@ class Gateway:
             self._state_started = False
             await self.state.aclose()
         await self.forwarder.aclose()
+        if self.keys is not None:
+            await anyio.to_thread.run_sync(self.keys.close)  # spend not yet written
         if isinstance(self.routes, LiveRouteTable):
             self.routes.store.close()
 
@@ -221,6 +242,8 @@ class Gateway:
             await self.admin(scope, receive, send)  # admin tokens only: router-token auth does not apply
         elif path == USAGE_PATH:
             await self.usage_admin(scope, receive, send)
+        elif self._keys_admin is not None and path.startswith(KEY_PATHS):
+            await self._keys_admin(scope, receive, send)  # admin tokens only
         elif path == self._metrics_path:
             await self._metrics_app(scope, receive, send)  # admin tokens, or open
         else:
@@ -277,6 +300,28 @@ class Gateway:
 def build_gateway(config: GatewayConfig, *, client: httpx.AsyncClient | None = None) -> Gateway:
     """Assemble the standard gateway from ``config``; ``client`` overrides the pooled upstream client."""
     return Gateway(config, client=client)
+
+
+def _key_manager(
+    config: GatewayConfig, routes: RouteTable | LiveRouteTable, metrics: GatewayMetrics
+) -> KeyManager | None:
+    """The virtual keys of ``config``'s store (None without a SQLite store, or with ``[keys] enabled = false``)."""
+    if not config.keys.enabled or not isinstance(routes, LiveRouteTable) or not isinstance(routes.store, ProviderStore):
+        return None
+    prices = PriceTable({name: ModelPrice(**p.model_dump()) for name, p in config.prices.items()})
+    teams = {t.name: TeamBudget(t.budget, t.budget_period) for t in config.teams}
+
+    def on_spend(key: str, team: str | None, model: str, cost: float) -> None:
+        metrics.spend.labels(key, team or "", model).inc(cost)
+
+    return KeyManager(
+        KeyStore(routes.store),
+        prices,
+        teams=teams,
+        refresh=config.keys.refresh,
+        flush=config.keys.flush,
+        on_spend=on_spend,
+    )
 
 
 def admin_app(

@@ -113,6 +113,9 @@ class GatewayMetrics:
             "llmroute_input_tokens", "Input tokens (cache reads and writes included).", ["model", "token"], registry=r
         )
         self.output_tokens = Counter("llmroute_output_tokens", "Output tokens.", ["model", "token"], registry=r)
+        self.spend = Counter(
+            "llmroute_spend_usd", "Spend of virtual keys in USD (priced usage).", ["key", "team", "model"], registry=r
+        )
         self.upstream_errors = Counter(
             "llmroute_upstream_errors",
             "Upstream error responses and failures, by kind.",

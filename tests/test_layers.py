@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "fields": 1,
     "providers.kinds": 1,
     "providers.auth": 1,
+    "keys.model": 1,
     # ASGI plumbing
     "context": 2,
     "errors": 2,
@@ -41,6 +42,7 @@ LAYERS: dict[str, int] = {
     "demo": 3,
     "providers": 3,
     "state": 3,
+    "keys": 3,
     "importers": 3,
     # assembly
     "config": 4,
@@ -52,6 +54,7 @@ LAYERS: dict[str, int] = {
     # CLI
     "cli": 5,
     "cli_providers": 5,
+    "cli_keys": 5,
     "serving": 5,
 }
 

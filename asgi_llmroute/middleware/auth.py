@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Collection, Iterable
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -11,7 +12,13 @@ from ..context import Principal, ensure_context, receive_body, route_path
 from ..errors import GatewayError, render_error, send_error
 from ..tokens import TokenEntry, token_digest
 
-__all__ = ["TokenAuthMiddleware", "TokenTable"]
+__all__ = ["TokenAuthMiddleware", "TokenLookup", "TokenTable"]
+
+
+class TokenLookup(Protocol):
+    """What authentication asks: the principal of a presented token, or None."""
+
+    def lookup(self, token: str) -> Principal | None: ...
 
 
 class TokenTable:
@@ -67,7 +74,7 @@ class TokenAuthMiddleware:
     Scope: writes ``ctx.principal``; reads the body only for tokens with a model allow-list.
     """
 
-    def __init__(self, app: ASGIApp, *, tokens: TokenTable, exempt_paths: Collection[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, tokens: TokenLookup, exempt_paths: Collection[str] = ()) -> None:
         self._app = app
         self._tokens = tokens
         self._exempt = frozenset(exempt_paths)

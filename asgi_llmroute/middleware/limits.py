@@ -21,7 +21,8 @@ __all__ = ["ConcurrencyLimitMiddleware", "Limiter"]
 class ConcurrencyLimitMiddleware:
     """Limit the requests in flight per router token (``by="token"``) or per provider (``by="provider"``).
 
-    ``limits`` maps token or provider names to their limit; names not in it are not limited. A
+    ``limits`` maps token or provider names to their limit; names not in it are not limited (a
+    virtual key's ``ctx.principal.max_in_flight`` applies when its name is not in ``limits``). A
     request over the limit waits up to ``max_wait`` seconds for a slot, then gets 429 with
     ``Retry-After: <retry_after>`` in the client's format (code ``concurrency_limit``); one whose
     client disconnects meanwhile leaves the queue at once. The slot is held until the inner app
@@ -64,12 +65,18 @@ class ConcurrencyLimitMiddleware:
         return self._limiters.get(name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._limiters:
+        if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
         ctx = ensure_context(scope)
         name = self._name(ctx)
         limiter = self._limiters.get(name) if name is not None else None
+        if limiter is None and self._by == "token" and ctx.principal is not None and ctx.principal.max_in_flight:
+            # A virtual key's own limit: one limiter per key, made on its first request.
+            name = ctx.principal.key_id or ctx.principal.name
+            limiter = self._limiters.get(name)
+            if limiter is None or limiter.limit != ctx.principal.max_in_flight:
+                limiter = self._limiters[name] = Limiter(ctx.principal.max_in_flight)
         if limiter is None:
             await self._app(scope, receive, send)
             return

@@ -18,7 +18,7 @@ from ..errors import ClientDisconnected, GatewayError, send_error
 from ..logs import REQUEST_ID
 from ..metrics import GatewayMetrics, upstream_error_kind
 from ..secret import Secret
-from .auth import TokenTable
+from .auth import TokenLookup
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -43,7 +43,7 @@ def valid_request_id(value: bytes) -> bool:
     return _WELL_FORMED.fullmatch(value) is not None
 
 
-def credential_matcher(tokens: TokenTable, secrets: Iterable[Secret] = ()) -> Callable[[str], bool]:
+def credential_matcher(tokens: TokenLookup, secrets: Iterable[Secret] = ()) -> Callable[[str], bool]:
     """A check for :class:`ObserveMiddleware`: is this value a router token or one of ``secrets``?"""
     digests = frozenset(hashlib.sha256(s.reveal().encode()).digest() for s in secrets)
 

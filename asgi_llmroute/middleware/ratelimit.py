@@ -38,7 +38,8 @@ class RateLimitMiddleware:
 
     ``limits`` maps router token names (``by="token"``) or deployments as ``"<provider>/<model>"``
     (``by="deployment"``, LiteLLM's deployment ``rpm``/``tpm``) to their limits; names not in it are
-    unlimited. A refused request gets 429 (``rate_limit_error``, code ``rate_limit_exceeded``) with
+    unlimited, unless the principal carries limits of its own (a virtual key's ``rpm``/``tpm``, counted
+    under the key's id). A refused request gets 429 (``rate_limit_error``, code ``rate_limit_exceeded``) with
     ``Retry-After`` in whole seconds, in the client's format. A deployment's refusal also sets
     ``ctx.last_error = "limited"``: put that one inside ``RetryMiddleware``, which then tries another
     deployment (without cooling this one down).
@@ -78,6 +79,10 @@ class RateLimitMiddleware:
         ctx = get_context(scope) if scope["type"] == "http" else None
         name = self._name(ctx) if ctx is not None else None
         limit = self._limits.get(name) if name is not None else None
+        principal = ctx.principal if ctx is not None else None
+        if limit is None and self._by == "token" and principal is not None and (principal.rpm or principal.tpm):
+            limit = RateLimit(principal.rpm, principal.tpm)  # a virtual key's own limits
+            name = principal.key_id or principal.name
         if ctx is None or name is None or limit is None:
             await self._app(scope, receive, send)
             return

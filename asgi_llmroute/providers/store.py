@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "1"
+_SEALED = "sealed:"  # meta rows holding values encrypted under the store key
 
 #: Returns the candidate secrets, preferred first (a rotation in progress offers two).
 SecretSource = Callable[[], Sequence[str]]
@@ -319,6 +320,37 @@ class ProviderStore:
                 self._writer.close()
                 self._writer = None
 
+    # -- for other tables in the same file (virtual keys) ---------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection | None]:
+        """A read transaction on the store file, for tables of other components (None: no file yet)."""
+        with self._read() as conn:
+            yield conn
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the store file (secret checked), committed whole or not at all."""
+        with self._write() as conn:
+            yield conn
+
+    def sealed(self, conn: sqlite3.Connection, name: str, make: Callable[[], str]) -> str:
+        """A secret value kept encrypted under the store key in ``meta`` (created by ``make``).
+
+        Call inside :meth:`writing`. Rotating the store secret re-encrypts sealed values too.
+        """
+        key = self._key_for(conn, write=True)
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (_SEALED + name,)).fetchone()
+        aad = b"llmroute-sealed:v1\x00" + name.encode()
+        if row is not None:
+            try:
+                return key.decrypt(bytes.fromhex(row[0]), aad)
+            except (DecryptionError, ValueError):
+                raise StoreError(f"{self.path}: the sealed value {name!r} does not decrypt") from None
+        value = make()
+        conn.execute("INSERT INTO meta VALUES (?, ?)", (_SEALED + name, key.encrypt(value, aad).hex()))
+        return value
+
     # -- reading ---------------------------------------------------------------------------------
 
     def data_version(self, *, blocking: bool = True) -> tuple[int, int] | None:
@@ -481,7 +513,18 @@ class ProviderStore:
                 updates.append((new_key.key_id, blob, record.name))
             if errors:
                 raise StoreError("nothing was re-encrypted: " + "; ".join(errors))
+            sealed = []
+            for meta_key, value in conn.execute("SELECT key, value FROM meta WHERE key LIKE 'sealed:%'").fetchall():
+                aad = b"llmroute-sealed:v1\x00" + meta_key[len(_SEALED) :].encode()
+                try:
+                    plain = old_key.decrypt(bytes.fromhex(value), aad)
+                except (DecryptionError, ValueError):
+                    raise StoreError(
+                        f"nothing was re-encrypted: the sealed value {meta_key!r} does not decrypt"
+                    ) from None
+                sealed.append((new_key.encrypt(plain, aad).hex(), meta_key))
             conn.executemany("UPDATE providers SET key_id = ?, api_key = ? WHERE name = ?", updates)
+            conn.executemany("UPDATE meta SET value = ? WHERE key = ?", sealed)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'key_id'", (new_key.key_id,))
         self._key = new_key
         return len(updates)
