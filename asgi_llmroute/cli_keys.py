@@ -143,8 +143,10 @@ def run(args: argparse.Namespace, config: GatewayConfig) -> int:
                 print(json.dumps(rows, indent=2))
             else:
                 for row in rows:
-                    print(f"{row['day']}  {row['key_name'] or row['key_id']}  {row['model']}  ${row['cost_usd']:.6f}"
-                          f"  {row['requests']} requests")
+                    print(
+                        f"{row['day']}  {row['key_name'] or row['key_id']}  {row['model']}  ${row['cost_usd']:.6f}"
+                        f"  {row['requests']} requests"
+                    )
                 print(f"total ${sum(r['cost_usd'] for r in rows):.6f}")
         return 0
     except KeyInvalid as exc:
