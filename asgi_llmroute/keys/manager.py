@@ -2,7 +2,9 @@
 
 Authentication looks keys up in memory (an HMAC and a dict probe); the table is re-read from the store
 when another process changed it, at most ``refresh`` seconds after the change (and before any lookup
-made ``2 * refresh`` seconds after the last read, so an idle worker never serves a revoked key).
+made ``2 * refresh`` seconds after the last read, so an idle worker never serves a revoked key). A
+virtual-key secret the table does not know makes the lookup ask the store whether anything changed
+(one cheap query), so a key created through another process works at once everywhere.
 
 Spend is recorded in memory when a request ends and written every ``flush`` seconds, in a thread,
 priced there (pricing is slow); totals per key, team and day are then re-read from the store, so
@@ -103,6 +105,11 @@ class KeyManager:
         table = self._current_table()
         digest = table.digest(secret)
         stored = self._digests.get(digest)
+        if stored is None and self._changed():
+            # A key created moments ago by another process: the store moved, so read it now.
+            self._reload(force=True)
+            table = self._current_table()
+            stored = self._digests.get(digest)
         if stored is None or not hmac.compare_digest(stored, digest):
             return None
         key = table.keys[stored]
@@ -121,6 +128,11 @@ class KeyManager:
             )
             self._principals[key.id] = principal
         return principal
+
+    def _changed(self) -> bool:
+        """Whether the store changed since the table was read (False when that cannot be told at once)."""
+        version = self.store.store.data_version(blocking=False)
+        return version is not None and version != self._version
 
     def invalidate(self) -> None:
         """Re-read the keys at the next lookup (this process changed them)."""
