@@ -42,7 +42,7 @@ from .store import KeyConflict, KeyNotFound
 
 __all__ = ["KEY_PATHS", "KeysAdminApp"]
 
-logger = logging.getLogger("llmroute.admin")
+logger = logging.getLogger("asgi_llmroute.admin")
 
 #: Path prefixes this app answers.
 KEY_PATHS = ("/api/keys", "/api/spend", "/key/", "/spend/")

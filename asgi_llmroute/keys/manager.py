@@ -33,7 +33,7 @@ from .store import KeyStore, KeyTable, SpendRow
 
 __all__ = ["KeyManager", "TeamBudget"]
 
-logger = logging.getLogger("llmroute.keys")
+logger = logging.getLogger("asgi_llmroute.keys")
 
 #: Called for each priced batch: key name, team, model, cost in USD.
 SpendCallback = Callable[[str, "str | None", str, float], None]

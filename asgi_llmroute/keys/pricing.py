@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["ModelPrice", "PriceTable"]
 
-logger = logging.getLogger("llmroute.keys")
+logger = logging.getLogger("asgi_llmroute.keys")
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,7 +111,7 @@ class ConcurrencyLimitMiddleware:
         self, state: StateBackend, name: str, limiter: Limiter, scope: Scope, receive: Receive, send: Send
     ) -> None:
         ctx = ensure_context(scope)
-        key, limit = f"{self._by}:{name}", self._limits[name]
+        key, limit = f"{self._by}:{name}", self._limits.get(name, limiter.limit)
         lease: Lease | None = None
         local = False
         try:
