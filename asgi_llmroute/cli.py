@@ -99,6 +99,10 @@ def _serve(args: argparse.Namespace) -> int:
         "shutdown_timeout": config.server.shutdown_timeout,
     }
     _preflight(config, workers)
+    if config.logging.format == "json":  # uvicorn's own lines in the gateway's format too
+        from .logs import uvicorn_log_config
+
+        options["log_config"] = uvicorn_log_config("json")
     if workers == 1:
         from .gateway import build_gateway
 

@@ -23,6 +23,7 @@ __all__ = [
     "KeyValueFormatter",
     "RequestIdFilter",
     "configure_logging",
+    "uvicorn_log_config",
 ]
 
 #: The id of the request being handled in this context, or None outside a request.
@@ -123,3 +124,25 @@ def configure_logging(
     logger.setLevel(level.upper())
     logger.propagate = False  # our lines are complete; do not repeat them through the root logger
     return handler
+
+
+def uvicorn_log_config(format: Literal["kv", "json"] = "kv") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for uvicorn's own loggers that writes their lines in ``format``.
+
+    Pass it as uvicorn's ``log_config`` so that, with ``[logging] format = "json"``, uvicorn's start-up,
+    shutdown and error lines are JSON objects on stderr like the gateway's, not plain text between them.
+    """
+    formatter = "asgi_llmroute.logs.JSONFormatter" if format == "json" else "asgi_llmroute.logs.KeyValueFormatter"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"llmroute": {"()": formatter}},
+        "handlers": {
+            "llmroute": {"class": "logging.StreamHandler", "formatter": "llmroute", "stream": "ext://sys.stderr"}
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["llmroute"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["llmroute"], "level": "INFO", "propagate": False},
+        },
+    }

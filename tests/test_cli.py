@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -71,3 +73,18 @@ def test_serve_with_several_workers(tmp_path: Path) -> None:
             reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "w"}])
             assert reply.choices[0].message.content == "Hello from the llmroute demo provider! You said: w"
     assert "Traceback" not in served.output
+
+
+def test_json_logging_covers_uvicorns_own_lines(tmp_path: Path) -> None:
+    (tmp_path / "llmroute.toml").write_text(
+        "[logging]\nformat = 'json'\n"
+        "[[tokens]]\nname = 't'\nkey = 'sk-json-logs-test'\n"
+        "[[providers]]\nname = 'demo'\napi = 'openai'\nbase_url = 'builtin://demo/v1'\n"
+        "[[models]]\nname = 'demo'\nprovider = 'demo'\nmodel = 'demo'\n"
+    )
+    with llmroute_serve([], tmp_path) as served:
+        served.wait_for("Application startup complete")
+        httpx.get(f"{served.url}/v1/models", headers={"Authorization": "Bearer sk-json-logs-test"})
+    lines = [line for line in served.output.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line, uvicorn's included, is one JSON object
+    assert any(r["logger"].startswith("uvicorn") and "Uvicorn running on" in r["msg"] for r in records)
