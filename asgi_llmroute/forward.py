@@ -23,7 +23,7 @@ from .providers.auth import AuthError
 from .providers.kinds import UrlBuilder
 from .providers.types import Deployment, Provider
 from .timeouts import UpstreamTimeouts
-from .transport import LeanTransport
+from .transport import UpstreamTransport
 
 __all__ = ["Forwarder", "pooled_client"]
 
@@ -57,15 +57,20 @@ def _classify(exc: httpx.TransportError, provider: str) -> tuple[str, UpstreamEr
 def pooled_client(**options: Any) -> httpx.AsyncClient:
     """An upstream client fit for a gateway; ``options`` override the defaults.
 
-    No redirects; the lean keep-alive transport (``transport.py``); and a cookie jar that stores
-    nothing, since one client serves every caller and a cookie set for one must not reach another.
+    No redirects; the aiohttp-backed transport (``transport.py``: keep-alive, no replay of sent
+    requests, header validation, proxies from the environment, a bound on connections per origin);
+    and a cookie jar that stores nothing, since one client serves every caller and a cookie set for
+    one must not reach another. ``trust_env`` is off because the transport reads the proxy variables
+    itself (httpx would otherwise route proxied requests around it).
     """
     defaults: dict[str, Any] = {
         "timeout": httpx.Timeout(600.0, connect=30.0),
         "follow_redirects": False,
-        "transport": LeanTransport(),
+        "trust_env": False,
         "cookies": httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))),
     }
+    if "transport" not in options:
+        defaults["transport"] = UpstreamTransport()
     return httpx.AsyncClient(**{**defaults, **options})
 
 

@@ -1,366 +1,301 @@
-"""A lean HTTP/1.1 transport for httpx: the forwarder's upstream connections.
+"""The forwarder's upstream hop: aiohttp's HTTP/1.1 client under the httpx transport API.
 
-httpx's default transport (httpcore on anyio) spends most of a gateway's CPU per request on
-connection-pool bookkeeping: it polls every pooled socket for readability on each request and
-goes through several layers of anyio streams per read (see docs/performance.md). This transport
-keeps the httpx client API (``httpx.AsyncClient(transport=...)``, requests, responses, timeouts,
-exceptions) and replaces the machinery below it with an asyncio protocol per connection, the C
-response parser from ``httptools`` (already uvicorn's), and a LIFO pool of idle connections whose
-health is known from the protocol's own callbacks, so acquiring one costs no system call.
+The forwarder speaks httpx (requests, responses, timeouts, exceptions, ``mounts`` for in-process
+providers); below it, :class:`UpstreamTransport` sends each request with aiohttp's client, a mature
+HTTP/1.1 implementation with a C parser, keep-alive pooling without per-request socket polling, and
+flow control on response bodies (docs/performance.md has the measurements behind this choice).
 
-It speaks HTTP/1.1 over TCP or TLS on asyncio (uvloop included). Under another event loop (trio)
-it delegates to httpx's default transport; proxies from the environment and HTTP/2 need that
-transport too (``[server] upstream_transport = "httpx"``).
+What the gateway needs from the hop, and how this module makes sure of it:
+
+- **No replay.** aiohttp re-sends an idempotent request (GET, PUT, DELETE, ...) once when a reused
+  connection breaks, even after the request was written. The transport turns that off: a request
+  that may have reached the server is never sent again here; whether to try again is the retry
+  layer's decision, counted there.
+- **Header validation.** Names must be HTTP tokens and values must not hold CR, LF or NUL, so no
+  header (a provider's configured ``headers`` above all) can inject another header or a request.
+- **Proxies** from ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` (and their lower-case forms), read
+  once when the transport is made; an unsupported proxy scheme (``socks5://``) is refused at once.
+- **A bound on connections per origin** (``max_connections_per_origin``); requests beyond it wait
+  for a free connection, within the request's pool timeout.
+- ``HEAD`` responses and ``1xx`` interim responses are framed by aiohttp's parser.
+
+Under an event loop other than asyncio (trio), aiohttp cannot run: the transport then sends through
+httpx's own transport (httpcore), which offers the same guarantees (it never re-sends a request,
+validates headers and honours the same proxy variables).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import base64
+import re
 import ssl
-import time
-from collections.abc import AsyncIterator
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from urllib.parse import unquote, urlsplit
 
-import httptools
+import aiohttp
 import httpx
+import yarl
 
-__all__ = ["LeanTransport"]
+__all__ = ["UpstreamTransport", "validate_header"]
 
-_Origin = tuple[bytes, str, int]  # scheme, host, port
-
-#: Pause reading from an upstream whose client reads slower than this many buffered bytes.
-_HIGH_WATER = 1024 * 1024
-_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(rb"[\r\n\x00]")
+_PROXY_SCHEMES = ("http", "https")
 
 
-class LeanTransport(httpx.AsyncBaseTransport):
-    """An ``httpx`` transport: HTTP/1.1 keep-alive connections pooled per origin.
+def validate_header(name: bytes, value: bytes) -> None:
+    """Raise ``ValueError`` unless ``name: value`` is one well-formed HTTP header line."""
+    if _TOKEN.fullmatch(name) is None:
+        raise ValueError(f"invalid HTTP header name {name!r}")
+    if _BAD_VALUE.search(value) is not None:
+        raise ValueError(f"the value of HTTP header {name.decode('latin-1')!r} contains CR, LF or NUL")
 
-    ``max_idle`` bounds the idle connections kept per origin; idle connections older than
-    ``keepalive_expiry`` seconds are closed instead of reused. A request that fails on a reused
-    connection before any byte of the response arrived (the server closed it while it sat idle)
-    is sent once more on a fresh connection.
+
+def environment_proxies() -> dict[str, str]:
+    """``{"http": url, "https": url, "no": hosts}`` from the proxy variables; unsupported proxies refused."""
+    proxies = urllib.request.getproxies_environment()
+    for scheme in ("http", "https"):
+        url = proxies.get(scheme)
+        if url and urlsplit(url).scheme not in _PROXY_SCHEMES:
+            raise ValueError(
+                f"{scheme.upper()}_PROXY={_redact(url)!r}: only http:// and https:// proxies are supported "
+                "for the upstream connections"
+            )
+    return {k: v for k, v in proxies.items() if k in ("http", "https", "no")}
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=f"{parts.username}:***@{parts.hostname}:{parts.port or ''}".rstrip(":")).geturl()
+
+
+class UpstreamTransport(httpx.AsyncBaseTransport):
+    """An ``httpx`` transport on aiohttp: HTTP/1.1 keep-alive connections pooled per origin.
+
+    ``max_connections_per_origin`` bounds the open connections to one scheme/host/port;
+    ``keepalive_expiry`` closes connections idle for longer; ``ssl_context`` verifies TLS
+    (default: httpx's, certifi's roots). The proxy variables are read when the transport is made.
     """
 
     def __init__(
         self,
         *,
-        max_idle: int = 256,
+        max_connections_per_origin: int = 256,
         keepalive_expiry: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
-        fallback: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._max_idle = max_idle
+        if max_connections_per_origin < 1:
+            raise ValueError("max_connections_per_origin must be at least 1")
+        self._per_origin = max_connections_per_origin
         self._keepalive_expiry = keepalive_expiry
         self._ssl_context = ssl_context
-        self._fallback = fallback
-        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._proxies = environment_proxies()
+        self._proxy_cache: dict[tuple[str, str, int | None], tuple[str | None, str | None]] = {}
+        self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._fallback: httpx.AsyncClient | None = None
         self._closed = False
+
+    @property
+    def proxies(self) -> dict[str, str]:
+        """The proxies in use, read from the environment when the transport was made."""
+        return dict(self._proxies)
 
     def _ssl(self) -> ssl.SSLContext:
         if self._ssl_context is None:
             self._ssl_context = httpx.create_ssl_context()
         return self._ssl_context
 
-    def _fallback_transport(self) -> httpx.AsyncBaseTransport:
+    def _open_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=0,  # no global bound: the bound is per origin
+            limit_per_host=self._per_origin,
+            keepalive_timeout=self._keepalive_expiry,
+            ssl=self._ssl(),
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),  # httpx has set its own
+            trust_env=False,  # the proxy environment is read once, here (`_proxy_for`)
+            raise_for_status=False,
+        )
+        # aiohttp re-sends idempotent requests once when a reused connection breaks, even after the
+        # request was written: never here (see the module docstring).
+        session._retry_connection = False
+        return session
+
+    def _fallback_client(self) -> httpx.AsyncClient:
         if self._fallback is None:
-            self._fallback = httpx.AsyncHTTPTransport()
+            # httpx reads the same proxy variables (trust_env) and mounts a proxy transport per scheme.
+            self._fallback = httpx.AsyncClient(
+                verify=self._ssl(),
+                limits=self._limits(),
+                trust_env=True,
+                follow_redirects=False,
+                cookies=httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))),
+            )
         return self._fallback
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not asyncio (trio): httpx's own transport works everywhere
-            return await self._fallback_transport().handle_async_request(request)
-        url = request.url
-        scheme = url.raw_scheme
-        if scheme not in _DEFAULT_PORTS:
-            raise httpx.UnsupportedProtocol(f"Unsupported URL scheme {url.scheme!r}", request=request)
-        origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        head, body = await _serialize(request)
-        reused = self._acquire(origin)
-        connection = reused or await self._connect(loop, origin, timeouts.get("connect"), request)
-        try:
-            return await connection.send(head, body, timeouts.get("read"), request)
-        except _StaleConnection:
-            # The server closed the idle connection as we sent on it; nothing was processed.
-            connection = await self._connect(loop, origin, timeouts.get("connect"), request)
-            return await connection.send(head, body, timeouts.get("read"), request)
+    def _limits(self) -> httpx.Limits:
+        return httpx.Limits(max_connections=self._per_origin, keepalive_expiry=self._keepalive_expiry)
 
-    def _acquire(self, origin: _Origin) -> _Connection | None:
-        idle = self._idle.get(origin)
-        now = time.monotonic()
-        while idle:
-            connection = idle.pop()
-            if not connection.closed and now - connection.idle_since < self._keepalive_expiry:
-                return connection
-            connection.close()
-        return None
+    def _proxy_for(self, url: httpx.URL) -> tuple[str | None, str | None]:
+        """The proxy for ``url`` (None: direct) and its ``Proxy-Authorization`` value, once per origin."""
+        key = (url.scheme, url.host, url.port)
+        found = self._proxy_cache.get(key)
+        if found is None:
+            proxy = self._proxies.get(url.scheme)
+            no_proxy = self._proxies.get("no")
+            netloc = f"{url.host}:{url.port}" if url.port else url.host
+            if proxy and no_proxy and urllib.request.proxy_bypass_environment(netloc, {"no": no_proxy}):
+                proxy = None
+            authorization = None
+            if proxy:
+                parts = urlsplit(proxy)
+                if parts.username is not None:
+                    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+                    authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+                    proxy = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+            found = self._proxy_cache[key] = (proxy or None, authorization)
+        return found
 
-    def _release(self, connection: _Connection) -> None:
-        if self._closed or not connection.reusable:
-            connection.close()
-            return
-        idle = self._idle.setdefault(connection.origin, [])
-        if len(idle) >= self._max_idle:
-            idle.pop(0).close()
-        connection.idle_since = time.monotonic()
-        idle.append(connection)
-
-    async def _connect(
-        self, loop: asyncio.AbstractEventLoop, origin: _Origin, timeout: float | None, request: httpx.Request
-    ) -> _Connection:
-        scheme, host, port = origin
-        tls = self._ssl() if scheme == b"https" else None
-        try:
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _Connection(self, origin, loop), host, port, ssl=tls, server_hostname=host if tls else None
-                ),
-                timeout,
+    def _timeout(self, timeouts: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (timeouts.get("connect"), timeouts.get("read"), timeouts.get("pool"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            connect, read, pool = key
+            # aiohttp's `connect` covers waiting for a pooled connection and opening one; `sock_connect`
+            # opening one; `sock_read` each read (httpx's read timeout).
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, connect=pool, sock_connect=connect, sock_read=read
             )
-        except asyncio.TimeoutError:
-            raise httpx.ConnectTimeout(f"Timed out connecting to {host}:{port}", request=request) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise httpx.ConnectError(f"Could not connect to {host}:{port}: {exc}", request=request) from None
-        return protocol
+        return timeout
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"Unsupported URL scheme {url.scheme!r}", request=request)
+        headers: list[tuple[str, str]] = []
+        try:
+            for name, value in request.headers.raw:
+                validate_header(name, value)
+                if name.lower() != b"transfer-encoding":  # the body goes with a length
+                    headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        except ValueError as exc:
+            raise httpx.LocalProtocolError(str(exc), request=request) from None
+        if self._closed:
+            raise RuntimeError("the upstream transport is closed")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): httpx's own transport works everywhere
+            return await self._fallback_client().send(request, stream=True)
+        session = self._session
+        if session is None:
+            session = self._session = self._open_session()
+        body = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
+        proxy, authorization = self._proxy_for(url)
+        proxy_headers = None
+        if authorization is not None:  # aiohttp sends it on CONNECT (https), or we do on the request (http)
+            if url.scheme == "https":
+                proxy_headers = {"Proxy-Authorization": authorization}
+            else:
+                headers.append(("Proxy-Authorization", authorization))
+        try:
+            response = await session._request(
+                request.method,
+                yarl.URL(str(url), encoded=True),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                timeout=self._timeout(request.extensions.get("timeout", {})),
+                proxy=proxy,
+                proxy_headers=proxy_headers,
+            )
+        except Exception as exc:
+            raise _translate(exc, request, before_response=True) from exc
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_ResponseStream(response, request),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode("latin-1")},
+        )
 
     async def aclose(self) -> None:
         self._closed = True
-        for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
-        self._idle.clear()
+        if self._session is not None:
+            await self._session.close()
         if self._fallback is not None:
             await self._fallback.aclose()
 
 
-async def _serialize(request: httpx.Request) -> tuple[bytes, bytes]:
-    """The request head and body, as they go on the wire (bodies are sent with a length)."""
-    body = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
-    parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
-    chunked = False
-    for name, value in request.headers.raw:
-        lower = name.lower()
-        if lower == b"transfer-encoding":
-            chunked = True
-            continue
-        parts += (name, b": ", value, b"\r\n")
-    if chunked:
-        parts += (b"Content-Length: ", str(len(body)).encode(), b"\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts), body
-
-
-class _StaleConnection(Exception):
-    """A reused connection closed before any byte of the response arrived."""
-
-
-class _Connection(asyncio.Protocol):
-    """One upstream connection: writes a request, parses the response, hands out body chunks."""
-
-    def __init__(self, pool: LeanTransport, origin: _Origin, loop: asyncio.AbstractEventLoop) -> None:
-        self.pool = pool
-        self.origin = origin
-        self.loop = loop
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.idle_since = 0.0
-        self.requests = 0
-        self._reset()
-
-    def _reset(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.status = 0
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.buffered = 0
-        self.headers_done = False
-        self.keep_alive = False
-        self.complete = False
-        self.error: Exception | None = None
-        self.received = False
-        self.paused = False
-        self.waiter: asyncio.Future[None] | None = None
-        self.request: httpx.Request | None = None
-
-    @property
-    def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.closed and self.error is None
-
-    # -- asyncio.Protocol --------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.received = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(
-                httpx.RemoteProtocolError(f"Invalid HTTP response from the upstream: {exc}", request=self.request)
-            )
-            self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.complete or self.request is None:
-            return
-        if self.headers_done and not self._framed():
-            self.complete = True  # a body delimited by the end of the connection
-            self._wake()
-        elif not self.received and self.requests > 1:
-            self._fail(_StaleConnection())
-        elif self.headers_done:
-            self._fail(
-                httpx.RemoteProtocolError(
-                    "Peer closed connection without sending complete message body", request=self.request
-                )
-            )
-        else:
-            self._fail(
-                httpx.RemoteProtocolError("Server disconnected without sending a response.", request=self.request)
-            )
-
-    # -- httptools callbacks -----------------------------------------------------------------
-
-    def on_status(self, status: bytes) -> None:
-        self.reason += status
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        if self.status < 200:  # 1xx interim responses: wait for the real one
-            self.reason = b""
-            self.headers = []
-            return
-        self.headers_done = True
-        # Asked now: llhttp resets the connection flags once the message is complete.
-        self.keep_alive = self.parser.should_keep_alive()
-        self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
-        self.buffered += len(body)
-        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        if self.status >= 200:
-            self.complete = True
-            self._wake()
-
-    # -- used by the transport and the response stream ----------------------------------------
-
-    async def send(self, head: bytes, body: bytes, timeout: float | None, request: httpx.Request) -> httpx.Response:
-        assert self.transport is not None
-        self._reset()
-        self.requests += 1
-        self.request = request
-        if self.closed:
-            raise _StaleConnection() if self.requests > 1 else httpx.WriteError("Connection closed", request=request)
-        self.transport.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
-            self.transport.write(body)
-        try:
-            while not self.headers_done:
-                await self._wait(timeout)
-        except BaseException:
-            self.close()
-            raise
-        return httpx.Response(
-            self.status,
-            headers=self.headers,
-            stream=_ResponseStream(self, timeout),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": self.reason},
-        )
-
-    async def _wait(self, timeout: float | None) -> None:
-        if self.error is not None:
-            raise self.error
-        waiter = self.waiter = self.loop.create_future()
-        timer = self.loop.call_later(timeout, self._timed_out, waiter) if timeout is not None else None
-        try:
-            await waiter
-        finally:
-            self.waiter = None
-            if timer is not None:
-                timer.cancel()
-        if self.error is not None:
-            raise self.error
-
-    def _timed_out(self, waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
-            waiter.set_exception(httpx.ReadTimeout("Timed out reading from the upstream", request=self.request))
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _fail(self, error: Exception) -> None:
-        if self.error is None:
-            self.error = error
-        self._wake()
-
-    def _framed(self) -> bool:
-        for name, value in self.headers:
-            lower = name.lower()
-            if lower == b"content-length" or (lower == b"transfer-encoding" and b"chunked" in value.lower()):
-                return True
-        return False
-
-    def take(self) -> bytes:
-        chunks = self.chunks
-        chunk = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self.buffered = 0
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
-        return chunk
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
-
 class _ResponseStream(httpx.AsyncByteStream):
-    """The response body as it arrives; closing it early closes the connection."""
+    """The response body as it arrives (what is buffered, in one piece); closing early drops the connection."""
 
-    def __init__(self, connection: _Connection, timeout: float | None) -> None:
-        self._connection = connection
-        self._timeout = timeout
+    __slots__ = ("_done", "_request", "_response")
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
         self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        connection = self._connection
+        content = self._response.content
         try:
             while True:
-                if connection.chunks:
-                    yield connection.take()
-                elif connection.complete:
+                chunk = await content.readany()
+                if not chunk:
                     break
-                else:
-                    await connection._wait(self._timeout)
-        except BaseException:
-            connection.close()
+                yield chunk
+        except BaseException as exc:
+            self._response.close()
+            if isinstance(exc, Exception):
+                raise _translate(exc, self._request, before_response=False) from exc
             raise
         self._done = True
 
     async def aclose(self) -> None:
         # No awaiting here: this also runs inside a cancelled scope (the client went away).
-        connection = self._connection
-        if self._done or (connection.complete and not connection.chunks):
-            connection.pool._release(connection)
+        if self._done:
+            self._response.release()  # back to the pool
         else:
-            connection.close()
+            self._response.close()  # unread body: the connection cannot be reused
+
+
+def _translate(exc: Exception, request: httpx.Request, *, before_response: bool) -> Exception:
+    """The httpx exception for an aiohttp failure, with aiohttp's message (it holds no secret)."""
+    message = str(exc) or type(exc).__name__
+    error: type[httpx.TransportError]
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        error = httpx.ConnectTimeout
+    elif isinstance(exc, asyncio.TimeoutError):  # aiohttp.SocketTimeoutError and friends
+        error = httpx.ReadTimeout
+        message = message if message != "TimeoutError" else "Timed out reading from the upstream"
+    elif isinstance(exc, (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)):
+        error = httpx.ProxyError
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        error = httpx.ConnectError
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        error = httpx.RemoteProtocolError
+        message = (
+            "Server disconnected without sending a response."
+            if before_response
+            else "Peer closed connection without sending complete message body"
+        )
+    elif isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
+        error = httpx.RemoteProtocolError
+    elif isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+        error = httpx.UnsupportedProtocol
+    elif isinstance(exc, (aiohttp.ClientError, OSError)):
+        error = httpx.ReadError if not before_response else httpx.NetworkError
+    elif isinstance(exc, ValueError):  # aiohttp's own header checks
+        error = httpx.LocalProtocolError
+    else:
+        return exc
+    return error(message, request=request)

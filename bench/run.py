@@ -261,6 +261,10 @@ def target_context(
         return upstream_target(*upstream)
     if name == "llmroute":
         return llmroute_target(workdir, upstream[1], binary=args.llmroute, cpu=args.server_cpu)
+    if name in args.variants:
+        return llmroute_target(
+            workdir, upstream[1], binary=args.llmroute, cpu=args.server_cpu, name=name, variant=args.variants[name]
+        )
     return litellm_target(workdir, upstream[1], binary=args.litellm, cpu=args.server_cpu)
 
 
@@ -274,7 +278,7 @@ def run_all(args: argparse.Namespace, scenarios: Sequence[Scenario], targets: Se
             workdir = Path(tmp)
             upstream = start_upstream(stack, workdir, args)
             for target in targets:
-                source = source_digest() if target == "llmroute" else None
+                source = source_digest() if target == "llmroute" or target in args.variants else None
                 log(f"run {run}/{args.repeat}: starting {target}" + (f" (source {source})" if source else ""))
                 try:
                     with target_context(target, workdir, upstream, args) as running:
@@ -460,6 +464,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenarios", nargs="+", choices=names, default=names, metavar="NAME", help=", ".join(names))
     parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 16])
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=CLIENT[@SRC]",
+        help="also measure the gateway with another upstream client (default, httpx-aiohttp, aiohttp-direct; "
+        "see serve_variant.py), optionally from another source tree SRC; repeatable",
+    )
     parser.add_argument("--llmroute", default=default_llmroute(), help="llmroute executable")
     parser.add_argument(
         "--litellm", default=default_litellm(), help="LiteLLM proxy executable (default: $LITELLM_BIN, PATH)"
@@ -476,6 +488,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--load-cpu", type=int, default=1, help="core for wrk, the upstream and this script")
     parser.add_argument("--json", type=Path, help="write all runs, medians and the machine to this file")
     args = parser.parse_args(argv)
+    args.variants = {}
+    for spec in args.variant:
+        name, _, rest = spec.partition("=")
+        client, _, source = rest.partition("@")
+        if not name or not client or name in TARGETS:
+            parser.error(f"--variant {spec!r}: want NAME=CLIENT[@SRC], NAME not one of {', '.join(TARGETS)}")
+        args.variants[name] = (client, source or None)
     if args.litellm_duration is None:
         args.litellm_duration = max(10.0, args.duration)
     return args
@@ -486,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         log("wrk not found: apt-get install -y wrk (see bench/README.md)")
         return 2
-    targets = list(dict.fromkeys(args.targets))
+    targets = list(dict.fromkeys([*args.targets, *args.variants]))
     skipped: list[str] = []
     if "llmroute" in targets and not args.llmroute:
         skipped.append("llmroute: executable not found (pip install -e '.[all]' or --llmroute PATH)")

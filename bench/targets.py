@@ -231,15 +231,32 @@ def upstream_target(server: Server, base_url: str) -> Iterator[Running]:
 
 
 @contextmanager
-def llmroute_target(workdir: Path, upstream: str, *, binary: str, cpu: int | None) -> Iterator[Running]:
+def llmroute_target(
+    workdir: Path,
+    upstream: str,
+    *,
+    binary: str,
+    cpu: int | None,
+    name: str = "llmroute",
+    variant: tuple[str, str | None] | None = None,
+) -> Iterator[Running]:
+    """The gateway; ``variant`` = (upstream client, source tree or None) runs it through serve_variant.py."""
     port = free_port()
-    config = workdir / "llmroute.toml"
+    config = workdir / f"{name}.toml"
     config.write_text(gateway_config(upstream, port))
-    cmd = [binary, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    args = ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = None
+    if variant is None:
+        cmd = [binary, *args]
+    else:
+        client, source = variant
+        cmd = [sys.executable, "-m", "bench.serve_variant", client, *args]
+        here = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (source, here) if p)}
     base = f"http://127.0.0.1:{port}"
-    with Server("llmroute", pinned(cmd, cpu), log=workdir / "llmroute.log", cwd=workdir) as server:
+    with Server(name, pinned(cmd, cpu), log=workdir / f"{name}.log", env=env, cwd=workdir) as server:
         server.wait_http(base + "/health", timeout=60)
-        yield Running("llmroute", server, base, "gateway")
+        yield Running(name, server, base, "gateway")
 
 
 @contextmanager

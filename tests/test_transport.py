@@ -1,205 +1,346 @@
-"""LeanTransport against raw HTTP/1.1 servers whose every byte the test controls."""
+"""Conformance of the upstream hop against raw HTTP/1.1 servers whose every byte the test controls.
+
+The servers run in threads on blocking sockets, so the same tests drive the transport on asyncio
+(aiohttp) and on trio (httpx's own transport): both paths must behave the same.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import gc
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+import anyio
 import httpx
 import pytest
 
-from asgi_llmroute.transport import LeanTransport
+from asgi_llmroute.forward import pooled_client
+from asgi_llmroute.transport import UpstreamTransport, environment_proxies, validate_header
 
 pytestmark = pytest.mark.anyio
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the transport's own path; under trio it delegates to httpx's transport
+@pytest.fixture(autouse=True)
+def _collect() -> Iterator[None]:
+    yield
+    gc.collect()  # an unclosed connection warns here, in the test that left it
+
+
+class Conn:
+    """One accepted connection, read and written by a handler running in its own thread."""
+
+    def __init__(self, sock: socket.socket, server: RawServer) -> None:
+        self.sock = sock
+        self.server = server
+        self.buffer = b""
+
+    def read_request(self) -> tuple[bytes, bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("client closed")
+            self.buffer += data
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        while len(self.buffer) < length:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("client closed")
+            self.buffer += data
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        with self.server.lock:
+            self.server.requests.append(head + b"\r\n\r\n" + body)
+        return head, body
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+
+Handler = Callable[[Conn], None]
 
 
 class RawServer:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
+        self.lock = threading.Lock()
         self.connections = 0
+        self.open = 0
+        self.most_open = 0
+        self.requests: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stopping = False
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
+    def serve(self) -> None:
+        while not self.stopping:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                self.open += 1
+                self.most_open = max(self.most_open, self.open)
+            threading.Thread(target=self._run, args=(sock,), daemon=True).start()
+
+    def _run(self, sock: socket.socket) -> None:
         try:
-            await self.handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+            self.handler(Conn(sock, self))
+        except OSError:
             pass
         finally:
-            writer.close()
+            with self.lock:
+                self.open -= 1
+            sock.close()
 
 
-@asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[tuple[RawServer, str]]:
-    raw = RawServer(handler)
-    server = await asyncio.start_server(raw._serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+@contextmanager
+def raw_server(handler: Handler) -> Iterator[RawServer]:
+    server = RawServer(handler)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
     try:
-        yield raw, f"http://127.0.0.1:{port}"
+        yield server
     finally:
-        server.close()
+        server.stopping = True
+        server.listener.close()
 
 
-async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head, await reader.readexactly(length)
-
-
-def keep_alive(body: bytes, extra: bytes = b"") -> Handler:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def keep_alive(body: bytes, extra: bytes = b"", delay: float = 0.0) -> Handler:
+    def handler(conn: Conn) -> None:
         while True:
-            await read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + extra)
-            writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-            await writer.drain()
+            conn.read_request()
+            if delay:
+                time.sleep(delay)
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + extra)
+            conn.send(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 
     return handler
 
 
-async def fetch(client: httpx.AsyncClient, url: str, **kwargs: object) -> httpx.Response:
-    request = client.build_request("POST", url, content=b'{"x": 1}', **kwargs)  # type: ignore[arg-type]
+async def fetch(client: httpx.AsyncClient, url: str, method: str = "POST", **kwargs: object) -> httpx.Response:
+    content = b'{"x": 1}' if method == "POST" else None
+    request = client.build_request(method, url, content=content, **kwargs)  # type: ignore[arg-type]
     response = await client.send(request, stream=True)
     await response.aread()
+    await response.aclose()
     return response
 
 
 async def test_connections_are_reused() -> None:
-    async with (
-        raw_server(keep_alive(b'{"ok":true}')) as (server, url),
-        httpx.AsyncClient(transport=LeanTransport()) as client,
-    ):
-        for _ in range(20):
-            response = await fetch(client, url)
-            assert response.json() == {"ok": True}
-        await asyncio.gather(*(fetch(client, url) for _ in range(8)))
-    assert server.connections == 8
+    with raw_server(keep_alive(b'{"ok":true}')) as server:
+        async with pooled_client() as client:
+            for _ in range(20):
+                response = await fetch(client, server.url)
+                assert response.json() == {"ok": True}
+            async with anyio.create_task_group() as tg:
+                for _ in range(8):
+                    tg.start_soon(fetch, client, server.url)
+    assert server.connections <= 8
+    assert len(server.requests) == 28
 
 
-async def test_header_names_and_body_reach_the_server_as_sent() -> None:
-    seen: list[bytes] = []
+async def test_the_request_reaches_the_server_as_sent() -> None:
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 201 Created\r\nX-Upstream: Yes\r\nContent-Length: 2\r\n\r\nok")
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head, body = await read_request(reader)
-        seen.extend([head, body])
-        writer.write(b"HTTP/1.1 201 Created\r\nX-Upstream: Yes\r\nContent-Length: 2\r\n\r\nok")
-        await writer.drain()
-
-    async with raw_server(handler) as (_, url), httpx.AsyncClient(transport=LeanTransport()) as client:
-        response = await fetch(client, f"{url}/v1/x?a=1", headers={"X-Custom": "v"})
+    with raw_server(handler) as server:
+        async with pooled_client() as client:
+            response = await fetch(client, f"{server.url}/v1/files/a%2Fb?a=1&b=%20", headers={"X-Custom": "v"})
     assert response.status_code == 201 and response.text == "ok"
-    assert response.headers.raw[0] == (b"X-Upstream", b"Yes")  # case kept: the forwarder lowercases
-    assert seen[0].startswith(b"POST /v1/x?a=1 HTTP/1.1\r\n")
-    assert b"\r\nX-Custom: v\r\n" in seen[0] and b"\r\nContent-Length: 8\r\n" in seen[0]
-    assert seen[1] == b'{"x": 1}'
+    assert (b"X-Upstream", b"Yes") in response.headers.raw  # case kept: the forwarder lowercases
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /v1/files/a%2Fb?a=1&b=%20 HTTP/1.1\r\n")
+    lines = [line.lower() for line in head.split(b"\r\n")]
+    assert b"x-custom: v" in lines and b"content-length: 8" in lines
+    assert not any(line.startswith(b"transfer-encoding") for line in lines)
+    assert body == b'{"x": 1}'
 
 
-async def test_connection_close_is_not_reused() -> None:
-    close = keep_alive(b"{}", b"Connection: close\r\n")
-    async with raw_server(close) as (server, url), httpx.AsyncClient(transport=LeanTransport()) as client:
-        for _ in range(3):
-            await fetch(client, url)
-    assert server.connections == 3
+@pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
+async def test_a_request_the_server_received_is_never_sent_again(method: str) -> None:
+    # The first request is answered; the second is read in full and the connection then closes
+    # without an answer. The request reached the server: sending it again would run it twice.
+    def handler(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        conn.read_request()
+
+    with raw_server(handler) as server:
+        async with pooled_client() as client:
+            assert (await fetch(client, server.url, method)).text == "ok"
+            with pytest.raises(httpx.RemoteProtocolError):
+                await fetch(client, server.url, method)
+    assert len(server.requests) == 2
 
 
-async def test_idle_connection_closed_by_the_server_is_replaced() -> None:
-    async def one_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await writer.drain()
-        # Then close without saying so (a keep-alive timeout on the server's side).
+async def test_an_idle_connection_the_server_closed_is_replaced() -> None:
+    def one_then_close(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        # then close without saying so (the server's keep-alive timeout)
 
-    async with raw_server(one_then_close) as (server, url), httpx.AsyncClient(transport=LeanTransport()) as client:
-        for _ in range(3):
-            assert (await fetch(client, url)).text == "ok"
-            await asyncio.sleep(0.05)
-    assert server.connections == 3
+    with raw_server(one_then_close) as server:
+        async with pooled_client() as client:
+            for _ in range(3):
+                assert (await fetch(client, server.url)).text == "ok"
+                await anyio.sleep(0.05)
+    assert server.connections == 3 and len(server.requests) == 3
 
 
-async def test_chunked_and_close_delimited_bodies() -> None:
-    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (b"X-Injected", b"a\r\nX-Evil: 1"),
+        (b"X-Injected", b"a\nX-Evil: 1"),
+        (b"X-Injected", b"a\rb"),
+        (b"X-Injected", b"a\x00b"),
+        (b"X Bad", b"v"),
+        (b"X-Bad:", b"v"),
+        (b"", b"v"),
+    ],
+)
+async def test_a_malformed_header_is_refused_before_anything_is_sent(name: bytes, value: bytes) -> None:
+    with raw_server(keep_alive(b"{}")) as server:
+        async with pooled_client() as client:
+            request = client.build_request("POST", server.url, content=b"{}", headers=[(name, value)])
+            with pytest.raises(httpx.LocalProtocolError):
+                await client.send(request, stream=True)
+    assert server.requests == []
+    with pytest.raises(ValueError):
+        validate_header(name, value)
+
+
+async def test_head_is_answered_without_waiting_for_a_body() -> None:
+    def handler(conn: Conn) -> None:
+        while True:
+            head, _ = conn.read_request()
+            if head.startswith(b"HEAD "):
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+            else:
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    with raw_server(handler) as server:
+        async with pooled_client() as client:
+            with anyio.fail_after(3):
+                response = await fetch(client, server.url, "HEAD", timeout=10)
+                assert response.status_code == 200 and response.content == b""
+                assert response.headers["content-length"] == "1234"
+                assert (await fetch(client, server.url)).text == "ok"
+    assert server.connections == 1  # and the connection stayed usable
+
+
+async def test_interim_1xx_chunked_and_close_delimited_bodies() -> None:
+    def chunked(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
         for piece in (b"data: 1\n\n", b"data: 2\n\n"):
-            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-            await writer.drain()
-            await asyncio.sleep(0.01)
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            time.sleep(0.05)
+        conn.send(b"0\r\n\r\n")
 
-    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
-        await writer.drain()
+    def until_close(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
 
-    async with httpx.AsyncClient(transport=LeanTransport()) as client:
-        async with raw_server(chunked) as (_, url):
-            response = await client.send(client.build_request("POST", url, content=b""), stream=True)
+    async with pooled_client() as client:
+        with raw_server(chunked) as server:
+            response = await client.send(client.build_request("POST", server.url, content=b"{}"), stream=True)
             chunks = [c async for c in response.aiter_raw()]
-            assert b"".join(chunks) == b"data: 1\n\ndata: 2\n\n" and len(chunks) == 2
-        async with raw_server(until_close) as (_, url):
-            response = await fetch(client, url)
+            await response.aclose()
+            assert b"".join(chunks) == b"data: 1\n\ndata: 2\n\n" and len(chunks) == 2  # as they came
+        with raw_server(until_close) as server:
+            response = await fetch(client, server.url)
             assert response.status_code == 200 and response.text == "all of it"
 
 
-async def test_truncated_body_and_silence_raise_httpx_errors() -> None:
-    async def truncated(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-        await writer.drain()
+async def test_failures_raise_httpx_errors_with_their_reason() -> None:
+    def truncated(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
 
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        await asyncio.sleep(5)
+    def silent(conn: Conn) -> None:
+        conn.read_request()
+        time.sleep(2)
 
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
-        await writer.drain()
+    def garbage(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"NOT HTTP AT ALL\r\n\r\n")
 
-    async with httpx.AsyncClient(transport=LeanTransport()) as client:
-        async with raw_server(truncated) as (_, url):
+    async with pooled_client() as client:
+        with raw_server(truncated) as server:
             with pytest.raises(httpx.RemoteProtocolError):
-                await fetch(client, url)
-        async with raw_server(silent) as (_, url):
+                await fetch(client, server.url)
+        with raw_server(silent) as server:
             with pytest.raises(httpx.ReadTimeout):
-                await fetch(client, url, timeout=0.2)
-        async with raw_server(garbage) as (_, url):
+                await fetch(client, server.url, timeout=0.2)
+        with raw_server(garbage) as server:
             with pytest.raises(httpx.RemoteProtocolError):
-                await fetch(client, url)
-        with pytest.raises(httpx.ConnectError):
-            await fetch(client, "http://127.0.0.1:9/")
+                await fetch(client, server.url)
+        closed = socket.create_server(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        with pytest.raises(httpx.ConnectError) as refused:
+            await fetch(client, f"http://127.0.0.1:{port}/")
+        assert str(refused.value)  # the reason, for the log: refused, DNS, certificate, ...
 
 
-async def test_large_body_is_relayed_with_backpressure() -> None:
-    body = json.dumps({"data": "x" * (5 * 1024 * 1024)}).encode()
-    async with raw_server(keep_alive(body)) as (_, url), httpx.AsyncClient(transport=LeanTransport()) as client:
-        response = await client.send(client.build_request("POST", url, content=b"{}"), stream=True)
-        received = 0
-        async for chunk in response.aiter_raw():
-            received += len(chunk)
-            await asyncio.sleep(0)
-        assert received == len(body)
-        assert (await fetch(client, url)).content == body  # the connection is reused afterwards
+async def test_connections_per_origin_are_bounded() -> None:
+    with raw_server(keep_alive(b"{}", delay=0.1)) as server:
+        async with pooled_client(transport=UpstreamTransport(max_connections_per_origin=2)) as client:
+            async with anyio.create_task_group() as tg:
+                for _ in range(6):
+                    tg.start_soon(fetch, client, server.url)
+    assert len(server.requests) == 6
+    assert server.most_open <= 2
 
 
-async def test_early_close_drops_the_connection() -> None:
-    big = keep_alive(b"y" * 4_000_000)
-    async with raw_server(big) as (server, url), httpx.AsyncClient(transport=LeanTransport()) as client:
-        response = await client.send(client.build_request("POST", url, content=b"{}"), stream=True)
-        await response.aclose()  # not read to the end: cannot be reused
-        await fetch(client, url)
+async def test_a_slow_reader_holds_the_upstream_back() -> None:
+    total = 48 * 1024 * 1024
+    sent = [0]
+    finished = threading.Event()
+
+    def firehose(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total)
+        piece = b"z" * 65536
+        while sent[0] < total:
+            conn.send(piece)
+            sent[0] += len(piece)
+        finished.set()
+
+    with raw_server(firehose) as server:
+        async with pooled_client() as client:
+            response = await client.send(client.build_request("POST", server.url, content=b"{}"), stream=True)
+            received = 0
+            async for chunk in response.aiter_raw():
+                if received == 0:
+                    await anyio.sleep(0.5)  # a slow client: the upstream must wait, not fill our memory
+                    assert sent[0] < total // 2 and not finished.is_set()
+                received += len(chunk)
+            await response.aclose()
+    assert received == total
+
+
+async def test_closing_early_drops_the_connection() -> None:
+    with raw_server(keep_alive(b"y" * 4_000_000)) as server:
+        async with pooled_client() as client:
+            response = await client.send(client.build_request("POST", server.url, content=b"{}"), stream=True)
+            await response.aclose()  # not read to the end: cannot be reused
+            await fetch(client, server.url)
     assert server.connections == 2
 
 
@@ -222,3 +363,36 @@ def test_header_plans_live_only_as_long_as_their_providers() -> None:
     assert plans() >= before + 50
     del providers, provider
     assert plans() <= before
+
+
+def proxy_handler(conn: Conn) -> None:
+    head, _ = conn.read_request()
+    body = json.dumps({"target": head.split(b"\r\n")[0].split(b" ")[1].decode()}).encode()
+    conn.send(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+async def test_requests_go_through_the_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    with raw_server(proxy_handler) as proxy:
+        for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy", "NO_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://user:p%40ss@"))
+        async with pooled_client() as client:
+            response = await fetch(client, "http://upstream.invalid:8080/v1/chat/completions")
+        assert response.json() == {"target": "http://upstream.invalid:8080/v1/chat/completions"}
+        lines = [line.lower() for line in proxy.requests[0].split(b"\r\n")]
+        assert b"proxy-authorization: basic dxnlcjpwqhnz" in lines, lines  # user:p@ss
+
+        with raw_server(keep_alive(b'{"direct":true}')) as direct:
+            monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+            async with pooled_client() as client:
+                assert (await fetch(client, direct.url)).json() == {"direct": True}
+            assert len(direct.requests) == 1 and len(proxy.requests) == 1
+
+
+def test_an_unsupported_proxy_is_refused_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://user:secret@127.0.0.1:1080")
+    with pytest.raises(ValueError, match="HTTPS_PROXY=.*only http:// and https:// proxies") as refused:
+        environment_proxies()
+    assert "secret" not in str(refused.value)
+    with pytest.raises(ValueError):
+        UpstreamTransport()
