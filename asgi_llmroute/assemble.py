@@ -109,6 +109,7 @@ def upstream_timeouts(config: GatewayConfig) -> dict[str, UpstreamTimeouts]:
             connect=p.connect_timeout or default.connect,
             first_byte=p.first_byte_timeout,
             idle=p.idle_timeout or default.idle,
+            stream_total=p.stream_timeout,
         )
     return out
 

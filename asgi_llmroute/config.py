@@ -187,6 +187,8 @@ class ProviderConfig(_Model):
     connect_timeout: float | None = Field(default=None, gt=0)
     first_byte_timeout: float | None = Field(default=None, gt=0)
     idle_timeout: float | None = Field(default=None, gt=0)
+    #: A total deadline for event streams; none by default (``timeout`` is for non-stream calls).
+    stream_timeout: float | None = Field(default=None, gt=0)
     max_in_flight: int | None = Field(default=None, gt=0)
     cooldown: float = Field(default=5.0, ge=0)
 

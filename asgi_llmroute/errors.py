@@ -18,7 +18,7 @@ from starlette.types import Send
 from .formats.errors import anthropic_error_type, openai_error_type
 from .send import send_body
 
-__all__ = ["ClientDisconnected", "GatewayError", "UpstreamError", "render_error", "send_error"]
+__all__ = ["ClientDisconnected", "GatewayError", "ResponseComplete", "UpstreamError", "render_error", "send_error"]
 
 
 class GatewayError(Exception):
@@ -55,6 +55,11 @@ class ClientDisconnected(GatewayError):
 
     def __init__(self) -> None:
         super().__init__(499, "The client closed the request before sending its body.")
+
+
+class ResponseComplete(Exception):
+    """Raised by a ``send`` wrapper that has finished the response on its own (for instance replaced an
+    upstream body too large to translate with a 502): the sender must stop and send nothing more."""
 
 
 class UpstreamError(GatewayError):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 import anyio.to_thread
@@ -80,8 +82,10 @@ class Gateway:
     ``client -> observe -> token auth -> rate limits -> concurrency limit (token) -> provider resolution
     -> retries/fallbacks -> concurrency limit (provider) -> Responses API -> credential stripping
     -> translation -> usage -> forwarder``.
-    Mountable anywhere (paths are matched below ``root_path``); it closes its HTTP client on
-    lifespan shutdown, or call :meth:`aclose`.
+    Mountable anywhere (paths are matched below ``root_path``). It closes its HTTP client and store
+    on lifespan shutdown when it is the server's app; mounted in FastAPI/Starlette (which send mounted
+    apps no lifespan events) pass ``lifespan=gateway.lifespan`` to the outer app, or use
+    ``async with gateway:`` / :meth:`aclose`.
     """
 
     def __init__(self, config: GatewayConfig, *, client: httpx.AsyncClient | None = None) -> None:
@@ -169,6 +173,7 @@ class Gateway:
         self._pipeline = pipeline
         self._get: dict[str, ASGIApp] = {"/health": _health, "/v1/models": self._models}
         self._max_body = config.server.max_body_bytes
+        self._closed = False
         config_tokens = TokenTable(assemble.token_entries(config))
         tokens: TokenLookup = config_tokens if self.keys is None else KeyedTokens(config_tokens, self.keys)
         self._app = TokenAuthMiddleware(self._dispatch, tokens=tokens, exempt_paths=("/health",))
@@ -204,14 +209,41 @@ class Gateway:
             logger.error("[state]: %s", exc)
 
     async def aclose(self) -> None:
+        """Close the runtime state, the upstream client and the provider store (later calls do nothing)."""
         if self._state_started:
             self._state_started = False
             await self.state.aclose()
+        if self._closed:
+            return
+        self._closed = True
         await self.forwarder.aclose()
         if self.keys is not None:
             await anyio.to_thread.run_sync(self.keys.close)  # spend not yet written
         if isinstance(self.routes, LiveRouteTable):
             self.routes.store.close()
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    @asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """A lifespan for the app that mounts this gateway: ``FastAPI(lifespan=gateway.lifespan)``.
+
+        Starlette and FastAPI send no lifespan events to mounted apps, so a mounted gateway would
+        never close its connections or its store; this closes them when the outer app shuts down.
+        To combine it with a lifespan of your own, use ``async with gateway:`` inside yours.
+        """
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

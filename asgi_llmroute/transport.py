@@ -139,7 +139,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 limits=self._limits(),
                 trust_env=True,
                 follow_redirects=False,
-                cookies=httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))),
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             )
         return self._fallback
 
@@ -154,7 +154,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             proxy = self._proxies.get(url.scheme)
             no_proxy = self._proxies.get("no")
             netloc = f"{url.host}:{url.port}" if url.port else url.host
-            if proxy and no_proxy and urllib.request.proxy_bypass_environment(netloc, {"no": no_proxy}):
+            if proxy and no_proxy and urllib.request.proxy_bypass_environment(netloc, {"no": no_proxy}):  # type: ignore[attr-defined]
                 proxy = None
             authorization = None
             if proxy:

@@ -226,9 +226,10 @@ def measure(
 # --- orchestration ----------------------------------------------------------------------------------------------
 
 
-def source_digest() -> str | None:
-    """Short digest of the asgi_llmroute sources beside bench/, to tell which code a run measured."""
-    package = Path(__file__).resolve().parent.parent / "asgi_llmroute"
+def source_digest(root: str | None = None) -> str | None:
+    """Short digest of the asgi_llmroute sources in ``root`` (default: beside bench/), to tell which code a
+    run measured."""
+    package = Path(root or Path(__file__).resolve().parent.parent) / "asgi_llmroute"
     if not package.is_dir():
         return None
     digest = hashlib.sha256()
@@ -278,7 +279,10 @@ def run_all(args: argparse.Namespace, scenarios: Sequence[Scenario], targets: Se
             workdir = Path(tmp)
             upstream = start_upstream(stack, workdir, args)
             for target in targets:
-                source = source_digest() if target == "llmroute" or target in args.variants else None
+                if target in args.variants:
+                    source = source_digest(args.variants[target][1])
+                else:
+                    source = source_digest() if target == "llmroute" else None
                 log(f"run {run}/{args.repeat}: starting {target}" + (f" (source {source})" if source else ""))
                 try:
                     with target_context(target, workdir, upstream, args) as running:

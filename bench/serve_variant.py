@@ -126,7 +126,7 @@ def main() -> int:
     from asgi_llmroute import cli, gateway
 
     if client == "httpx-aiohttp":
-        gateway.default_http_client = _httpx_aiohttp_client  # type: ignore[assignment]
+        gateway.default_http_client = _httpx_aiohttp_client
     elif client == "aiohttp-direct":
         gateway.default_http_client = DirectClient  # type: ignore[assignment]
     elif client != "default":

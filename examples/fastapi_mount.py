@@ -8,8 +8,6 @@ Then: curl http://127.0.0.1:8000/llm/v1/chat/completions -H "Authorization: Bear
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -28,14 +26,10 @@ config = parse_config(
 )
 gateway = build_gateway(config)
 
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
-    await gateway.aclose()  # mounted apps get no lifespan events of their own
-
-
-app = FastAPI(lifespan=lifespan)
+# Mounted apps get no lifespan events of their own: the outer app's lifespan closes the gateway's
+# upstream connections (and its provider store) at shutdown. With a lifespan of your own, put
+# `async with gateway:` inside it instead.
+app = FastAPI(lifespan=gateway.lifespan)
 app.mount("/llm", gateway)
 
 

@@ -20,13 +20,40 @@ def load(name: str) -> dict[str, object]:
 
 
 def test_fastapi_mount() -> None:
-    app = load("fastapi_mount.py")["app"]
+    example = load("fastapi_mount.py")
+    app, gateway = example["app"], example["gateway"]
     with serve(app) as url:  # type: ignore[arg-type]
         assert httpx.get(url).json() == {"gateway": "/llm/v1/chat/completions"}
         with openai.OpenAI(base_url=f"{url}/llm/v1", api_key=TOKEN) as client:
             reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "ping"}])
         assert reply.choices[0].message.content == "Hello from the llmroute demo provider! You said: ping"
         assert httpx.get(f"{url}/llm/v1/models").status_code == 401
+        assert not gateway.forwarder.client.is_closed  # type: ignore[attr-defined]
+    assert gateway.forwarder.client.is_closed  # type: ignore[attr-defined]  # the outer app's lifespan closed it
+
+
+def test_a_gateway_mounted_in_starlette_closes_with_async_with() -> None:
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    gateway = load("fastapi_mount.py")["gateway"]
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with gateway:  # type: ignore[attr-defined]
+            events.append("up")
+            yield
+        events.append("down")
+
+    app = Starlette(routes=[Mount("/llm", app=gateway)], lifespan=lifespan)  # type: ignore[arg-type]
+    with serve(app) as url, openai.OpenAI(base_url=f"{url}/llm/v1", api_key=TOKEN) as client:
+        client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "ping"}])
+    assert events == ["up", "down"]
+    assert gateway.forwarder.client.is_closed  # type: ignore[attr-defined]
 
 
 def test_custom_pipeline() -> None:

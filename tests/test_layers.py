@@ -37,6 +37,8 @@ LAYERS: dict[str, int] = {
     "middleware": 3,
     "forward": 3,
     "transport": 3,
+    "relay": 3,
+    "upstream_headers": 3,
     "admin": 3,
     "metrics": 3,
     "demo": 3,

@@ -11,15 +11,15 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 
 import anyio
 import httpx
 import pytest
 
-from asgi_llmroute.forward import pooled_client
+from asgi_llmroute import pooled_client
 from asgi_llmroute.transport import UpstreamTransport, environment_proxies, validate_header
+from tests.support.raw import Conn, keep_alive, raw_server
 
 pytestmark = pytest.mark.anyio
 
@@ -33,101 +33,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 def _collect() -> Iterator[None]:
     yield
     gc.collect()  # an unclosed connection warns here, in the test that left it
-
-
-class Conn:
-    """One accepted connection, read and written by a handler running in its own thread."""
-
-    def __init__(self, sock: socket.socket, server: RawServer) -> None:
-        self.sock = sock
-        self.server = server
-        self.buffer = b""
-
-    def read_request(self) -> tuple[bytes, bytes]:
-        while b"\r\n\r\n" not in self.buffer:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("client closed")
-            self.buffer += data
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        while len(self.buffer) < length:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("client closed")
-            self.buffer += data
-        body, self.buffer = self.buffer[:length], self.buffer[length:]
-        with self.server.lock:
-            self.server.requests.append(head + b"\r\n\r\n" + body)
-        return head, body
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-
-Handler = Callable[[Conn], None]
-
-
-class RawServer:
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.lock = threading.Lock()
-        self.connections = 0
-        self.open = 0
-        self.most_open = 0
-        self.requests: list[bytes] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.stopping = False
-
-    def serve(self) -> None:
-        while not self.stopping:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                self.open += 1
-                self.most_open = max(self.most_open, self.open)
-            threading.Thread(target=self._run, args=(sock,), daemon=True).start()
-
-    def _run(self, sock: socket.socket) -> None:
-        try:
-            self.handler(Conn(sock, self))
-        except OSError:
-            pass
-        finally:
-            with self.lock:
-                self.open -= 1
-            sock.close()
-
-
-@contextmanager
-def raw_server(handler: Handler) -> Iterator[RawServer]:
-    server = RawServer(handler)
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.stopping = True
-        server.listener.close()
-
-
-def keep_alive(body: bytes, extra: bytes = b"", delay: float = 0.0) -> Handler:
-    def handler(conn: Conn) -> None:
-        while True:
-            conn.read_request()
-            if delay:
-                time.sleep(delay)
-            conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + extra)
-            conn.send(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-
-    return handler
 
 
 async def fetch(client: httpx.AsyncClient, url: str, method: str = "POST", **kwargs: object) -> httpx.Response:
@@ -281,15 +186,12 @@ async def test_failures_raise_httpx_errors_with_their_reason() -> None:
         conn.send(b"NOT HTTP AT ALL\r\n\r\n")
 
     async with pooled_client() as client:
-        with raw_server(truncated) as server:
-            with pytest.raises(httpx.RemoteProtocolError):
-                await fetch(client, server.url)
-        with raw_server(silent) as server:
-            with pytest.raises(httpx.ReadTimeout):
-                await fetch(client, server.url, timeout=0.2)
-        with raw_server(garbage) as server:
-            with pytest.raises(httpx.RemoteProtocolError):
-                await fetch(client, server.url)
+        with raw_server(truncated) as server, pytest.raises(httpx.RemoteProtocolError):
+            await fetch(client, server.url)
+        with raw_server(silent) as server, pytest.raises(httpx.ReadTimeout):
+            await fetch(client, server.url, timeout=0.2)
+        with raw_server(garbage) as server, pytest.raises(httpx.RemoteProtocolError):
+            await fetch(client, server.url)
         closed = socket.create_server(("127.0.0.1", 0))
         port = closed.getsockname()[1]
         closed.close()
@@ -300,10 +202,10 @@ async def test_failures_raise_httpx_errors_with_their_reason() -> None:
 
 async def test_connections_per_origin_are_bounded() -> None:
     with raw_server(keep_alive(b"{}", delay=0.1)) as server:
-        async with pooled_client(transport=UpstreamTransport(max_connections_per_origin=2)) as client:
-            async with anyio.create_task_group() as tg:
-                for _ in range(6):
-                    tg.start_soon(fetch, client, server.url)
+        client = pooled_client(transport=UpstreamTransport(max_connections_per_origin=2))
+        async with client, anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(fetch, client, server.url)
     assert len(server.requests) == 6
     assert server.most_open <= 2
 
@@ -346,20 +248,18 @@ async def test_closing_early_drops_the_connection() -> None:
 
 def test_header_plans_live_only_as_long_as_their_providers() -> None:
     # A removed or rotated provider's key must not stay in a process-wide cache.
-    import gc
-
-    from asgi_llmroute import forward
+    from asgi_llmroute import upstream_headers
     from asgi_llmroute.providers.types import Provider
     from asgi_llmroute.secret import Secret
 
     def plans() -> int:
         gc.collect()
-        return sum(1 for o in gc.get_objects() if type(o) is forward._HeaderPlan)
+        return sum(1 for o in gc.get_objects() if type(o) is upstream_headers.HeaderPlan)
 
     before = plans()
     providers = [Provider(f"p{i}", "openai", "https://x.example/v1", api_key=Secret(f"sk-{i}")) for i in range(50)]
     for provider in providers:
-        assert forward._upstream_headers(provider) is forward._upstream_headers(provider)
+        assert upstream_headers.header_plan(provider) is upstream_headers.header_plan(provider)
     assert plans() >= before + 50
     del providers, provider
     assert plans() <= before

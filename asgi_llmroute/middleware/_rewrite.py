@@ -9,7 +9,7 @@ from typing import Protocol
 from starlette.types import Message, Send
 
 from ..context import RequestContext
-from ..errors import UpstreamError, render_stream_error, send_error
+from ..errors import ResponseComplete, UpstreamError, render_stream_error, send_error
 from ..formats import StreamTranslator, UpstreamProtocolError
 
 __all__ = ["BodyTranslator", "ResponseRewriter", "ask_for_identity"]
@@ -120,11 +120,24 @@ class ResponseRewriter:
             return
         self._buffer.append(body)
         self._buffered += len(body)
+        if self._buffered > _MAX_BUFFERED:
+            await self._too_large()
         if more:
-            if self._buffered > _MAX_BUFFERED:
-                raise UpstreamError(502, "The upstream response is too large to translate.")
             return
         await self._finish(b"".join(self._buffer))
+
+    async def _too_large(self) -> None:
+        """Answer 502 in the client's format and tell the sender to stop (nothing was sent yet)."""
+        self._buffer.clear()
+        ctx = self._ctx
+        limit = _MAX_BUFFERED // (1024 * 1024)
+        error = UpstreamError(
+            502, f"The upstream response is larger than {limit} MiB: too large to translate.", code="response_too_large"
+        )
+        ctx.gateway_error, ctx.gateway_error_rendered = error, True
+        self._passthrough = True  # whatever else arrives is not ours to translate
+        await send_error(self._send, self._wire, error)
+        raise ResponseComplete
 
     async def _finish(self, raw: bytes) -> None:
         assert self._start is not None, "http.response.body before http.response.start"

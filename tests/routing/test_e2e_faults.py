@@ -290,8 +290,10 @@ def test_idle_timeout_mid_stream_ends_it_with_an_error_event() -> None:
     assert body == chunks[0] + b"data: " + json.dumps(error, separators=(",", ":")).encode() + b"\n\n"
 
 
-def test_total_timeout_cuts_a_long_stream() -> None:
-    chunks = openai_chunks(["a"] * 40)
+def test_a_long_stream_is_not_cut_by_the_total_timeout() -> None:
+    # `timeout` is for non-stream calls: a stream that keeps sending runs past it (the idle timeout
+    # governs streams, like the SDKs' per-read timeouts).
+    chunks = openai_chunks(["a"] * 20)
     with upstreams(None) as [(up, up_url)]:
         up.reply = slow_stream(chunks, 0.05, stop=up.cancelled)
         config = routing_config(
@@ -304,11 +306,30 @@ def test_total_timeout_cuts_a_long_stream() -> None:
             ) as response:
                 body = response.read()
             elapsed = time.monotonic() - began
+    assert elapsed > 0.5
+    assert b'"error"' not in body
+    assert b"[DONE]" in body
+
+
+def test_stream_timeout_cuts_a_long_stream() -> None:
+    chunks = openai_chunks(["a"] * 40)
+    with upstreams(None) as [(up, up_url)]:
+        up.reply = slow_stream(chunks, 0.05, stop=up.cancelled)
+        config = routing_config(
+            [openai_provider("oa", up_url, stream_timeout=0.5)], [{"name": "m", "provider": "oa", "model": "gpt-up"}]
+        )
+        with gateway(config) as url:
+            began = time.monotonic()
+            with httpx.stream(
+                "POST", f"{url}/v1/chat/completions", headers=AUTH, json={"model": "m", "messages": [], "stream": True}
+            ) as response:
+                body = response.read()
+            elapsed = time.monotonic() - began
             assert up.cancelled.wait(2)
     assert elapsed < 1.5
     events = body.split(b"\n\n")
     assert b"[DONE]" not in body
-    assert events[-2].startswith(b'data: {"error":') and b"total timeout, 0.5s" in events[-2]
+    assert events[-2].startswith(b'data: {"error":') and b"stream timeout, 0.5s" in events[-2]
     assert b"".join(e + b"\n\n" for e in events[:-2]) == b"".join(chunks[: len(events) - 2])
 
 
