@@ -54,8 +54,8 @@ class _Pending:
     model: str
     upstream_model: str | None
     provider: str | None
-    day: date
-    usage: dict[str, int]
+    ended: float  # POSIX time
+    usage: Mapping[str, int]
 
 
 def _utcnow() -> datetime:
@@ -92,6 +92,9 @@ class KeyManager:
         self._spent: dict[str, dict[date, float]] = {}  # key id -> day -> USD (flushed, every process)
         self._team_spent: dict[str, dict[date, float]] = {}
         self._pending: list[_Pending] = []
+        # Budget verdicts per key id, worked out once per table read (the day can only have changed then).
+        self._verdicts: dict[str, GatewayError | None] = {}
+        self._verdict_day = 0  # the UTC day (days since 1970) the verdicts are for
         self._lock = threading.Lock()  # the maintenance thread and the loop share the fields above
         self._busy = False
         self._last_maintenance = 0.0
@@ -113,7 +116,7 @@ class KeyManager:
         if stored is None or not hmac.compare_digest(stored, digest):
             return None
         key = table.keys[stored]
-        if key.expired(self.clock()):
+        if key.expires_at is not None and key.expired(self.clock()):
             return None
         principal = self._principals.get(key.id)
         if principal is None:
@@ -154,6 +157,7 @@ class KeyManager:
         version = self.store.store.data_version(blocking=True)
         if not force and version is not None and version == self._version:
             self._loaded = time.monotonic()
+            self._verdicts = {}  # a new day may have begun
             return
         table = self.store.table()
         spent, team_spent = self._read_spend()
@@ -163,6 +167,7 @@ class KeyManager:
             self._digests = {digest: digest for digest in table.keys}
             self._principals = {}
             self._spent, self._team_spent = spent, team_spent
+            self._verdicts = {}
             self._version = self.store.store.data_version(blocking=True)
             self._loaded = time.monotonic()
 
@@ -188,7 +193,18 @@ class KeyManager:
 
     def refusal(self, principal: Principal) -> GatewayError | None:
         """Why a request of ``principal`` may not go upstream (a budget is used up), or None."""
-        key = self._by_id.get(principal.key_id or "")
+        key_id = principal.key_id or ""
+        day = int(time.time() if self.clock is _utcnow else self.clock().timestamp()) // 86400
+        if day != self._verdict_day:
+            self._verdicts, self._verdict_day = {}, day
+        try:
+            return self._verdicts[key_id]
+        except KeyError:
+            verdict = self._verdicts[key_id] = self._judge(key_id)
+            return verdict
+
+    def _judge(self, key_id: str) -> GatewayError | None:
+        key = self._by_id.get(key_id)
         if key is None:
             return None
         now = self.clock()
@@ -219,17 +235,9 @@ class KeyManager:
         """Note a finished request's usage (priced and written at the next flush)."""
         if principal.key_id is None or not usage:
             return
-        item = _Pending(
-            principal.key_id,
-            principal.team,
-            model,
-            upstream_model,
-            provider,
-            self.clock().astimezone(timezone.utc).date(),
-            dict(usage),
-        )
-        with self._lock:
-            self._pending.append(item)
+        # A list append is atomic; flush swaps the list before reading it, so nothing is lost.
+        ended = time.time() if self.clock is _utcnow else self.clock().timestamp()
+        self._pending.append(_Pending(principal.key_id, principal.team, model, upstream_model, provider, ended, usage))
 
     async def maintain(self) -> None:
         """Flush spend and re-read the table if due; one caller at a time, the others return at once."""
@@ -247,15 +255,15 @@ class KeyManager:
 
     def flush(self) -> None:
         """Price and write the pending spend, then re-read keys and totals (blocking)."""
-        with self._lock:
-            pending, self._pending = self._pending, []
+        pending, self._pending = self._pending, []
         rows: dict[tuple[str, str, date], SpendRow] = {}
         for item in pending:
             cost = self.prices.cost(item.usage, item.model, item.upstream_model, item.provider)
             key_name = self._by_id[item.key_id].name if item.key_id in self._by_id else item.key_id
             if self.on_spend is not None:
                 self.on_spend(key_name, item.team, item.model, cost)
-            slot = (item.key_id, item.model, item.day)
+            day = datetime.fromtimestamp(item.ended, timezone.utc).date()
+            slot = (item.key_id, item.model, day)
             before = rows.get(slot)
             tokens = dict(item.usage)
             if before is not None:
@@ -263,13 +271,12 @@ class KeyManager:
                     tokens[name] = tokens.get(name, 0) + count
                 cost += before.cost
             rows[slot] = SpendRow(
-                item.key_id, item.team, item.model, item.day, cost, (before.requests + 1) if before else 1, tokens
+                item.key_id, item.team, item.model, day, cost, (before.requests + 1) if before else 1, tokens
             )
         try:
             self.store.add_spend(rows.values())
         except BaseException:
-            with self._lock:
-                self._pending[:0] = pending  # written next time
+            self._pending[:0] = pending  # written next time
             raise
         self._reload(force=bool(rows))
 

@@ -1,6 +1,6 @@
 """Virtual keys and their spend, in tables of the provider store's SQLite file.
 
-The store never holds a key's secret: a key is found by ``HMAC-SHA256(digest key, secret)``, where
+The store never holds a key's secret: a key is found by its keyed BLAKE2b digest (a MAC), where
 the digest key is 32 random bytes kept encrypted under the store secret (so a copy of the file alone
 does not even let someone test guesses, and rotating the store secret keeps every key valid). A key
 is written whole in one transaction or not at all. Spend is kept per key, model and UTC day.
@@ -9,7 +9,6 @@ is written whole in one transaction or not at all. Spend is kept per key, model 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import secrets
 import sqlite3
@@ -91,15 +90,32 @@ class SpendRow:
     tokens: Mapping[str, int] | None = None
 
 
-@dataclass(frozen=True)
 class KeyTable:
     """Every active key, by digest, and the digest key: what authentication needs."""
 
-    digest_key: bytes
-    keys: dict[bytes, VirtualKey]
+    __slots__ = ("_base", "digest_key", "keys")
+
+    def __init__(self, digest_key: bytes, keys: dict[bytes, VirtualKey]) -> None:
+        self.digest_key = digest_key
+        self.keys = keys
+        self._base = _hasher(digest_key)  # keyed once; each digest copies it
 
     def digest(self, secret: str) -> bytes:
-        return hmac.new(self.digest_key, secret.encode("utf-8"), hashlib.sha256).digest()
+        h = self._base.copy()
+        h.update(secret.encode("utf-8"))
+        return h.digest()
+
+
+def _hasher(key: bytes) -> hashlib.blake2b:
+    return hashlib.blake2b(key=key, digest_size=32, person=b"llmroute-vkey")
+
+
+def keyed_digest(key: bytes, secret: str) -> bytes:
+    """The digest a key is stored and found under: keyed BLAKE2b (a MAC, like HMAC, and a few times
+    faster than OpenSSL's HMAC for one short message)."""
+    h = _hasher(key)
+    h.update(secret.encode("utf-8"))
+    return h.digest()
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -157,7 +173,7 @@ class KeyStore:
         )
         with self._write() as conn:
             digest_key = self._prepare(conn)
-            digest = hmac.new(digest_key, secret.encode("utf-8"), hashlib.sha256).digest()
+            digest = keyed_digest(digest_key, secret)
             self._check_name(conn, key.name)
             if conn.execute("SELECT 1 FROM virtual_keys WHERE digest = ?", (digest,)).fetchone():
                 raise KeyInvalid(["key: this secret is in use by another key"])
@@ -203,7 +219,7 @@ class KeyStore:
         with self._write() as conn:
             digest_key = self._prepare(conn)
             key = self._find(conn, ref, active=True)
-            digest = hmac.new(digest_key, secret.encode("utf-8"), hashlib.sha256).digest()
+            digest = keyed_digest(digest_key, secret)
             rotated = replace(key, prefix=display_prefix(secret), updated_at=now)
             conn.execute(
                 "UPDATE virtual_keys SET digest = ?, prefix = ?, updated_at = ? WHERE id = ?",
