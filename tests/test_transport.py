@@ -296,3 +296,24 @@ def test_an_unsupported_proxy_is_refused_with_a_clear_message(monkeypatch: pytes
     assert "secret" not in str(refused.value)
     with pytest.raises(ValueError):
         UpstreamTransport()
+
+
+async def test_the_gateway_client_keeps_httpx_features_it_is_given() -> None:
+    # pooled_client() sends the forwarder's streamed requests straight to the transport; with event
+    # hooks or auth it goes through httpx's full path.
+    seen: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        seen.append(request.url.path)
+
+    with raw_server(keep_alive(b"{}")) as server:
+        async with pooled_client() as client:
+            request = client.build_request("POST", f"{server.url}/fast", content=b"{}")
+            response = await client.send(request, stream=True)
+            assert response.request is request
+            await response.aread()
+            await response.aclose()
+        async with pooled_client(event_hooks={"request": [hook]}, auth=("u", "p")) as client:
+            await fetch(client, f"{server.url}/hooked")
+    assert seen == ["/hooked"]
+    assert b"authorization: basic dtpw" in server.requests[1].lower()
