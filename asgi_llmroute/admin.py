@@ -15,8 +15,6 @@ and no key. Store calls run in a worker thread: SQLite may wait for another proc
 from __future__ import annotations
 
 import dataclasses
-import hmac
-import json
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -40,8 +38,9 @@ from .providers.store import (
     StoreError,
 )
 from .secret import Secret
+from .send import send_json
 from .state import StateBackend, StateUnavailable
-from .tokens import token_digest
+from .tokens import AdminTokens, presented_tokens
 
 __all__ = ["PREFIX", "USAGE_PATH", "ProviderAdminApp", "UsageAdminApp", "authenticate"]
 
@@ -73,7 +72,7 @@ class ProviderAdminApp:
         on_change: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
-        self._digests = tuple(token_digest(t.reveal()) for t in tokens if t)
+        self._admin = AdminTokens(tokens)
         self._reserved_providers = frozenset(reserved_providers)
         self._reserved_models = frozenset(reserved_models)
         self._on_change = on_change
@@ -87,11 +86,11 @@ class ProviderAdminApp:
         except GatewayError as exc:
             await send_error(send, "openai", exc)
             return
-        await _send_json(send, status, body)
+        await send_json(send, status, body)
 
     def authenticate(self, scope: Scope) -> None:
         """Raise a 401 :class:`GatewayError` unless the request carries an admin token."""
-        authenticate(self._digests, scope)
+        authenticate(self._admin, scope)
 
     async def _route(self, scope: Scope, receive: Receive) -> tuple[int, Any]:
         path = route_path(scope)
@@ -210,26 +209,12 @@ class ProviderAdminApp:
         return 200, result
 
 
-def _token(name: bytes, value: bytes) -> str:
-    if name == b"authorization":
-        scheme, _, token = value.decode("latin-1").strip().partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else ""
-    if name == b"x-api-key":
-        return value.decode("latin-1").strip()
-    return ""
-
-
-def authenticate(digests: tuple[bytes, ...], scope: Scope) -> None:
-    """Raise 401 unless the request carries one of the admin tokens (``digests``), compared in constant time."""
-    if not digests:
+def authenticate(admin: AdminTokens, scope: Scope) -> None:
+    """Raise 401 unless the request carries one of the ``admin`` tokens (compared in constant time)."""
+    if not admin:
         raise GatewayError(401, "The admin API is disabled: no admin tokens are configured ([admin] tokens).")
-    presented = [token_digest(token) for name, value in scope["headers"] if (token := _token(name, value))]
-    # Every presented token against every admin token, so timing tells nothing about which matched.
-    ok = False
-    for digest in presented:
-        for admin in digests:
-            ok |= hmac.compare_digest(digest, admin)
-    if not ok:
+    presented = presented_tokens(scope["headers"])
+    if not admin.admits(presented):
         message = "Invalid admin token." if presented else "Missing admin token: send 'Authorization: Bearer <token>'."
         raise GatewayError(401, message, code="invalid_admin_token", headers=(("www-authenticate", "Bearer"),))
 
@@ -243,13 +228,13 @@ class UsageAdminApp:
 
     def __init__(self, *, state: StateBackend, tokens: Iterable[Secret]) -> None:
         self._state = state
-        self._digests = tuple(token_digest(t.reveal()) for t in tokens if t)
+        self._admin = AdminTokens(tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         try:
-            authenticate(self._digests, scope)
+            authenticate(self._admin, scope)
             if scope["method"] not in ("GET", "HEAD"):
                 raise _not_allowed(scope["method"], "GET")
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
@@ -264,7 +249,7 @@ class UsageAdminApp:
             await send_error(send, "openai", exc)
             return
         data = [dataclasses.asdict(row) for row in rows]
-        await _send_json(send, 200, {"object": "list", "day": day or (rows[0].day if rows else None), "data": data})
+        await send_json(send, 200, {"object": "list", "day": day or (rows[0].day if rows else None), "data": data})
 
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -328,10 +313,3 @@ def _format_from_headers(scope: Scope) -> str | None:
         if name == b"content-type":
             return _CONTENT_FORMATS.get(value.decode("latin-1").split(";")[0].strip().lower())
     return None
-
-
-async def _send_json(send: Send, status: int, obj: Any) -> None:
-    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -116,6 +116,11 @@ class Principal:
     def allows(self, model: str) -> bool:
         return self._match is None or self._match(model) is not None
 
+    def check(self, model: str) -> None:
+        """403 (``model_not_allowed``) unless this token's allow-list covers ``model``."""
+        if self._match is not None and self._match(model) is None:
+            raise GatewayError(403, f"This router token may not use model {model!r}.", code="model_not_allowed")
+
 
 @dataclass(slots=True)
 class ClientTraits:

@@ -10,8 +10,6 @@ Label values are bounded: ``model`` is the client-facing name only when it is a 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -22,6 +20,7 @@ from .context import RequestContext
 from .deferred import require
 from .errors import GatewayError, send_error
 from .secret import Secret
+from .tokens import AdminTokens, presented_tokens
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -199,14 +198,14 @@ class MetricsEndpoint:
 
     def __init__(self, metrics: GatewayMetrics, *, admin_tokens: Iterable[Secret] = (), open: bool = False) -> None:
         self._metrics = metrics
-        self._digests = tuple(hashlib.sha256(t.reveal().encode()).digest() for t in admin_tokens)
+        self._admin = AdminTokens(admin_tokens)
         self._open = open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
             await send_error(send, "openai", GatewayError(405, "Method not allowed on the metrics endpoint."))
             return
-        if not self._open and not self._authorized(scope):
+        if not self._open and not self._admin.admits(presented_tokens(scope["headers"])):
             await send_error(
                 send,
                 "openai",
@@ -220,19 +219,3 @@ class MetricsEndpoint:
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
-
-    def _authorized(self, scope: Scope) -> bool:
-        ok = False
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").strip().partition(" ")
-                if scheme.lower() != "bearer":
-                    continue
-            elif name == b"x-api-key":
-                token = value.decode("latin-1")
-            else:
-                continue
-            digest = hashlib.sha256(token.strip().encode("utf-8")).digest()
-            for stored in self._digests:  # no early exit: every token is compared
-                ok |= hmac.compare_digest(stored, digest)
-        return ok

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "context": 2,
     "errors": 2,
     "send": 2,
+    "disconnect": 2,
     "logs": 2,
     "multipart": 2,
     # middlewares, the forwarder, apps, providers, importers

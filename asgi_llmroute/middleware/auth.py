@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..context import Principal, ensure_context, receive_body, route_path
 from ..errors import GatewayError, render_error, send_error
-from ..tokens import TokenEntry, token_digest
+from ..tokens import TokenEntry, presented_tokens, token_digest
 
 __all__ = ["TokenAuthMiddleware", "TokenLookup", "TokenTable"]
 
@@ -91,8 +91,8 @@ class TokenAuthMiddleware:
             if kind == "http" and principal.restricted and scope["method"] == "POST":
                 ctx, receive = await receive_body(scope, receive)
                 model = ctx.requested_model()
-                if isinstance(model, str) and not principal.allows(model):
-                    raise GatewayError(403, f"This router token may not use model {model!r}.", code="model_not_allowed")
+                if isinstance(model, str):
+                    principal.check(model)
         except GatewayError as exc:
             if kind == "websocket":
                 await _deny_websocket(scope, receive, send, ctx.client_api.wire, exc)
@@ -102,22 +102,11 @@ class TokenAuthMiddleware:
         await self._app(scope, receive, send)
 
     def _authenticate(self, scope: Scope) -> Principal:
-        presented = False
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").strip().partition(" ")
-                if scheme.lower() != "bearer":
-                    continue  # Basic, OAuth schemes, ...: not a router token
-            elif name == b"x-api-key" or name == b"x-goog-api-key":  # the latter: google-genai clients
-                token = value.decode("latin-1")
-            else:
-                continue
-            token = token.strip()
-            if token:
-                presented = True
-                principal = self._tokens.lookup(token)
-                if principal is not None:
-                    return principal
+        presented = presented_tokens(scope["headers"])
+        for token in presented:
+            principal = self._tokens.lookup(token)
+            if principal is not None:
+                return principal
         if presented:
             raise GatewayError(401, "Invalid router token.", code="invalid_api_key", headers=_CHALLENGE)
         raise GatewayError(

@@ -10,6 +10,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..context import RequestContext, ensure_context, receive_body
+from ..disconnect import run_while_connected
 from ..errors import GatewayError, send_error
 from ..state import Lease, Limiter, StateBackend, StateUnavailable
 
@@ -185,21 +186,10 @@ class ConcurrencyLimitMiddleware:
 
     async def _watch(self, acquire: Callable[[], Awaitable[_T]], receive: Receive) -> tuple[_T | object, Receive]:
         """Run ``acquire`` while watching for the client leaving (then: :data:`_LEFT`)."""
-        read: deque[Message] = deque()
-        acquired: _T | object = _LEFT
-        async with anyio.create_task_group() as tg:
-
-            async def watch() -> None:
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        tg.cancel_scope.cancel()
-                        return
-                    read.append(message)  # the replayed body: the inner app gets it again
-
-            tg.start_soon(watch)
-            acquired = await acquire()
-            tg.cancel_scope.cancel()
+        read: deque[Message] = deque()  # the replayed body: the inner app gets it again
+        connected, acquired = await run_while_connected(receive, acquire, keep=read.append)
+        if not connected:
+            return _LEFT, receive
         if not read:
             return acquired, receive
 

@@ -72,8 +72,8 @@ class ProviderResolverMiddleware:
             if not isinstance(model, str) or not model:
                 raise GatewayError(400, "The request needs a 'model' string.", param="model", code="missing_model")
             principal = ctx.principal
-            if principal is not None and not principal.allows(model):
-                raise GatewayError(403, f"This router token may not use model {model!r}.", code="model_not_allowed")
+            if principal is not None:
+                principal.check(model)
             route = self._routes.resolve(model)
             if route is None or not route.deployments:
                 raise GatewayError(404, f"Unknown model {model!r}.", param="model", code="model_not_found")

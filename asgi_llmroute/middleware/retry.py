@@ -15,6 +15,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..context import RequestContext, get_context
+from ..disconnect import run_while_connected
 from ..providers.balance import Balancer, DeploymentStats, Key, deployment_key
 from ..providers.types import Deployment, Provider, Route
 from ..retry_policy import RetryPolicy
@@ -229,22 +230,8 @@ class _Run:
 
     async def _pause(self, delay: float) -> bool:
         """Wait ``delay`` seconds before a retry; False if the client disconnected meanwhile."""
-        gone = False
-
-        async def watch(scope: anyio.CancelScope) -> None:
-            nonlocal gone
-            while True:
-                message = await self._receive()
-                if message["type"] == "http.disconnect":
-                    gone = True
-                    scope.cancel()
-                    return
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch, tg.cancel_scope)
-            await anyio.sleep(delay)
-            tg.cancel_scope.cancel()
-        return not gone
+        connected, _ = await run_while_connected(self._receive, lambda: anyio.sleep(delay))
+        return connected
 
     # -- the send wrapper ------------------------------------------------------------------------
 
