@@ -6,13 +6,15 @@ checked here, once, with the same rules on every write path, so that a bad value
 comes in (with the field named) instead of failing every later request.
 
 One rule for references, too: a string starting with ``env:``, ``file:`` or ``os.environ/`` is a
-reference, never a literal key (:func:`is_reference`).
+reference, never a literal key (:func:`is_reference`, defined with the forms in ``secret.py``).
 """
 
 from __future__ import annotations
 
 import re
 from urllib.parse import urlsplit
+
+from .secret import REFERENCE_PREFIXES, is_reference  # the one definition of the reference forms
 
 __all__ = [
     "REFERENCE_PREFIXES",
@@ -23,19 +25,12 @@ __all__ = [
     "is_reference",
 ]
 
-#: Prefixes that make a string a reference to a secret (ours, and LiteLLM's ``os.environ/NAME``).
-REFERENCE_PREFIXES = ("env:", "file:", "os.environ/")
 
 # RFC 9110 token characters.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Printable Latin-1 on one line: no C0 controls, DEL or C1 controls.
 _UNSAFE_VALUE = re.compile("[\\x00-\\x1f\\x7f-\\x9f]|[^\\x00-\\xff]")
 _CONTROL = re.compile("[\\x00-\\x1f\\x7f-\\x9f]")
-
-
-def is_reference(value: str) -> bool:
-    """Whether ``value`` is an ``env:``/``file:``/``os.environ/`` reference rather than a literal."""
-    return value.startswith(REFERENCE_PREFIXES)
 
 
 def check_base_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:

@@ -11,10 +11,20 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["Secret", "SecretReferenceError", "litellm_env_var", "redact", "resolve_reference"]
+__all__ = [
+    "REFERENCE_PREFIXES",
+    "Secret",
+    "SecretReferenceError",
+    "is_reference",
+    "litellm_env_var",
+    "redact",
+    "resolve_reference",
+]
 
 #: LiteLLM's reference to an environment variable: ``os.environ/NAME``.
 LITELLM_ENV_PREFIX = "os.environ/"
+#: Prefixes that make a string a reference to a secret (ours, and LiteLLM's ``os.environ/NAME``).
+REFERENCE_PREFIXES = ("env:", "file:", LITELLM_ENV_PREFIX)
 
 
 class SecretReferenceError(ValueError):
@@ -61,6 +71,11 @@ def redact(value: str) -> str:
         return "****"
     prefix = value[:3] if value[:3].isalpha() or value.startswith("sk-") else ""
     return f"{prefix}...{value[-4:]}"
+
+
+def is_reference(value: str) -> bool:
+    """Whether ``value`` is an ``env:``/``file:``/``os.environ/`` reference rather than a literal."""
+    return value.startswith(REFERENCE_PREFIXES)
 
 
 def litellm_env_var(value: str) -> str | None:
