@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import dumps
-from .accounting import accounting_from_openai
 from .responses_response import (
     function_call_item,
     id_base,
@@ -25,8 +24,7 @@ from .responses_response import (
     responses_usage,
     status_for,
 )
-from .sse import SSEEvent
-from .stream_base import StreamProtocolError, StreamTranslator, chat_chunk_parts, load_chat_chunk
+from .stream_base import ChatChunkStream, StreamProtocolError, tool_call_fragment, tool_call_fragments
 from .tools import new_tool_id
 from .types import TranslationOptions
 
@@ -94,7 +92,7 @@ class _Item:
         return function_call_item(self.id, self.status, self.call_id, self.name, "".join(self.chunks), self.tool_names)
 
 
-class ChatToResponsesStream(StreamTranslator):
+class ChatToResponsesStream(ChatChunkStream):
     """Chat Completions chunks in, Responses named events out (``event:`` = ``data.type``)."""
 
     __slots__ = (
@@ -103,7 +101,6 @@ class ChatToResponsesStream(StreamTranslator):
         "_clock",
         "_max",
         "_seq",
-        "_started",
         "_base",
         "_response_id",
         "_created",
@@ -112,9 +109,6 @@ class ChatToResponsesStream(StreamTranslator):
         "_current",
         "_calls",
         "_last_call",
-        "_finish",
-        "_finish_seen",
-        "_chat_usage",
         "_size",
     )
 
@@ -130,7 +124,6 @@ class ChatToResponsesStream(StreamTranslator):
         self._clock = options.clock
         self._max = options.max_event_bytes
         self._seq = 0
-        self._started = False
         self._base = ""
         self._response_id = ""
         self._created = 0
@@ -139,9 +132,6 @@ class ChatToResponsesStream(StreamTranslator):
         self._current: _Item | None = None  # the open message or reasoning item
         self._calls: dict[Any, _Item] = {}  # open function calls by chunk index (or id)
         self._last_call: Any = None
-        self._finish: Any = None
-        self._finish_seen = False
-        self._chat_usage: dict[str, Any] | None = None
         self._size = 0  # bytes of output kept for the final events (bounded by max_event_bytes)
 
     # -- emission ------------------------------------------------------------------------------
@@ -270,16 +260,7 @@ class ChatToResponsesStream(StreamTranslator):
             self._emit(out, "response.refusal.delta", part.head + ',"delta":' + dumps(text))
 
     def _tool_fragment(self, fragment: Any, out: list[str]) -> None:
-        if not isinstance(fragment, dict):
-            raise StreamProtocolError("upstream tool call fragment is not an object")
-        raw_id = fragment.get("id")
-        raw_id = raw_id if isinstance(raw_id, str) and raw_id else None
-        key: Any = fragment.get("index")
-        if not isinstance(key, int) or isinstance(key, bool):
-            # No index (seen on some compatible servers): key the call by its id, else the last call.
-            key = ("id", raw_id) if raw_id is not None else self._last_call
-        function = fragment.get("function")
-        function = function if isinstance(function, dict) else {}
+        raw_id, key, function = tool_call_fragment(fragment, self._last_call)
         name = function.get("name")
         call = self._calls.get(key) if key is not None else None
         if call is None or (raw_id is not None and raw_id != call.raw_id):
@@ -314,43 +295,23 @@ class ChatToResponsesStream(StreamTranslator):
         self._calls.clear()
 
     # -- chunk handling ------------------------------------------------------------------------
-    def _event(self, event: SSEEvent, out: list[str]) -> None:
-        data = event.data
-        if data == "[DONE]":
-            self._finish_stream(out)
-            return
-        obj = load_chat_chunk(data)
-        error = obj.get("error")
-        if error:
-            self._upstream_error(error, out)
-            return
-        if not self._started:
-            self._start(obj, out)
-        usage, delta, reason = chat_chunk_parts(obj)
-        if usage is not None:
-            self._chat_usage = usage  # last one wins
-            self.usage = accounting_from_openai(usage)
-        if delta is not None:
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if isinstance(reasoning, str) and reasoning:
-                self._reasoning(reasoning, out)
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                self._text("output_text", content, out)
-            refusal = delta.get("refusal")
-            if isinstance(refusal, str) and refusal:
-                self._text("refusal", refusal, out)
-            calls = delta.get("tool_calls")
-            if calls:
-                if not isinstance(calls, list):
-                    raise StreamProtocolError("upstream tool_calls is not an array")
-                for fragment in calls:
-                    self._tool_fragment(fragment, out)
-        if reason is not None and not self._finish_seen:
-            self._finish = reason
-            self._finish_seen = True
-            # Close the items now (usage may still follow): their status depends on the reason.
-            self._close_all("incomplete" if status_for(reason)[1] else "completed", out)
+    def _delta(self, delta: dict[str, Any], out: list[str]) -> None:
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            self._reasoning(reasoning, out)
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            self._text("output_text", content, out)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self._text("refusal", refusal, out)
+        for fragment in tool_call_fragments(delta):
+            self._tool_fragment(fragment, out)
+
+    def _finished(self, out: list[str]) -> None:
+        reason = self._finish
+        # Close the items now (usage may still follow): their status depends on the reason.
+        self._close_all("incomplete" if status_for(reason)[1] else "completed", out)
 
     def _upstream_error(self, error: Any, out: list[str]) -> None:
         if isinstance(error, dict):

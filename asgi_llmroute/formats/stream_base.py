@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import loads_str
+from .accounting import accounting_from_openai
 from .sse import SSEBufferOverflow, SSEEvent, SSEParser
 from .types import TranslationOptions
 
@@ -45,11 +46,38 @@ def chat_chunk_parts(obj: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[s
     return usage, delta or None, choice.get("finish_reason")
 
 
+def tool_call_fragments(delta: dict[str, Any]) -> list[Any]:
+    """A chunk delta's ``tool_calls`` (checked to be a list), or none."""
+    calls = delta.get("tool_calls")
+    if not calls:
+        return []
+    if not isinstance(calls, list):
+        raise StreamProtocolError("upstream tool_calls is not an array")
+    return calls
+
+
+def tool_call_fragment(fragment: Any, last_key: Any) -> tuple[str | None, Any, dict[str, Any]]:
+    """One ``tool_calls`` fragment, checked: its id (or None), the key of the call it belongs to, its ``function``.
+
+    The key is the fragment's ``index``; without one (seen on some compatible servers) the call's id,
+    else ``last_key``, the call the previous fragment belonged to.
+    """
+    if not isinstance(fragment, dict):
+        raise StreamProtocolError("upstream tool call fragment is not an object")
+    raw_id = fragment.get("id")
+    raw_id = raw_id if isinstance(raw_id, str) and raw_id else None
+    key: Any = fragment.get("index")
+    if not isinstance(key, int) or isinstance(key, bool):
+        key = ("id", raw_id) if raw_id is not None else last_key
+    function = fragment.get("function")
+    return raw_id, key, function if isinstance(function, dict) else {}
+
+
 class StreamTranslator:
     """Translates one upstream ``text/event-stream`` body into the client's stream format.
 
     ``feed()`` takes network reads of any size and returns the bytes to send now; ``close()`` is
-    called at upstream EOF and ``fail()`` on a transport failure. None of them ever raises: broken
+    called at upstream EOF (a stream cut short ends with an error event). Neither ever raises: broken
     upstream input ends the client stream with a client-format error event, after which
     :attr:`done` is true and further input is ignored.
     """
@@ -114,4 +142,62 @@ class StreamTranslator:
         raise NotImplementedError
 
     def _error(self, out: list[str], message: str, type_: str | None) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ChatChunkStream(StreamTranslator):
+    """The loop over an OpenAI ``chat.completion.chunk`` stream, shared by every translator that reads one.
+
+    It parses each chunk, reports upstream errors, keeps the usage (last one wins) and the first
+    ``finish_reason``; subclasses write the client's events in the hooks: :meth:`_start` (first chunk),
+    :meth:`_delta`, :meth:`_finished` (first ``finish_reason``), :meth:`_upstream_error` and
+    :meth:`_finish_stream` (``[DONE]``).
+    """
+
+    __slots__ = ("_started", "_finish", "_finish_seen", "_chat_usage")
+
+    def __init__(self, options: TranslationOptions) -> None:
+        super().__init__(options)
+        self._started = False
+        self._finish: Any = None
+        self._finish_seen = False
+        self._chat_usage: dict[str, Any] | None = None
+
+    def _event(self, event: SSEEvent, out: list[str]) -> None:
+        data = event.data
+        if data == "[DONE]":
+            self._finish_stream(out)
+            return
+        obj = load_chat_chunk(data)
+        error = obj.get("error")
+        if error:
+            self._upstream_error(error, out)
+            return
+        if not self._started:
+            self._start(obj, out)
+        usage, delta, reason = chat_chunk_parts(obj)
+        if usage is not None:
+            self._chat_usage = usage  # last one wins
+            self.usage = accounting_from_openai(usage)
+        if delta is not None:
+            self._delta(delta, out)
+        if reason is not None and not self._finish_seen:
+            self._finish = reason
+            self._finish_seen = True
+            self._finished(out)
+
+    # Hooks.
+    def _start(self, obj: dict[str, Any], out: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _delta(self, delta: dict[str, Any], out: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _finished(self, out: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _upstream_error(self, error: Any, out: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _finish_stream(self, out: list[str]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

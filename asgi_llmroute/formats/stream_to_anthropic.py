@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import dumps
-from .accounting import accounting_from_openai, anthropic_usage
+from .accounting import anthropic_usage
 from .errors import openai_error_to_anthropic_type
 from .mapping import stop_reason
-from .sse import SSEEvent
 from .state import TranslationState
-from .stream_base import StreamProtocolError, StreamTranslator, chat_chunk_parts, load_chat_chunk
+from .stream_base import ChatChunkStream, StreamProtocolError, tool_call_fragment, tool_call_fragments
 from .tools import new_tool_id, sanitize_id
 from .types import TranslationOptions
 
@@ -33,7 +32,7 @@ class _Tool:
         self.size = 0
 
 
-class OpenAIToAnthropicStream(StreamTranslator):
+class OpenAIToAnthropicStream(ChatChunkStream):
     """OpenAI chunks in, Anthropic named events out (``event:`` = ``data.type``, no ``[DONE]``)."""
 
     __slots__ = (
@@ -41,7 +40,6 @@ class OpenAIToAnthropicStream(StreamTranslator):
         "_thinking",
         "_buffered",
         "_max",
-        "_started",
         "_next_block",
         "_open",
         "_open_kind",
@@ -50,9 +48,6 @@ class OpenAIToAnthropicStream(StreamTranslator):
         "_last_tool",
         "_saw_tool",
         "_saw_refusal",
-        "_finish",
-        "_finish_seen",
-        "_usage",
         "_buffered_size",
     )
 
@@ -62,7 +57,6 @@ class OpenAIToAnthropicStream(StreamTranslator):
         self._thinking = ctx.thinking_requested
         self._buffered = options.buffer_tool_calls
         self._max = options.max_event_bytes
-        self._started = False
         self._next_block = 0
         self._open = -1
         self._open_kind = ""
@@ -71,9 +65,6 @@ class OpenAIToAnthropicStream(StreamTranslator):
         self._last_tool: Any = None
         self._saw_tool = False
         self._saw_refusal = False
-        self._finish: Any = None
-        self._finish_seen = False
-        self._usage: dict[str, Any] | None = None
         self._buffered_size = 0
 
     # -- emission helpers --------------------------------------------------------------------
@@ -105,31 +96,11 @@ class OpenAIToAnthropicStream(StreamTranslator):
         out.append(self._delta_prefix + '{"type":"text_delta","text":' + dumps(text) + "}}\n\n")
 
     # -- chunk handling ------------------------------------------------------------------------
-    def _event(self, event: SSEEvent, out: list[str]) -> None:
-        data = event.data
-        if data == "[DONE]":
-            self._finish_stream(out)
-            return
-        obj = load_chat_chunk(data)
-        error = obj.get("error")
-        if error:
-            self._upstream_error(error, out)
-            return
-        if not self._started:
-            self._message_start(obj, out)
-        usage, delta, reason = chat_chunk_parts(obj)
-        if usage is not None:
-            self._usage = usage  # last one wins
-            self.usage = accounting_from_openai(usage)
-        if delta is not None:
-            self._delta(delta, out)
-        if reason is not None and not self._finish_seen:
-            self._finish = reason
-            self._finish_seen = True
-            if self._open >= 0:
-                self._close_block(out)
+    def _finished(self, out: list[str]) -> None:
+        if self._open >= 0:
+            self._close_block(out)
 
-    def _message_start(self, obj: dict[str, Any], out: list[str]) -> None:
+    def _start(self, obj: dict[str, Any], out: list[str]) -> None:
         msg_id = obj.get("id")
         model = obj.get("model")
         message = (
@@ -158,24 +129,11 @@ class OpenAIToAnthropicStream(StreamTranslator):
         if refusal and isinstance(refusal, str):
             self._saw_refusal = True
             self._text(refusal, out)
-        calls = delta.get("tool_calls")
-        if calls:
-            if not isinstance(calls, list):
-                raise StreamProtocolError("upstream tool_calls is not an array")
-            for fragment in calls:
-                self._tool_fragment(fragment, out)
+        for fragment in tool_call_fragments(delta):
+            self._tool_fragment(fragment, out)
 
     def _tool_fragment(self, fragment: Any, out: list[str]) -> None:
-        if not isinstance(fragment, dict):
-            raise StreamProtocolError("upstream tool call fragment is not an object")
-        raw_id = fragment.get("id")
-        raw_id = raw_id if isinstance(raw_id, str) and raw_id else None
-        key: Any = fragment.get("index")
-        if not isinstance(key, int) or isinstance(key, bool):
-            # No index (seen on some compatible servers): key the call by its id, else the last call.
-            key = ("id", raw_id) if raw_id is not None else self._last_tool
-        function = fragment.get("function")
-        function = function if isinstance(function, dict) else {}
+        raw_id, key, function = tool_call_fragment(fragment, self._last_tool)
         arguments = function.get("arguments")
         tool = self._tools.get(key) if key is not None else None
         if tool is None or (raw_id is not None and raw_id != tool.raw_id):
@@ -234,7 +192,7 @@ class OpenAIToAnthropicStream(StreamTranslator):
                     )
                 self._close_block(out)
         reason = stop_reason(self._finish, saw_tool=self._saw_tool, saw_refusal=self._saw_refusal)
-        usage = dumps(anthropic_usage(self._usage)) if self._usage is not None else '{"output_tokens":0}'
+        usage = dumps(anthropic_usage(self._chat_usage)) if self._chat_usage is not None else '{"output_tokens":0}'
         out.append(
             'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"'
             + reason
