@@ -13,6 +13,8 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from .formats.sse import encode_sse
+
 __all__ = ["DEMO_BASE_URL", "DemoProvider"]
 
 DEMO_BASE_URL = "builtin://demo"
@@ -133,7 +135,7 @@ class DemoProvider:
         ]
         if include_usage:
             events.append(_sse({**chunk, "choices": [], "usage": usage}))
-        events.append(b"data: [DONE]\n\n")
+        events.append(encode_sse("[DONE]"))
         await _stream(send, events)
 
     async def _messages(self, send: Send, request: dict[str, Any]) -> None:
@@ -201,8 +203,7 @@ class DemoProvider:
 
 
 def _sse(data: dict[str, Any], event: str | None = None) -> bytes:
-    head = f"event: {event}\n".encode() if event else b""
-    return head + b"data: " + _dumps(data) + b"\n\n"
+    return encode_sse(_dumps(data).decode(), event)
 
 
 async def _json(send: Send, status: int, obj: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from starlette.types import Send
 
 from .formats.errors import anthropic_error_type, openai_error_type
+from .formats.sse import encode_sse
 from .send import send_body
 
 __all__ = ["ClientDisconnected", "GatewayError", "ResponseComplete", "UpstreamError", "render_error", "send_error"]
@@ -119,7 +120,4 @@ def render_stream_error(wire: str, error: GatewayError) -> bytes:
     OpenAI clients get ``data: {"error": ...}`` (the SDK raises on it) and no ``[DONE]``; Anthropic
     clients get ``event: error``, as Anthropic itself ends a failed stream.
     """
-    body = render_error(wire, error)
-    if wire == "anthropic":
-        return b"event: error\ndata: " + body + b"\n\n"
-    return b"data: " + body + b"\n\n"
+    return encode_sse(render_error(wire, error).decode(), "error" if wire == "anthropic" else None)

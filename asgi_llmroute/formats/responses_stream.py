@@ -24,6 +24,7 @@ from .responses_response import (
     responses_usage,
     status_for,
 )
+from .sse import sse_head
 from .stream_base import ChatChunkStream, StreamProtocolError, tool_call_fragment, tool_call_fragments
 from .tools import new_tool_id
 from .types import TranslationOptions
@@ -138,15 +139,7 @@ class ChatToResponsesStream(ChatChunkStream):
     def _emit(self, out: list[str], type_: str, fields: str) -> None:
         """One event; ``fields`` are the JSON members after ``type`` (without braces)."""
         out.append(
-            "event: "
-            + type_
-            + '\ndata: {"type":"'
-            + type_
-            + '",'
-            + fields
-            + ',"sequence_number":'
-            + str(self._seq)
-            + "}\n\n"
+            sse_head(type_) + '{"type":"' + type_ + '",' + fields + ',"sequence_number":' + str(self._seq) + "}\n\n"
         )
         self._seq += 1
 

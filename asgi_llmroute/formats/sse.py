@@ -163,16 +163,31 @@ class SSEParser:
         # `retry` and unknown fields: nothing to do for a proxy that never reconnects.
 
 
-def encode_sse(data: str, event: str | None = None) -> bytes:
-    """Frame one event per SPEC 4.3: optional ``event:`` line, ``data:`` line(s), blank line, LF only."""
+def sse_head(event: str | None = None) -> str:
+    """The start of a frame, up to its data: ``event: <name>\\ndata: `` (or ``data: ``).
+
+    For writers that append one line of data (compact JSON never holds a raw line break) and then
+    :data:`SSE_END`; the translators build their per-event prefixes from it once.
+    """
+    return "data: " if event is None else "event: " + event + "\ndata: "
+
+
+#: The end of a frame: the data line's LF and the blank line.
+SSE_END = "\n\n"
+
+
+def sse_frame(data: str, event: str | None = None) -> str:
+    """One event as text per SPEC 4.3: optional ``event:`` line, ``data:`` line(s), blank line, LF only."""
     if "\n" in data or "\r" in data:
         # Compact JSON never contains raw line breaks; other payloads get one data line per line.
-        body = "\n".join("data: " + part for part in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
-    else:
-        body = "data: " + data
-    if event is None:
-        return (body + "\n\n").encode()
-    return ("event: " + event + "\n" + body + "\n\n").encode()
+        lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        data = "\ndata: ".join(lines)
+    return sse_head(event) + data + SSE_END
+
+
+def encode_sse(data: str, event: str | None = None) -> bytes:
+    """:func:`sse_frame`, encoded."""
+    return sse_frame(data, event).encode()
 
 
 _KEEPALIVE = {

@@ -8,16 +8,18 @@ from ._json import dumps
 from .accounting import anthropic_usage
 from .errors import openai_error_to_anthropic_type
 from .mapping import stop_reason
+from .sse import sse_frame, sse_head
 from .state import TranslationState
 from .stream_base import ChatChunkStream, StreamProtocolError, tool_call_fragment, tool_call_fragments
 from .tools import new_tool_id, sanitize_id
 from .types import TranslationOptions
 
 _EMPTY_USAGE = '{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}'
-_START = "event: content_block_start\ndata: "
-_DELTA = 'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
-_STOP = 'event: content_block_stop\ndata: {"type":"content_block_stop","index":'
-_MESSAGE_STOP = 'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+_START = sse_head("content_block_start")
+_DELTA = sse_head("content_block_delta") + '{"type":"content_block_delta","index":'
+_STOP = sse_head("content_block_stop") + '{"type":"content_block_stop","index":'
+_MESSAGE_STOP = sse_frame('{"type":"message_stop"}', "message_stop")
+_MESSAGE_DELTA = sse_head("message_delta")
 
 
 class _Tool:
@@ -70,7 +72,7 @@ class OpenAIToAnthropicStream(ChatChunkStream):
     # -- emission helpers --------------------------------------------------------------------
     def _error(self, out: list[str], message: str, type_: str | None) -> None:
         payload = {"type": "error", "error": {"type": type_ or "api_error", "message": message}}
-        out.append("event: error\ndata: " + dumps(payload) + "\n\n")
+        out.append(sse_frame(dumps(payload), "error"))
 
     def _open_block(self, kind: str, block_json: str, out: list[str]) -> int:
         if self._open >= 0:
@@ -112,7 +114,7 @@ class OpenAIToAnthropicStream(ChatChunkStream):
             + _EMPTY_USAGE
             + "}}"
         )
-        out.append("event: message_start\ndata: " + message + "\n\n")
+        out.append(sse_frame(message, "message_start"))
         self._started = True
 
     def _delta(self, delta: dict[str, Any], out: list[str]) -> None:
@@ -194,7 +196,8 @@ class OpenAIToAnthropicStream(ChatChunkStream):
         reason = stop_reason(self._finish, saw_tool=self._saw_tool, saw_refusal=self._saw_refusal)
         usage = dumps(anthropic_usage(self._chat_usage)) if self._chat_usage is not None else '{"output_tokens":0}'
         out.append(
-            'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"'
+            _MESSAGE_DELTA
+            + '{"type":"message_delta","delta":{"stop_reason":"'
             + reason
             + '","stop_sequence":null},"usage":'
             + usage

@@ -7,12 +7,12 @@ from typing import Any
 from ._json import dumps, loads_str
 from .accounting import accounting_from_anthropic, openai_usage
 from .mapping import finish_reason
-from .sse import SSEEvent
+from .sse import SSEEvent, sse_frame, sse_head
 from .state import TranslationState
 from .stream_base import StreamProtocolError, StreamTranslator
 from .types import TranslationOptions
 
-_DONE = "data: [DONE]\n\n"
+_DONE = sse_frame("[DONE]")
 _ROLE_DELTA = '{"role":"assistant","content":""}'
 _NOT_STARTED = "upstream stream did not start with message_start"
 
@@ -79,7 +79,7 @@ class AnthropicToOpenAIStream(StreamTranslator):
 
     def _error(self, out: list[str], message: str, type_: str | None) -> None:
         error = {"message": message, "type": type_ or "api_error", "param": None, "code": None}
-        out.append("data: " + dumps({"error": error}) + "\n\n")
+        out.append(sse_frame(dumps({"error": error})))
 
     # -- event handling ------------------------------------------------------------------------
     def _event(self, event: SSEEvent, out: list[str]) -> None:
@@ -137,7 +137,7 @@ class AnthropicToOpenAIStream(StreamTranslator):
             "model": model if isinstance(model, str) else "",
         }
         head = dumps(self._head)
-        self._prefix = "data: " + head[:-1] + ',"choices":[{"index":0,"delta":'
+        self._prefix = sse_head() + head[:-1] + ',"choices":[{"index":0,"delta":'
         usage = message.get("usage")
         if isinstance(usage, dict):
             self._usage.update(usage)
@@ -259,7 +259,7 @@ class AnthropicToOpenAIStream(StreamTranslator):
             self._finish("stop", out)
         if self._ctx.include_usage:
             chunk = {**self._head, "choices": [], "usage": openai_usage(self._usage)}
-            out.append("data: " + dumps(chunk) + "\n\n")
+            out.append(sse_frame(dumps(chunk)))
         out.append(_DONE)
         self._done = True
 
