@@ -83,6 +83,14 @@ def _serve(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else config.server.workers
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, not {port}")
+    if not config.tokens:
+        print(
+            f"llmroute: warning: {config.source}: no [[tokens]]: every request to the model routes will get 401",
+            file=sys.stderr,
+            flush=True,
+        )
     if embedded:
         _print_banner(config, host, port, show_token=new_token)
     # No uvicorn access log (the gateway logs its own lines) and no X-Forwarded-* rewriting: it parses
@@ -203,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "keys":
             return cli_keys.run(args, _select_config(args)[0])
     except (ConfigError, MissingExtraError) as exc:
-        print(f"llmroute: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:
+            print(f"llmroute: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -16,6 +16,7 @@ the list of ignored keys that ``llmroute serve`` prints at start (docs/litellm.m
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,77 @@ def load_litellm_config(path: str | Path) -> tuple[GatewayConfig, list[str]]:
         raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
     except ImportFileError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    translated, ignored = _translate(data, str(path))
-    return parse_config(translated, source=str(path), base_dir=path.resolve().parent), ignored
+    origins: dict[str, str] = {}
+    translated, ignored = _translate(data, str(path), origins)
+    try:
+        return parse_config(translated, source=str(path), base_dir=path.resolve().parent), ignored
+    except ConfigError as exc:
+        raise ConfigError(_in_yaml_terms(str(exc), str(path), origins)) from None
 
 
-def _translate(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
+# Where each field of our schema comes from in a LiteLLM model_list entry (relative to the entry).
+_PROVIDER_FIELDS = {
+    "api": "litellm_params.model",
+    "base_url": "litellm_params.api_base",
+    "api_key": "litellm_params.api_key",
+    "headers": "litellm_params.extra_headers",
+    "timeout": "litellm_params.timeout",
+    "max_retries": "router_settings.num_retries",
+}
+_MODEL_FIELDS = {
+    "name": "model_name",
+    "model": "litellm_params.model",
+    "weight": "litellm_params.weight",
+    "rpm": "litellm_params.rpm",
+    "tpm": "litellm_params.tpm",
+    "fallbacks": "router_settings.fallbacks",
+}
+_GLOBAL_KEYS = {
+    "tokens[0].key": "general_settings.master_key",
+    "admin.tokens[0]": "general_settings.master_key",
+    "routing.strategy": "router_settings.routing_strategy",
+}
+_INTERNAL_KEY = re.compile(r"^(providers|models)\[(\d+)\](?:\.(\w+))?(.*)$")
+
+
+def _in_yaml_terms(message: str, source: str, origins: Mapping[str, str]) -> str:
+    """``message`` with our schema's keys (``providers[1].base_url``) replaced by the yaml's own ones."""
+    lines = []
+    for line in message.splitlines():
+        rest = line.removeprefix(f"{source}: ")
+        key, sep, problem = rest.partition(": ")
+        lines.append(f"{source}: {_yaml_key(key, origins)}{sep}{problem}" if sep else line)
+    return "\n".join(lines)
+
+
+def _yaml_key(key: str, origins: Mapping[str, str]) -> str:
+    if key in _GLOBAL_KEYS:
+        return _GLOBAL_KEYS[key]
+    match = _INTERNAL_KEY.match(key)
+    if match is None:
+        return key
+    section, index, field, tail = match.groups()
+    entry = origins.get(f"{section}[{index}]")
+    if entry is None:
+        return key
+    fields = _PROVIDER_FIELDS if section == "providers" else _MODEL_FIELDS
+    if field is None:
+        return entry
+    mapped = fields.get(field)
+    if mapped is None:
+        return f"{entry} ({field}{tail})"
+    if mapped.startswith("router_settings."):
+        return mapped + tail
+    if field == "base_url" and origins.get(f"{section}[{index}].base_url"):
+        mapped = "litellm_params.base_url"
+    return f"{entry}.{mapped}{tail}"
+
+
+def _translate(
+    data: Mapping[str, Any], source: str, origins: dict[str, str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Our schema for ``data``; ``origins`` gets, for each provider and model, the entry it came from."""
+    origins = {} if origins is None else origins
     ignored: list[str] = []
     env = litellm_environment(data)
     if env is None:
@@ -111,12 +178,17 @@ def _translate(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], li
             while unique in taken:
                 unique, n = f"{base}-{n}", n + 1
             providers[identity] = {"name": unique, **provider}
+            index = len(providers) - 1
+            origins[f"providers[{index}]"] = where
+            if "api_base" not in params and "base_url" in params:
+                origins[f"providers[{index}].base_url"] = "base_url"
         model: dict[str, Any] = {"name": name, "provider": providers[identity]["name"], "model": upstream}
         if "weight" in params:
             model["weight"] = params["weight"]
         for limit in ("rpm", "tpm"):  # the deployment's own limits
             if params.get(limit):
                 model[limit] = params[limit]
+        origins[f"models[{len(models)}]"] = where
         models.append(model)
 
     config: dict[str, Any] = {"providers": list(providers.values()), "models": models}
