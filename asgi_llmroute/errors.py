@@ -91,7 +91,7 @@ def render_error(wire: str, error: GatewayError) -> bytes:
         canonical = _GOOGLE_STATUS.get(error.status, "INTERNAL" if error.status >= 500 else "FAILED_PRECONDITION")
         body: dict[str, object] = {"error": {"code": error.status, "message": error.message, "status": canonical}}
     elif wire == "anthropic":
-        # Anthropic clients branch on error.type, whose vocabulary is fixed by status (SPEC 7.4).
+        # Anthropic clients branch on error.type, whose vocabulary is fixed by status (docs/translation.md, "Errors").
         kind = anthropic_error_type(error.status)
         body = {"type": "error", "error": {"type": kind, "message": error.message}}
     else:

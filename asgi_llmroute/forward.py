@@ -101,9 +101,10 @@ class Forwarder:
     - The provider's key is injected in its style: ``Authorization: Bearer`` (OpenAI) or
       ``x-api-key`` plus ``anthropic-version`` (the client's own, else the provider's, else
       2023-06-01) for Anthropic. Client credentials are never forwarded.
-    - Request and response bodies are relayed as streams over one pooled ``httpx.AsyncClient``,
-      untranslated streams as raw bytes. When the client disconnects, the upstream request is
-      cancelled at once.
+    - The request body is buffered (read in full, within ``max_body_bytes``, by the layers that route
+      on it) and sent in one piece; the response body is relayed as a stream over one pooled
+      ``httpx.AsyncClient``, untranslated streams as raw bytes. When the client disconnects, the
+      upstream request is cancelled at once.
     - Connect failures answer 502, timeouts 504; upstream error responses pass through as they are.
       The response starts (is committed) with its first body byte, so that a failure before it is
       still a clean error response another layer may retry. A failure after that ends an event

@@ -1,4 +1,4 @@
-"""Usage conversion between the two protocols (SPEC 7.2)."""
+"""Usage conversion between the two protocols."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Error vocabularies and error bodies of both protocols (SPEC 1.7, 2.6, 5.5, 6.6, 7.4)."""
+"""Error vocabularies and error bodies of both protocols."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from ._json import dumps_bytes, loads
 
-# SPEC 7.4, "Anthropic error.type" column (HTTP status -> type).
+# HTTP status -> Anthropic error.type (docs/translation.md, "Errors").
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -33,7 +33,7 @@ _OPENAI_TYPES = {
 
 
 def anthropic_error_type(status: int) -> str:
-    """Anthropic ``error.type`` for an HTTP status (SPEC 7.4): other 4xx -> invalid_request_error,
+    """Anthropic ``error.type`` for an HTTP status: other 4xx -> invalid_request_error,
     other 5xx (and anything else) -> api_error."""
     known = _ANTHROPIC_TYPES.get(status)
     if known is not None:
@@ -100,7 +100,7 @@ def _error_fields(status: int, body: bytes) -> tuple[str, Any, Any]:
 
 
 def anthropic_to_openai_error(status: int, body: bytes) -> bytes:
-    """Anthropic upstream error -> OpenAI error body (SPEC 5.5): Anthropic's type kept verbatim."""
+    """Anthropic upstream error -> OpenAI error body: Anthropic's type kept verbatim."""
     message, type_, _ = _error_fields(status, body)
     if not isinstance(type_, str) or not type_:
         type_ = anthropic_error_type(status)
@@ -108,7 +108,7 @@ def anthropic_to_openai_error(status: int, body: bytes) -> bytes:
 
 
 def openai_error_to_anthropic_type(status: int | None, type_: Any, code: Any) -> str:
-    """Anthropic error type for an OpenAI error object (SPEC 6.5 step 2, 7.4)."""
+    """Anthropic error type for an OpenAI error object."""
     if isinstance(code, int) and not isinstance(code, bool):
         return anthropic_error_type(code)
     if isinstance(code, str) and code.isdigit():
@@ -130,7 +130,7 @@ _PROMPT = re.compile(r"(?:resulted in|request has) (\d+) (?:input )?tokens")
 
 
 def rewrite_context_length(message: str) -> str | None:
-    """Anthropic's context-window wording for an OpenAI context-length message, or None (SPEC 6.6)."""
+    """Anthropic's context-window wording for an OpenAI context-length message, or None."""
     limit = _MAX_CONTEXT.search(message)
     if limit is None:
         return None
@@ -147,7 +147,7 @@ def rewrite_context_length(message: str) -> str | None:
 
 
 def openai_to_anthropic_error(status: int, body: bytes) -> bytes:
-    """OpenAI upstream error -> Anthropic error body (SPEC 6.6): type from the status, message kept,
+    """OpenAI upstream error -> Anthropic error body: type from the status, message kept,
     context-length errors reworded so Anthropic-native clients can recover."""
     message, type_, code = _error_fields(status, body)
     if status >= 400:

@@ -1,10 +1,10 @@
-"""Constant mapping tables shared by both directions (SPEC 7.1, 7.5)."""
+"""Constant mapping tables shared by both directions."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# SPEC 7.1, Anthropic stop_reason -> OpenAI finish_reason; anything else (null, unknown) -> "stop".
+# Anthropic stop_reason -> OpenAI finish_reason; anything else (null, unknown) -> "stop".
 _FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -15,7 +15,7 @@ _FINISH_REASONS = {
     "pause_turn": "stop",
 }
 
-# SPEC 7.1, OpenAI finish_reason -> Anthropic stop_reason; anything else -> "end_turn" (never null).
+# OpenAI finish_reason -> Anthropic stop_reason; anything else -> "end_turn" (never null).
 _STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -46,7 +46,7 @@ def stop_reason(finish: Any, *, saw_tool: bool = False, saw_refusal: bool = Fals
     return reason
 
 
-# SPEC 7.5: reasoning_effort -> thinking budget (LiteLLM's defaults; configuration, not protocol).
+# reasoning_effort -> thinking budget (LiteLLM's defaults; configuration, not protocol).
 THINKING_BUDGETS = {
     "minimal": 1024,
     "low": 1024,
@@ -56,7 +56,7 @@ THINKING_BUDGETS = {
     "max": 16384,
 }
 
-# SPEC 7.5: reasoning_effort -> output_config.effort for adaptive-thinking models.
+# reasoning_effort -> output_config.effort for adaptive-thinking models.
 ADAPTIVE_EFFORTS = {
     "minimal": "low",
     "low": "low",
@@ -71,7 +71,7 @@ _OPENAI_EFFORTS = frozenset(("minimal", "low", "medium", "high", "xhigh", "max")
 
 
 def reasoning_effort(thinking: Any, output_config: Any) -> str | None:
-    """OpenAI ``reasoning_effort`` for an Anthropic ``thinking`` object (SPEC 7.5), or None."""
+    """OpenAI ``reasoning_effort`` for an Anthropic ``thinking`` object, or None."""
     if not isinstance(thinking, dict):
         return None
     kind = thinking.get("type")

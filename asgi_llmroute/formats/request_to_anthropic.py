@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions request -> Anthropic Messages request (SPEC 5.1, 5.2, 7.5).
+"""OpenAI Chat Completions request -> Anthropic Messages request.
 
 This module maps the request's parameters (max_tokens, thinking, sampling, stop, metadata, output
 format) and puts the pieces together; the messages are ``to_anthropic_turns.py``, their content
@@ -28,7 +28,7 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
 
 
 def _thinking(body: dict[str, Any], options: TranslationOptions) -> tuple[dict[str, Any] | None, str | None]:
-    """(thinking object, adaptive effort) requested by ``reasoning_effort`` (SPEC 7.5)."""
+    """(thinking object, adaptive effort) requested by ``reasoning_effort``."""
     explicit = body.get("thinking")  # LiteLLM-style pass-through of an Anthropic thinking object
     if isinstance(explicit, dict) and explicit.get("type") in ("enabled", "adaptive"):
         return dict(explicit), None

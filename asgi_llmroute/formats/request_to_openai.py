@@ -1,4 +1,4 @@
-"""Anthropic Messages request -> OpenAI Chat Completions request (SPEC 6.2, 6.3, 7.5)."""
+"""Anthropic Messages request -> OpenAI Chat Completions request."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _document_parts(block: dict[str, Any], param: str) -> list[dict[str, Any]]:
 
 
 class _Converter:
-    """Builds the OpenAI ``messages`` array from Anthropic turns (SPEC 6.3)."""
+    """Builds the OpenAI ``messages`` array from Anthropic turns."""
 
     def __init__(self, names: ToolNames) -> None:
         self.names = names

@@ -1,4 +1,4 @@
-"""OpenAI ``chat.completion`` (non-stream) -> Anthropic ``Message`` (SPEC 6.4)."""
+"""OpenAI ``chat.completion`` (non-stream) -> Anthropic ``Message``."""
 
 from __future__ import annotations
 

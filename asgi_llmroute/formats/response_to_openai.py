@@ -1,4 +1,4 @@
-"""Anthropic ``Message`` (non-stream) -> OpenAI ``chat.completion`` (SPEC 5.3)."""
+"""Anthropic ``Message`` (non-stream) -> OpenAI ``chat.completion``."""
 
 from __future__ import annotations
 

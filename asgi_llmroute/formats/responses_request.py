@@ -1,4 +1,4 @@
-"""OpenAI Responses request -> OpenAI Chat Completions request (SPEC 3; see docs/responses.md).
+"""OpenAI Responses request -> OpenAI Chat Completions request.
 
 Only what Chat Completions can express is translated: stateless conversations (``input`` items),
 function tools and the sampling/output knobs. Features that need server-side storage

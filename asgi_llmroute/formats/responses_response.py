@@ -1,4 +1,4 @@
-"""Chat Completions -> Responses: the Response object, its items and usage, error bodies (SPEC 3).
+"""Chat Completions -> Responses: the Response object, its items and usage, error bodies.
 
 Shared by the non-stream translation (:func:`chat_to_responses_response`) and the stream
 translator, which carries the same Response object in its lifecycle events.

@@ -1,4 +1,4 @@
-"""OpenAI ``chat.completion.chunk`` stream -> OpenAI Responses event stream (SPEC 3).
+"""OpenAI ``chat.completion.chunk`` stream -> OpenAI Responses event stream.
 
 A state machine over the chat deltas: reasoning, text (and refusal) and each tool call become
 output items, announced with ``response.output_item.added``, filled by ``*.delta`` events and

@@ -1,6 +1,6 @@
 """Server-Sent Events framing: an incremental WHATWG parser and the gateway's emission rules.
 
-Parsing follows SPEC 4.1 (the WHATWG "event stream interpretation"): any read boundaries,
+Parsing follows the WHATWG "event stream interpretation" (docs/translation.md, "SSE framing"): any read boundaries,
 CR / LF / CRLF line ends (including a CR that ends one read and an LF that starts the next),
 one leading BOM, comments, multi-line data, UTF-8 characters split across reads.
 """
@@ -177,7 +177,7 @@ SSE_END = "\n\n"
 
 
 def sse_frame(data: str, event: str | None = None) -> str:
-    """One event as text per SPEC 4.3: optional ``event:`` line, ``data:`` line(s), blank line, LF only."""
+    """One event as text per optional ``event:`` line, ``data:`` line(s), blank line, LF only."""
     if "\n" in data or "\r" in data:
         # Compact JSON never contains raw line breaks; other payloads get one data line per line.
         lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -197,5 +197,5 @@ _KEEPALIVE = {
 
 
 def keepalive(api: API) -> bytes:
-    """Keepalive frame for a client of ``api`` (SPEC 4.3): an Anthropic ping event or an SSE comment."""
+    """Keepalive frame for a client of ``api`` : an Anthropic ping event or an SSE comment."""
     return _KEEPALIVE[api]

@@ -1,4 +1,4 @@
-"""OpenAI ``chat.completion.chunk`` stream -> Anthropic Messages stream (SPEC 6.5)."""
+"""OpenAI ``chat.completion.chunk`` stream -> Anthropic Messages stream."""
 
 from __future__ import annotations
 

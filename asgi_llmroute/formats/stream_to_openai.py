@@ -1,4 +1,4 @@
-"""Anthropic Messages stream -> OpenAI ``chat.completion.chunk`` stream (SPEC 5.4)."""
+"""Anthropic Messages stream -> OpenAI ``chat.completion.chunk`` stream."""
 
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ class AnthropicToOpenAIStream(StreamTranslator):
         elif kind == "signature_delta":
             signature = delta.get("signature")
             if isinstance(signature, str) and state is not None:
-                state.signature = signature  # replaces, does not append (SPEC 2.5)
+                state.signature = signature  # replaces, does not append
         # citations_delta and unknown deltas: no OpenAI field.
 
     def _block_stop(self, obj: dict[str, Any], out: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""OpenAI content parts -> Anthropic content blocks: text, images, files, echoed thinking (SPEC 5.2)."""
+"""OpenAI content parts -> Anthropic content blocks: text, images, files, echoed thinking."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OpenAI ``messages`` -> Anthropic ``system`` and alternating turns, with the repairs of SPEC 5.2 step 5.
+"""OpenAI ``messages`` -> Anthropic ``system`` and alternating turns, with the repairs docs/translation.md lists.
 
 Consecutive same-role messages merge (tool results first); a tool result without its call becomes text,
 a call without its result gets a placeholder result; the conversation starts with a user turn and a
@@ -38,7 +38,7 @@ class Turn:
 
 
 class MessageConverter:
-    """Walks the OpenAI ``messages`` array and builds Anthropic ``system`` + turns (SPEC 5.2)."""
+    """Walks the OpenAI ``messages`` array and builds Anthropic ``system`` + turns."""
 
     def __init__(self, names: ToolNames) -> None:
         self.names = names
@@ -246,7 +246,7 @@ def synthetic_results(ids: list[str]) -> Turn:
 
 
 def strip_prefill(turns: list[Turn]) -> None:
-    """A final assistant turn is a prefill and must not end in whitespace (SPEC 2.2)."""
+    """A final assistant turn is a prefill and must not end in whitespace."""
     blocks = turns[-1].blocks
     last = blocks[-1]
     if last["type"] == "text":

@@ -29,7 +29,7 @@ def new_tool_id(prefix: str) -> str:
 
 
 class ToolNames:
-    """Maps client tool names to names the upstream accepts, and back (SPEC 5.1, 6.2).
+    """Maps client tool names to names the upstream accepts, and back.
 
     Valid names are kept as they are; others get invalid characters replaced and are truncated,
     with a short hash suffix when that would collide with another name of the same request.

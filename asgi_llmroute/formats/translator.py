@@ -60,7 +60,7 @@ class Translator:
 
 
 class _OpenAIClient(Translator):
-    """OpenAI-format client, Anthropic upstream (SPEC section 5)."""
+    """OpenAI-format client, Anthropic upstream."""
 
     __slots__ = ()
 
@@ -81,7 +81,7 @@ class _OpenAIClient(Translator):
 
 
 class _AnthropicClient(Translator):
-    """Anthropic-format client, OpenAI(-compatible) upstream (SPEC section 6)."""
+    """Anthropic-format client, OpenAI(-compatible) upstream."""
 
     __slots__ = ()
 

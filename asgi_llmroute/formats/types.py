@@ -13,7 +13,7 @@ API = Literal["openai", "anthropic"]
 #: The ``anthropic-version`` sent to Anthropic upstreams unless the client or the provider names another.
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 
-#: First Anthropic API version that removed temperature/top_p/top_k (SPEC 2.2). Versions are
+#: First Anthropic API version that removed temperature/top_p/top_k. Versions are
 #: ISO dates, so a plain string comparison orders them.
 SAMPLING_REMOVED_VERSION = "2026-10-21"
 
@@ -26,7 +26,7 @@ def _unix_time() -> int:
 class TranslationOptions:
     """Per-upstream knobs of the translation (see docs/translation.md, "Options").
 
-    The defaults follow the SPEC decisions; every field is safe to leave alone.
+    The defaults are the decisions of docs/translation.md; every field is safe to leave alone.
     """
 
     #: Anthropic requires ``max_tokens``; used when the OpenAI client sent no cap.
@@ -40,7 +40,7 @@ class TranslationOptions:
     max_tokens_field: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
     #: ``created`` of emitted OpenAI completions/chunks.
     clock: Callable[[], int] = field(default=_unix_time)
-    #: How ``reasoning_effort`` becomes Anthropic thinking (SPEC 7.5): ``budget`` sends
+    #: How ``reasoning_effort`` becomes Anthropic thinking: ``budget`` sends
     #: ``thinking: {type: enabled, budget_tokens}``, ``adaptive`` sends ``thinking: {type: adaptive}``
     #: plus ``output_config.effort`` (newer models).
     thinking_style: Literal["budget", "adaptive"] = "budget"

@@ -1,4 +1,4 @@
-"""Checker for the Anthropic-format stream invariants of SPEC 6.5."""
+"""Checker for the invariants of an Anthropic-format stream (docs/translation.md, "Stream")."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ _DELTA_FOR = {"text": "text_delta", "thinking": "thinking_delta", "tool_use": "i
 
 
 def check_anthropic_stream(raw: bytes) -> list[tuple[str | None, Any]]:
-    """Assert SPEC 6.5 invariants on an emitted Anthropic stream; returns its (event, data) pairs."""
+    """Assert the Anthropic stream invariants on an emitted stream; returns its (event, data) pairs."""
     pairs = sse_pairs(raw)
     assert pairs, "empty stream"
     names = [name for name, _ in pairs]

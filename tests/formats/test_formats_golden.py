@@ -42,7 +42,7 @@ def test_stream_golden(rel: str) -> None:
 
 @pytest.mark.parametrize("rel", STREAMS)
 def test_stream_output_framing(rel: str) -> None:
-    """SPEC 4.3: LF only, one data line per event, blank line after each; event lines only for Anthropic."""
+    """LF only, one data line per event, blank line after each; event lines only for Anthropic."""
     out = translate_stream(stream_translator_for(rel), read(rel))
     assert b"\r" not in out
     assert out.endswith(b"\n\n")

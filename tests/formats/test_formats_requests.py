@@ -1,4 +1,4 @@
-"""Request translation edge cases (SPEC 5.1, 5.2, 6.2, 6.3, 7.5)."""
+"""Request translation edge cases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Non-stream responses and error bodies (SPEC 5.3, 5.5, 6.4, 6.6, 7.1, 7.2, 7.4)."""
+"""Non-stream responses and error bodies."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SSE framing: the incremental parser (SPEC 4.1) and the emission helpers (SPEC 4.3)."""
+"""SSE framing: the incremental parser and the emission helpers."""
 
 from __future__ import annotations
 

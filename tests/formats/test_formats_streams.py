@@ -1,4 +1,4 @@
-"""Stream translation edge cases, both directions (SPEC 5.4, 6.5)."""
+"""Stream translation edge cases, both directions."""
 
 from __future__ import annotations
 
