@@ -85,12 +85,6 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError("--workers must be at least 1")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, not {port}")
-    if not config.tokens:
-        print(
-            f"llmroute: warning: {config.source}: no [[tokens]]: every request to the model routes will get 401",
-            file=sys.stderr,
-            flush=True,
-        )
     if embedded:
         _print_banner(config, host, port, show_token=new_token)
     # No uvicorn access log (the gateway logs its own lines) and no X-Forwarded-* rewriting: it parses
@@ -111,6 +105,12 @@ def _serve(args: argparse.Namespace) -> int:
         from .logs import uvicorn_log_config
 
         options["log_config"] = uvicorn_log_config("json")
+    if not config.tokens:  # after the checks: a start that fails says only why
+        print(
+            f"llmroute: warning: {config.source}: no [[tokens]]: every request to the model routes will get 401",
+            file=sys.stderr,
+            flush=True,
+        )
     if workers == 1:
         from .gateway import build_gateway
 
