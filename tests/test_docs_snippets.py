@@ -148,3 +148,17 @@ def test_shell_snippets_run(snippet: Snippet, served: tuple[Path, str, dict[str,
     if shutil.which("curl") is None and "curl " in snippet.text:
         pytest.skip("curl is not installed")
     _run(snippet, served, ["bash", "-euo", "pipefail", "-c"])
+
+
+_CITATION = re.compile(r"\bSPEC\.md\b|\bPROVIDERS\.md\b|\bSPEC (?:§|section )?\d|\bPROVIDERS (?:§|section )?\d")
+
+
+def test_nothing_cites_documents_outside_the_repository() -> None:
+    # What the code relies on from the protocol research lives in docs/, in our own words.
+    found = []
+    for path in sorted([*ROOT.glob("asgi_llmroute/**/*.py"), *ROOT.glob("tests/**/*"), *ROOT.glob("docs/*.md")]):
+        if path.is_file() and path.suffix in (".py", ".md", ".txt", ".toml") and path.name != Path(__file__).name:
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if _CITATION.search(line):
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)
