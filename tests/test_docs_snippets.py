@@ -40,6 +40,11 @@ NOT_RUN = {
     ),
     ("README.md", "./scripts/test"): "it is the command that runs this test",
     ("docs/performance.md", "apt-get install -y wrk nginx-light"): "installs system packages; bench/ is run apart",
+    (
+        "docs/providers.md",
+        '_row("acme", "Acme AI", "https://api.acme.example/v1", "ACME_API_KEY", '
+        'frozenset({CHAT}), refused=frozenset({"n"}))',
+    ): "a line of source to add to asgi_llmroute/providers/catalog.py, not a program",
 }
 
 
