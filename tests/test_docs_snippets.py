@@ -115,18 +115,15 @@ def test_toml_snippets_load(snippet: Snippet, tmp_path: Path, monkeypatch: pytes
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, dict[str, str]]]:
     folder = tmp_path_factory.mktemp("snippets")
     with llmroute_serve([], folder) as server:
-        env = {}
-        # README's configuration sits next to the snippets that load it ("Use the pieces").
-        readme_toml = next(s for s in SNIPPETS if s.document == "README.md" and s.language == "toml")
-        (folder / "llmroute.toml").write_text(readme_toml.text)
-        env.update(_references_for(readme_toml.text, folder))
-        yield folder, server.url.removeprefix("http://"), env
+        yield folder, server.url.removeprefix("http://"), {}
 
 
 def _run(snippet: Snippet, served: tuple[Path, str, dict[str, str]], command: list[str]) -> None:
     folder, address, extra_env = served
     text = snippet.text.replace("127.0.0.1:4000", address)
     env = {**os.environ, **extra_env, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    # `llmroute` as the snippets call it: the script installed next to this interpreter.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     result = subprocess.run(
         [*command, text], cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -145,7 +142,19 @@ def test_python_snippets_run(snippet: Snippet, served: tuple[Path, str, dict[str
     command = _python_for(snippet)
     if command is None:
         pytest.skip("needs LiteLLM: set LLMROUTE_TEST_LITELLM to its venv's bin (scripts/test does)")
-    _run(snippet, served, command)
+    if '"llmroute.toml"' not in snippet.text:
+        _run(snippet, served, command)
+        return
+    # README's configuration sits next to the snippet that loads it ("Use the pieces"), for that snippet only
+    # (the CLI snippets work on the embedded default of the same folder).
+    folder, address, _ = served
+    readme_toml = next(s for s in SNIPPETS if s.document == "README.md" and s.language == "toml")
+    config = folder / "llmroute.toml"
+    config.write_text(readme_toml.text)
+    try:
+        _run(snippet, (folder, address, _references_for(readme_toml.text, folder)), command)
+    finally:
+        config.unlink()
 
 
 @pytest.mark.parametrize("snippet", _by_language("sh"), ids=str)
