@@ -8,9 +8,11 @@ resolved here, when the objects are made, and a failure is a :class:`ConfigError
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Callable, Iterable
 
 from .config import ConfigError, GatewayConfig
+from .formats.capabilities import ModelCapabilities, default_capabilities
 from .providers.kinds import KindError, options_tuple
 from .providers.types import Deployment, Provider, Route, make_provider
 from .retry_policy import DEFAULT_RETRY_ON, RetryPolicy
@@ -148,3 +150,18 @@ def state_backend(config: GatewayConfig) -> StateBackend:
         lease_ttl=s.lease_ttl,
         timeout=s.timeout_ms / 1000,
     )
+
+
+def model_capabilities(config: GatewayConfig) -> Callable[[Deployment], ModelCapabilities]:
+    """What each deployment's model accepts: its family's defaults, overridden by ``[[models]] capabilities``."""
+    overrides: dict[tuple[str, str], ModelCapabilities] = {}
+    for model in config.models:
+        if model.capabilities is not None:
+            changes = {k: v for k, v in model.capabilities.model_dump().items() if v is not None}
+            overrides[(model.provider, model.model)] = dataclasses.replace(default_capabilities(model.model), **changes)
+
+    def resolve(deployment: Deployment) -> ModelCapabilities:
+        found = overrides.get((deployment.provider.name, deployment.model))
+        return found if found is not None else default_capabilities(deployment.model)
+
+    return resolve

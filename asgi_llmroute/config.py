@@ -268,6 +268,18 @@ class ModelConfig(_Model):
     #: The ``model`` answers carry: ``"client"``, the name asked for, or ``"upstream"``, the upstream's own
     #: id; unset follows ``[translation] response_model`` (docs/translation.md, "The model name").
     response_model: Literal["client", "upstream"] | None = None
+    #: What the upstream model accepts; translated requests are made to fit it.
+    capabilities: CapabilitiesConfig | None = None
+
+
+class CapabilitiesConfig(_Model):
+    """What a model accepts (docs/translation.md, "Model capabilities"); unset: its family's default."""
+
+    reasoning: bool | None = None
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    images: bool | None = None
+    pdfs: bool | None = None
+    tools: bool | None = None
 
 
 class RoutingConfig(_Model):

@@ -112,13 +112,15 @@ class Gateway:
             default_max_tokens=config.translation.default_max_tokens,
             reasoning_content=config.translation.reasoning_content,
         )
+        # What each model accepts: translated requests are made to fit it (docs/translation.md).
+        capabilities = assemble.model_capabilities(config)
         # Observability (docs/observability.md): metrics in a registry of this gateway's own.
         self.metrics = GatewayMetrics(is_known=lambda model: model in self.routes.routes)
         attempts: ASGIApp = UpstreamErrorsMiddleware(self.forwarder, metrics=self.metrics)
         usage: ASGIApp = UsageMiddleware(attempts, stream_usage=config.usage.stream_usage)
-        pipeline: ASGIApp = TranslationMiddleware(usage, options=options)
+        pipeline: ASGIApp = TranslationMiddleware(usage, options=options, capabilities=capabilities)
         pipeline = CredentialStripMiddleware(pipeline)
-        pipeline = ResponsesMiddleware(pipeline, options=options)
+        pipeline = ResponsesMiddleware(pipeline, options=options, capabilities=capabilities)
         provider_limits = {p.name: p.max_in_flight for p in config.providers if p.max_in_flight}
         if provider_limits:
             pipeline = ConcurrencyLimitMiddleware(

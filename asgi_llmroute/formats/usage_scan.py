@@ -17,6 +17,7 @@ import re
 from typing import Any, Literal
 
 from .accounting import accounting_from_anthropic, accounting_from_openai
+from .sse import SSEBufferOverflow, SSEEvent, SSEParser, encode_sse
 
 __all__ = ["OpenAIUsageStripper", "StreamUsageScanner", "usage_from_json"]
 
@@ -27,6 +28,8 @@ Wire = Literal["openai", "anthropic", "responses", "gemini"]
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 # `"usage": null` as a member of an object, with its comma, in either position.
 _NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,\s*')
+# The same, in an event's data text (the stripper works on parsed events).
+_NULL_USAGE_TEXT = re.compile(r',\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,\s*')
 # Longest partial line kept while scanning; usage lines are small, so a longer one is dropped.
 _MAX_LINE = 1024 * 1024
 
@@ -182,79 +185,66 @@ class OpenAIUsageStripper:
     """Rewrites an OpenAI chat stream the gateway asked usage for into the stream the client asked for.
 
     The gateway set ``stream_options.include_usage``; the upstream then adds ``"usage": null`` to every
-    chunk and a final ``"choices": []`` chunk with the totals. :meth:`feed` returns the bytes to send with
-    both removed (the totals are kept in :attr:`usage`). Complete lines are passed on at once; only a
-    partial line is held back until its end arrives.
+    chunk and a final ``"choices": []`` chunk with the totals. The stream is read with the one SSE parser
+    (:class:`~asgi_llmroute.formats.sse.SSEParser`: any line ends, any read boundaries) and every event is
+    written again as OpenAI frames them (``data: ...`` and a blank line) with both removed: the usage chunk is
+    dropped (its totals kept in :attr:`usage`) and the ``"usage": null`` member cut out of each chunk's JSON
+    text, nothing else changed, with the upstream's own line ends. For OpenAI's framing (any line end) the
+    client gets, byte for byte, what the upstream sends a request without ``include_usage``; an upstream's
+    comments and ``id:`` fields are not repeated.
     """
 
-    __slots__ = ("_skip_blank", "_tail", "usage")
+    __slots__ = ("_cr_end", "_newline", "_parser", "usage")
 
     def __init__(self) -> None:
-        self._tail = b""
-        self._skip_blank = False  # the usage chunk was dropped: drop the blank line that ends its event
+        self._parser = SSEParser()
+        self._newline: bytes | None = None  # the upstream's line end (LF, CRLF or CR), kept in what is written
+        self._cr_end = False  # the first line end seen so far is a CR that ended a read: CR or CRLF?
         self.usage: dict[str, int] | None = None
 
     def feed(self, chunk: bytes) -> bytes:
-        if not self._tail and not self._skip_blank and chunk.endswith(b"\n"):  # the usual read: whole events
-            last = chunk.rfind(b'"usage"')
-            if last < 0:
-                return chunk
-            if chunk[last - 1 : last] == b"," and _only_null_usage(chunk, last):
-                return chunk[: last - 1] + chunk[last + 12 :]  # one event's `,"usage":null`
-            return self._rewrite(chunk)
-        data = self._tail + chunk if self._tail else chunk
-        cut = data.rfind(b"\n") + 1
-        if len(data) - cut > _MAX_LINE:
-            cut = len(data)  # a huge line is content, not usage: pass it on rather than buffer it
-        self._tail = data[cut:]
-        return self._rewrite(data[:cut]) if cut else b""
+        if self._newline is None and chunk:
+            if self._cr_end:
+                self._newline = b"\r\n" if chunk[:1] == b"\n" else b"\r"
+            else:
+                self._newline = _line_end(chunk)
+                self._cr_end = self._newline is None and chunk.endswith(b"\r")
+        try:
+            events = self._parser.feed(chunk)
+        except SSEBufferOverflow:
+            return chunk  # an event too large to hold: passed on as it is
+        if not events:
+            return b""
+        out = b"".join(self._event(event) for event in events)
+        return out if self._newline in (None, b"\n") or not out else out.replace(b"\n", self._newline)
 
     def close(self) -> bytes:
-        tail, self._tail = self._tail, b""
-        return self._rewrite(tail) if tail else b""
+        self._parser.close()  # a last event without its blank line is not an event (WHATWG)
+        return b""
 
-    def _rewrite(self, region: bytes) -> bytes:
-        if self._skip_blank:
-            # The dropped event's blank line is the first line here.
-            self._skip_blank = False
-            if region.startswith(b"\n"):
-                region = region[1:]
-            elif region.startswith(b"\r\n"):
-                region = region[2:]
-        if b'"usage"' not in region:
-            return region
-        region = region.replace(b',"usage":null', b"")  # OpenAI's compact form, at C speed
-        if b'"usage"' not in region:
-            return region
-        region = _NULL_USAGE.sub(b"", region)  # any other spacing or position
-        if b'"usage"' not in region:
-            return region
-        out: list[bytes] = []
-        lines = region.split(b"\n")
-        skip = False
-        for line in lines[:-1]:  # complete lines; the last item is what follows the last LF
-            if skip:
-                skip = False
-                if line in (b"", b"\r"):
-                    continue
-            if b'"usage"' in line and self._usage_chunk(line):
-                skip = True
-                continue
-            out.append(line)
-            out.append(b"\n")
-        rest = lines[-1]
-        if rest and b'"usage"' in rest and self._usage_chunk(rest):
-            rest = b""
-        elif skip:
-            self._skip_blank = True  # its blank line is in the next read
-        out.append(rest)
-        return b"".join(out)
+    def _event(self, event: SSEEvent) -> bytes:
+        data = event.data
+        if '"usage"' in data:
+            obj = _loads(data.encode())
+            usage = obj.get("usage") if isinstance(obj, dict) else None
+            if isinstance(usage, dict):
+                self.usage = accounting_from_openai(usage)
+                if obj.get("choices") == []:
+                    return b""  # the extra usage chunk: the client did not ask for it
+            elif usage is None and isinstance(obj, dict) and "usage" in obj:
+                data = data.replace(',"usage":null', "")  # OpenAI's compact form, at C speed
+                if '"usage"' in data:
+                    data = _NULL_USAGE_TEXT.sub("", data)  # any other spacing or position
+        return encode_sse(data, None if event.event == "message" else event.event)
 
-    def _usage_chunk(self, line: bytes) -> bool:
-        """Record the usage on ``line``; True when it is the extra usage-only chunk, to be dropped."""
-        payload = _data(line.rstrip(b"\r"))
-        obj = _loads(payload) if payload is not None else None
-        if not isinstance(obj, dict) or not isinstance(obj.get("usage"), dict):
-            return False
-        self.usage = accounting_from_openai(obj["usage"])
-        return obj.get("choices") == []
+
+def _line_end(chunk: bytes) -> bytes | None:
+    """The line end ``chunk`` uses first (None if it has none yet; a CR at its very end may start a CRLF)."""
+    cr, lf = chunk.find(b"\r"), chunk.find(b"\n")
+    if cr < 0:
+        return b"\n" if lf >= 0 else None
+    if lf == cr + 1:
+        return b"\r\n"
+    if lf >= 0 and lf < cr:
+        return b"\n"
+    return b"\r" if cr + 1 < len(chunk) else None

@@ -4,6 +4,7 @@ thin ASGI glue over :class:`asgi_llmroute.formats.ResponsesTranslator`."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -14,7 +15,10 @@ from ..formats import (
     TranslationError,
     TranslationOptions,
 )
+from ..formats.capabilities import ModelCapabilities
+from ..providers.types import Deployment
 from ._rewrite import ResponseRewriter, ask_for_identity
+from .translate import fit, upstream_defaults
 
 __all__ = ["ResponsesMiddleware"]
 
@@ -41,9 +45,16 @@ class ResponsesMiddleware:
     identity-encoded body.
     """
 
-    def __init__(self, app: ASGIApp, *, options: TranslationOptions | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        options: TranslationOptions | None = None,
+        capabilities: Callable[[Deployment], ModelCapabilities] | None = None,
+    ) -> None:
         self._app = app
         self._options = options if options is not None else TranslationOptions()
+        self._capabilities = capabilities if capabilities is not None else upstream_defaults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,7 +69,10 @@ class ResponsesMiddleware:
         try:
             ctx, body, receive = await receive_json(scope, receive)
             try:
-                ctx.set_json(translator.request(body))
+                chat = translator.request(body)
+                if deployment.provider.api == "openai":  # an Anthropic one: the chat translation fits it
+                    fit(chat, "openai", self._capabilities(deployment), ctx.model)
+                ctx.set_json(chat)
             except TranslationError as exc:
                 raise GatewayError(400, exc.message, param=exc.param) from None
         except GatewayError as exc:

@@ -7,18 +7,21 @@ import dataclasses
 import functools
 import logging
 import math
+from collections.abc import Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..context import ClientAPI, ensure_context, receive_json, route_path
 from ..errors import GatewayError, send_error
 from ..formats import TranslationError, TranslationOptions
+from ..formats.capabilities import ModelCapabilities, default_capabilities, fit_request
 from ..providers.kinds import CHAT, get_wire, operation_of
-from ..providers.types import Provider
+from ..providers.types import Deployment, Provider
 from ..send import send_json
 from ._rewrite import ResponseRewriter, ask_for_identity
 
-__all__ = ["TranslationMiddleware"]
+__all__ = ["TranslationMiddleware", "fit", "upstream_defaults"]
 
 logger = logging.getLogger("asgi_llmroute.translate")
 
@@ -38,14 +41,23 @@ class TranslationMiddleware:
 
     ``options`` are the translation defaults (see docs/translation.md); each Anthropic provider's
     configured ``anthropic-version`` header overrides ``options.anthropic_version`` for it.
+    ``capabilities`` says what a deployment's model accepts (default: :func:`default_capabilities` of its
+    upstream id); a translated request is made to fit it (docs/translation.md, "Model capabilities").
 
     Scope: reads ``ctx.client_api``, ``ctx.deployment`` and the body; writes the body,
     ``ctx.upstream_path`` and ``ctx.usage``; asks the upstream for an identity-encoded body.
     """
 
-    def __init__(self, app: ASGIApp, *, options: TranslationOptions | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        options: TranslationOptions | None = None,
+        capabilities: Callable[[Deployment], ModelCapabilities] | None = None,
+    ) -> None:
         self._app = app
         self._options = options if options is not None else TranslationOptions()
+        self._capabilities = capabilities if capabilities is not None else upstream_defaults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,6 +90,7 @@ class TranslationMiddleware:
             translator = wire.translator(client.wire, _options_for(self._options, provider))
             try:
                 upstream_body = translator.request(body)
+                fit(upstream_body, provider.api, self._capabilities(deployment), ctx.model)
             except TranslationError as exc:
                 raise GatewayError(400, exc.message, param=exc.param) from None
         except GatewayError as exc:
@@ -156,6 +169,17 @@ def _options_for(options: TranslationOptions, provider: Provider) -> Translation
         if key == "anthropic-version":
             return dataclasses.replace(options, anthropic_version=value)
     return options
+
+
+def upstream_defaults(deployment: Deployment) -> ModelCapabilities:
+    """The capabilities of a deployment's model: those of its well-known family."""
+    return default_capabilities(deployment.model)
+
+
+def fit(body: dict[str, Any], api: str, caps: ModelCapabilities, model: str | None) -> None:
+    """Fit a translated upstream ``body`` to ``caps``, logging what changed; TranslationError if it cannot."""
+    for change in fit_request(body, "anthropic" if api == "anthropic" else "openai", caps):
+        logger.info("translation for model %r: %s", model, change)
 
 
 def _is_count_tokens(scope: Scope) -> bool:

@@ -89,6 +89,9 @@ def tool_arguments(name: str, schema: Any, workdir: str) -> dict[str, Any]:
     return {k: "x" for k in schema.get("required", [])} if isinstance(schema, dict) else {}
 
 
+# The output caps the fake OpenAI models enforce, as OpenAI does.
+_MAX_OUTPUT = {"gpt-4o": 16_384}
+
 # Tools the fakes prefer to call, by agent: read-only ones.
 _PREFERRED = ("Read", "exec_command", "shell_command", "shell", "get_secret")
 
@@ -345,6 +348,14 @@ class FakeAPI:
         if not reasoning and ("reasoning_effort" in body or "reasoning" in body):
             name = "reasoning_effort" if "reasoning_effort" in body else "reasoning"
             raise Refused(f"Unrecognized request argument supplied: {name}")
+        limit = _MAX_OUTPUT.get(model)
+        for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+            value = body.get(key)
+            if limit is not None and isinstance(value, int) and value > limit:
+                raise Refused(
+                    f"max_tokens is too large: {value}. This model supports at most {limit} completion tokens, "
+                    f"whereas you provided {value}."
+                )
         return model
 
     async def _chat(self, body: dict[str, Any], send: Send) -> None:

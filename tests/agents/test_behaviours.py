@@ -431,3 +431,97 @@ def test_the_upstream_id_is_relayed_where_configured() -> None:
         with gateway(config) as gw:
             got = httpx.post(f"{gw}/v1/chat/completions", headers=AUTH, json={**body, "model": "gpt"}).json()
             assert got["model"] == UPSTREAM_ID["gpt"]
+
+
+# -- 4. model capabilities -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def capable() -> Iterator[tuple[Any, str]]:
+    from tests.agents.fakes import FakeAPI
+    from tests.support.gateway import ANTHROPIC_KEY, OPENAI_KEY
+
+    fake = FakeAPI(anthropic_key=ANTHROPIC_KEY, openai_key=OPENAI_KEY, workdir="/tmp")
+    with serve(fake) as url:
+        config = routing_config(
+            [openai_provider("oa", url)],
+            [
+                {"name": "claude-on-4o", "provider": "oa", "model": "gpt-4o"},
+                {
+                    "name": "claude-on-plain",
+                    "provider": "oa",
+                    "model": "gpt-5-local",
+                    "capabilities": {"reasoning": False, "max_output_tokens": 2048, "images": False},
+                },
+            ],
+        )
+        with gateway(config) as gw:
+            yield fake, gw
+
+
+def test_claude_codes_thinking_and_output_cap_fit_a_non_reasoning_openai_model(capable: tuple[Any, str]) -> None:
+    fake, url = capable
+    body = {
+        "model": "claude-on-4o",
+        "max_tokens": 64000,
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "high"},
+        "messages": MESSAGES,
+    }
+    response = httpx.post(f"{url}/v1/messages", headers=AUTH, json=body)
+    assert response.status_code == 200, response.text
+    sent = fake.requests[-1][1]
+    assert "reasoning_effort" not in sent and sent["max_completion_tokens"] == 16_384
+
+
+def test_configured_capabilities_are_respected(capable: tuple[Any, str]) -> None:
+    fake, url = capable
+    body = {"model": "claude-on-plain", "max_tokens": 9000, "thinking": {"type": "enabled", "budget_tokens": 4000}}
+    response = httpx.post(f"{url}/v1/messages", headers=AUTH, json={**body, "messages": MESSAGES})
+    assert response.status_code == 200, response.text
+    sent = fake.requests[-1][1]
+    assert "reasoning_effort" not in sent and sent["max_completion_tokens"] == 2048
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    content = [{"type": "text", "text": "what is it?"}, image]
+    response = httpx.post(
+        f"{url}/v1/messages", headers=AUTH, json={**body, "messages": [{"role": "user", "content": content}]}
+    )
+    assert response.status_code == 400
+    assert "images" in response.json()["error"]["message"]
+
+
+# -- issue 11 item 9: the usage the gateway asked for is invisible to the client --------------------
+
+
+def test_the_usage_the_gateway_asked_for_is_removed_whatever_the_line_ends() -> None:
+    async def cr_framed(request: Recorded, send: Send) -> None:
+        asked = (request.json().get("stream_options") or {}).get("include_usage") is True
+        chunks = [c.replace(b"}]}", b'}],"usage":null}') if asked else c for c in openai_chunks(["Hi", "!"])]
+        if asked:
+            usage = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+            final = {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "gpt-up",
+                "choices": [],
+                "usage": usage,
+            }
+            chunks.insert(-1, sse(final))
+        body = b"".join(chunks).replace(b"\n", b"\r")  # lone CR line ends: valid SSE
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": body})
+
+    with (
+        upstreams(cr_framed) as [(oa, oa_url)],
+        gateway(two_formats(oa_url, oa_url, logging={"access": True})) as url,
+        access_log() as log,
+    ):
+        body = {"model": "gpt", "messages": MESSAGES, "stream": True}
+        with httpx.stream("POST", f"{url}/v1/chat/completions", headers=AUTH, json=body) as response:
+            raw = response.read()
+        (fields,) = log.wait()
+    assert oa.last.json()["stream_options"] == {"include_usage": True}  # asked for the accounting
+    assert b'"usage"' not in raw and b'"choices":[]' not in raw  # and none of it reaches the client
+    assert raw.count(b"data: ") == len(openai_chunks(["Hi", "!"]))
+    assert fields["input_tokens"] == 4 and fields["output_tokens"] == 2

@@ -75,6 +75,12 @@ name = "claude-on-gpt"
 provider = "openai-chat"
 model = "gpt-5-mini"
 
+# Translated to a model without reasoning parameters and a smaller output cap (capabilities).
+[[models]]
+name = "claude-on-gpt-4o"
+provider = "openai-chat"
+model = "gpt-4o"
+
 # Responses clients: relayed to a native Responses API, or translated to chat, or to Anthropic.
 [[models]]
 name = "gpt-5"
@@ -171,7 +177,7 @@ def test_claude_code_text_turn(gateway: Setup, fake: FakeAPI, model: str, tmp_pa
     assert out.strip(), out
 
 
-@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "claude-on-gpt"])
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "claude-on-gpt", "claude-on-gpt-4o"])
 def test_claude_code_tool_round(gateway: Setup, fake: FakeAPI, model: str, tmp_path: Path) -> None:
     _need("@anthropic-ai/claude-code")
     out = _claude(gateway, model, f"Read the file {SECRET_FILE} and tell me what it says.", tmp_path)

@@ -128,7 +128,7 @@ def _split(data: bytes, rng: random.Random) -> list[bytes]:
 
 
 @pytest.mark.parametrize("seed", range(30))
-@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
 def test_stripper_and_scanner_splits(seed: int, newline: bytes) -> None:
     rng = random.Random(seed)
     asked = openai_stream(True).replace(b"\n", newline)
@@ -137,6 +137,8 @@ def test_stripper_and_scanner_splits(seed: int, newline: bytes) -> None:
     assert out == openai_stream(False).replace(b"\n", newline)
     expected = {"input_tokens": 11, "output_tokens": 7, "cache_read_tokens": 0, "cache_write_tokens": 0}
     assert stripper.usage == expected
+    if newline == b"\r":
+        return  # the scanner (which only looks) reads LF and CRLF line ends, as every provider frames
     for wire, data, want in (
         ("openai", asked, expected),
         ("anthropic", anthropic_stream().replace(b"\n", newline), None),
