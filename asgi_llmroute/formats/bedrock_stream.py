@@ -48,11 +48,15 @@ class StreamException(Exception):
         self.status = exception_status(name)
 
 
-def _sse(kind: str, obj: dict[str, Any]) -> str:
-    return "event: " + kind + "\ndata: " + dumps(obj) + "\n\n"
+#: One Anthropic stream event produced by a handler: (type, object, the upstream's own JSON text or None).
+Event = tuple[str, dict[str, Any], "str | None"]
 
 
-def anthropic_error_event(message: str, type_: str) -> str:
+def _sse(kind: str, obj: dict[str, Any]) -> Event:
+    return (kind, obj, None)
+
+
+def anthropic_error_event(message: str, type_: str) -> Event:
     return _sse("error", {"type": "error", "error": {"type": type_, "message": message}})
 
 
@@ -65,11 +69,11 @@ class _Handler:
         #: Anthropic-shaped usage seen so far (merged), empty until reported.
         self.usage: dict[str, Any] = {}
 
-    def event(self, event_type: str, payload: dict[str, Any], out: list[str]) -> bool:  # pragma: no cover
+    def event(self, event_type: str, payload: dict[str, Any], out: list[Event]) -> bool:  # pragma: no cover
         """Handle one event; returns True once the message is complete."""
         raise NotImplementedError
 
-    def eof(self, out: list[str]) -> None:  # pragma: no cover
+    def eof(self, out: list[Event]) -> None:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -116,7 +120,7 @@ class ConverseEvents(_Handler):
         self._content = False
         self.warnings: list[str] = []
 
-    def _start(self, out: list[str]) -> None:
+    def _start(self, out: list[Event]) -> None:
         if self._started:
             return
         self._started = True
@@ -132,7 +136,7 @@ class ConverseEvents(_Handler):
         }
         out.append(_sse("message_start", {"type": "message_start", "message": message}))
 
-    def _open(self, key: Any, kind: str, block: dict[str, Any], out: list[str]) -> _Block:
+    def _open(self, key: Any, kind: str, block: dict[str, Any], out: list[Event]) -> _Block:
         state = _Block(self._next, kind)
         self._next += 1
         self._blocks[key] = state
@@ -142,10 +146,10 @@ class ConverseEvents(_Handler):
         )
         return state
 
-    def _delta(self, state: _Block, delta: dict[str, Any], out: list[str]) -> None:
+    def _delta(self, state: _Block, delta: dict[str, Any], out: list[Event]) -> None:
         out.append(_sse("content_block_delta", {"type": "content_block_delta", "index": state.index, "delta": delta}))
 
-    def _close(self, key: Any, out: list[str]) -> None:
+    def _close(self, key: Any, out: list[Event]) -> None:
         state = self._blocks.pop(key, None)
         if state is None:
             return
@@ -153,7 +157,7 @@ class ConverseEvents(_Handler):
             self._delta(state, {"type": "input_json_delta", "partial_json": "{}"}, out)
         out.append(_sse("content_block_stop", {"type": "content_block_stop", "index": state.index}))
 
-    def event(self, event_type: str, payload: dict[str, Any], out: list[str]) -> bool:
+    def event(self, event_type: str, payload: dict[str, Any], out: list[Event]) -> bool:
         if event_type == "contentBlockDelta":
             self._start(out)
             self._on_delta(payload, out)
@@ -192,7 +196,7 @@ class ConverseEvents(_Handler):
         # unknown events: ignored (new members may appear in the union)
         return False
 
-    def _on_delta(self, payload: dict[str, Any], out: list[str]) -> None:
+    def _on_delta(self, payload: dict[str, Any], out: list[Event]) -> None:
         key = payload.get("contentBlockIndex")
         delta = payload.get("delta")
         if not isinstance(delta, dict):
@@ -237,7 +241,7 @@ class ConverseEvents(_Handler):
                 self._delta(state, {"type": "signature_delta", "signature": signature}, out)
         # citation, toolResult, image deltas: no Anthropic stream field
 
-    def _finish(self, out: list[str]) -> bool:
+    def _finish(self, out: list[Event]) -> bool:
         reason, warning = stop_reason(self._stop, self._content)
         if warning is not None:
             self.warnings.append(warning)
@@ -249,7 +253,7 @@ class ConverseEvents(_Handler):
         out.append(_sse("message_stop", {"type": "message_stop"}))
         return True
 
-    def eof(self, out: list[str]) -> None:
+    def eof(self, out: list[Event]) -> None:
         if self._stop is None:
             raise StreamProtocolError("upstream stream ended before messageStop")
         self._finish(out)  # messageStop without metadata: usage unknown
@@ -270,7 +274,7 @@ class InvokeChunks(_Handler):
         super().__init__()
         self._stopped = False
 
-    def event(self, event_type: str, payload: dict[str, Any], out: list[str]) -> bool:
+    def event(self, event_type: str, payload: dict[str, Any], out: list[Event]) -> bool:
         if event_type != "chunk":
             return False
         encoded = payload.get("bytes")
@@ -297,8 +301,8 @@ class InvokeChunks(_Handler):
         elif kind == "message_stop":
             self._metrics(obj.get("amazon-bedrock-invocationMetrics"))
         if "\n" in text or "\r" in text:
-            text = dumps(obj)
-        out.append("event: " + kind + "\ndata: " + text + "\n\n")
+            text = dumps(obj)  # one event, one data line
+        out.append((kind, obj, text))
         if kind == "message_stop":
             self._stopped = True
             return True
@@ -317,7 +321,7 @@ class InvokeChunks(_Handler):
             if isinstance(value, int) and not isinstance(value, bool):
                 self.usage[key] = value
 
-    def eof(self, out: list[str]) -> None:
+    def eof(self, out: list[Event]) -> None:
         raise StreamProtocolError("upstream stream ended before message_stop")
 
 
@@ -347,17 +351,25 @@ class BedrockStream(StreamTranslator):
     def warnings(self) -> list[str]:
         return getattr(self._handler, "warnings", [])
 
-    def _emit(self, out: list[str]) -> bytes:
-        text = "".join(out)
+    def _emit(self, out: list[Event]) -> bytes:
         inner = self._inner
-        if inner is None:
-            return text.encode()
-        if not text:
-            return b""
-        data = inner.feed(text.encode())
-        if inner.done:
-            self._done = True
-        return data
+        if inner is None:  # Anthropic client: the events as SSE (InvokeModel's own JSON text kept)
+            return "".join(
+                "event: " + kind + "\ndata: " + (text if text is not None else dumps(obj)) + "\n\n"
+                for kind, obj, text in out
+            ).encode()
+        chunks: list[str] = []  # OpenAI client: the event objects straight into the Anthropic translator
+        for kind, obj, _ in out:
+            try:
+                inner.event_object(obj, kind, chunks)
+            except StreamProtocolError as exc:
+                inner._fail_into(chunks, exc.message)
+            except Exception:
+                inner._fail_into(chunks, "upstream stream could not be translated")
+            if inner.done:
+                self._done = True
+                break
+        return "".join(chunks).encode()
 
     def _sync_usage(self) -> None:
         if self._handler.usage:
@@ -366,20 +378,20 @@ class BedrockStream(StreamTranslator):
     def feed(self, chunk: bytes) -> bytes:
         if self._done or not chunk:
             return b""
-        out: list[str] = []
+        out: list[Event] = []
         try:
             for message in self._decoder.feed(chunk):
                 if self._message(message, out):
                     self._done = True
                     break
         except EventStreamError as exc:
-            self._fail_into(out, exc.message)
+            self._fail_events(out, exc.message)
         except StreamException as exc:
             self._exception(exc, out)
         except StreamProtocolError as exc:
-            self._fail_into(out, exc.message)
+            self._fail_events(out, exc.message)
         except Exception:  # never let a malformed upstream escape as an exception
-            self._fail_into(out, "upstream stream could not be translated")
+            self._fail_events(out, "upstream stream could not be translated")
         self._sync_usage()
         done = self._done
         data = self._emit(out)
@@ -387,7 +399,7 @@ class BedrockStream(StreamTranslator):
             data += self._inner.close()
         return data
 
-    def _message(self, message: EventStreamMessage, out: list[str]) -> bool:
+    def _message(self, message: EventStreamMessage, out: list[Event]) -> bool:
         headers = message.headers
         kind = headers.get(":message-type")
         if kind == "event":
@@ -421,7 +433,12 @@ class BedrockStream(StreamTranslator):
             )
         raise StreamProtocolError("upstream sent an event-stream message of unknown type")
 
-    def _exception(self, exc: StreamException, out: list[str]) -> None:
+    def _fail_events(self, out: list[Event], message: str) -> None:
+        if not self._done:
+            out.append(anthropic_error_event(message, "api_error"))
+            self._done = True
+
+    def _exception(self, exc: StreamException, out: list[Event]) -> None:
         if not self._done:
             self._error(out, exc.message, bedrock_anthropic_type(exc.status))
             self._done = True
@@ -429,18 +446,18 @@ class BedrockStream(StreamTranslator):
     def close(self) -> bytes:
         if self._done:
             return b""
-        out: list[str] = []
+        out: list[Event] = []
         try:
             self._decoder.close()
             self._handler.eof(out)
         except EventStreamError as exc:
-            self._fail_into(out, exc.message)
+            self._fail_events(out, exc.message)
         except StreamException as exc:
             self._exception(exc, out)
         except StreamProtocolError as exc:
-            self._fail_into(out, exc.message)
+            self._fail_events(out, exc.message)
         except Exception:
-            self._fail_into(out, "upstream stream could not be translated")
+            self._fail_events(out, "upstream stream could not be translated")
         self._done = True
         self._sync_usage()
         data = self._emit(out)
@@ -448,11 +465,11 @@ class BedrockStream(StreamTranslator):
             data += self._inner.close()
         return data
 
-    def _error(self, out: list[str], message: str, type_: str | None) -> None:
+    def _error(self, out: list[Any], message: str, type_: str | None) -> None:
         out.append(anthropic_error_event(message, type_ or "api_error"))
 
-    def _event(self, event: SSEEvent, out: list[str]) -> None:  # pragma: no cover - not an SSE input
+    def _event(self, event: SSEEvent, out: list[Any]) -> None:  # pragma: no cover - not an SSE input
         raise NotImplementedError
 
-    def _eof(self, out: list[str]) -> None:  # pragma: no cover
+    def _eof(self, out: list[Any]) -> None:  # pragma: no cover
         raise NotImplementedError

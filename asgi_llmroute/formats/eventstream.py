@@ -49,10 +49,29 @@ class EventStreamError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class EventStreamMessage:
-    """One decoded message: its headers (``:message-type``, ``:event-type``, ...) and raw payload."""
+    """One decoded message: its headers (``:message-type``, ``:event-type``, ...) and raw payload.
+
+    ``headers`` may be shared between messages with identical header blocks: read it, do not change it.
+    """
 
     headers: dict[str, HeaderValue]
     payload: bytes
+
+
+# Bedrock repeats the same few header blocks (one per event type): parse each once.
+_HEADER_CACHE: dict[bytes, dict[str, HeaderValue]] = {}
+_HEADER_CACHE_MAX = 256
+
+
+def _cached_headers(raw: bytes) -> dict[str, HeaderValue]:
+    headers = _HEADER_CACHE.get(raw)
+    if headers is None:
+        headers = _parse_headers(raw)
+        if len(raw) <= 512:
+            if len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
+                _HEADER_CACHE.clear()
+            _HEADER_CACHE[raw] = headers
+    return headers
 
 
 def _parse_headers(raw: bytes) -> dict[str, HeaderValue]:
@@ -148,7 +167,7 @@ class EventStreamDecoder:
                 if zlib.crc32(view[pos : end - 4]) != message_crc:
                     raise EventStreamError("event-stream message checksum mismatch")
                 start = pos + _PRELUDE_LEN
-                headers = _parse_headers(bytes(view[start : start + headers_len]))
+                headers = _cached_headers(bytes(view[start : start + headers_len]))
                 payload = bytes(view[start + headers_len : end - 4])
                 view.release()
                 out.append(EventStreamMessage(headers, payload))

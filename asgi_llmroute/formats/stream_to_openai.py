@@ -95,8 +95,10 @@ class AnthropicToOpenAIStream(StreamTranslator):
         if not isinstance(obj, dict):
             raise StreamProtocolError("upstream sent an event that is not a JSON object")
         kind = obj.get("type")
-        if not isinstance(kind, str):
-            kind = event.event
+        self.event_object(obj, kind if isinstance(kind, str) else event.event, out)
+
+    def event_object(self, obj: dict[str, Any], kind: str, out: list[str]) -> None:
+        """Translate one already-parsed Anthropic event (used directly by the Bedrock streams)."""
         if kind == "content_block_delta":
             self._delta(obj, out)
         elif kind == "content_block_start":
