@@ -98,6 +98,11 @@ class KeyManager:
         self._lock = threading.Lock()  # the maintenance thread and the loop share the fields above
         self._busy = False
         self._last_maintenance = 0.0
+        # Spend is written every `flush` seconds by a thread of its own (started by the first record),
+        # so the last requests before a quiet spell are not left unwritten until the next one.
+        self._flush_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # -- lookup ----------------------------------------------------------------------------------
 
@@ -238,6 +243,17 @@ class KeyManager:
         # A list append is atomic; flush swaps the list before reading it, so nothing is lost.
         ended = time.time() if self.clock is _utcnow else self.clock().timestamp()
         self._pending.append(_Pending(principal.key_id, principal.team, model, upstream_model, provider, ended, usage))
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, name="llmroute-spend", daemon=True)
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            if self._pending:
+                try:
+                    self.flush()
+                except Exception:
+                    logger.exception("virtual keys: writing spend failed; will retry")
 
     async def maintain(self) -> None:
         """Flush spend and re-read the table if due; one caller at a time, the others return at once."""
@@ -255,6 +271,10 @@ class KeyManager:
 
     def flush(self) -> None:
         """Price and write the pending spend, then re-read keys and totals (blocking)."""
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         pending, self._pending = self._pending, []
         rows: dict[tuple[str, str, date], SpendRow] = {}
         for item in pending:
@@ -281,7 +301,10 @@ class KeyManager:
         self._reload(force=bool(rows))
 
     def close(self) -> None:
-        """Write what is pending (on shutdown)."""
+        """Write what is pending (on shutdown) and stop the flushing thread."""
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=10)
         try:
             self.flush()
         except Exception:
