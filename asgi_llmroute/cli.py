@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
             "else the embedded default)"
         ),
     )
+    serve.add_argument(
+        "--strict",
+        action="store_true",
+        help="a LiteLLM config entry whose provider type is not supported is an error, not a warning",
+    )
     serve.add_argument("--host", help="interface to bind (default: [server] host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: [server] port, 4000)")
     serve.add_argument("--workers", type=int, help="worker processes (default: [server] workers, 1)")
@@ -55,15 +60,15 @@ def _select_config(args: argparse.Namespace) -> tuple[GatewayConfig, bool]:
     if path is None and Path(DEFAULT_CONFIG).is_file():
         path = DEFAULT_CONFIG
     if path is not None:
-        return _load(path), False
+        return _load(path, strict=getattr(args, "strict", False)), False
     return embedded_config(Path(EMBEDDED_DATA_DIR)), True
 
 
-def _load(path: str | Path, *, report: bool = True) -> GatewayConfig:
+def _load(path: str | Path, *, report: bool = True, strict: bool = False) -> GatewayConfig:
     """Our TOML file, or a LiteLLM ``config.yaml`` (whose ignored keys are listed on stderr)."""
     if not is_litellm_config(path):
         return load_config(path)
-    config, ignored = load_litellm_config(path)
+    config, ignored = load_litellm_config(path, strict=strict)
     if report and ignored:
         print(f"llmroute: {path}: LiteLLM keys not used by llmroute:", file=sys.stderr)
         for key in ignored:

@@ -31,7 +31,7 @@ LITELLM_CONFIG = {
             "model_name": "claude",
             "litellm_params": {"model": "anthropic/claude-sonnet-4-5", "api_key": "sk-ant-literal"},
         },
-        {"model_name": "azure-gpt", "litellm_params": {"model": "azure/gpt-4o"}},
+        {"model_name": "sm", "litellm_params": {"model": "sagemaker/my-endpoint"}},
     ],
     "router_settings": {"num_retries": 4, "routing_strategy": "least-busy", "fallbacks": [{"gpt-4o": ["claude"]}]},
     "litellm_settings": {"drop_params": True},
@@ -63,10 +63,10 @@ def test_mapping(tmp_path: Path) -> None:
     assert config.routing.strategy == "least_in_flight"
     assert [e.name for e in assemble.token_entries(config)] == ["master"]
     assert [s.reveal() for s in assemble.admin_tokens(config)] == ["sk-master-1234"]
+    assert config.translation.drop_params is True  # litellm_settings.drop_params
     assert sorted(ignored) == [
         "general_settings.database_url",
-        "litellm_settings.drop_params",
-        "model_list[3] (azure-gpt): provider type not supported: azure",
+        "model_list[3] (sm): kind 'sagemaker' is not supported yet: this entry is not served",
     ]
 
 

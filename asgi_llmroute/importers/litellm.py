@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..deferred import require
+from ..providers.kinds import ProviderKind, find_kind
 from .plan import Entry, ImportFileError, Issue, KeyRef, ParsedFile, key_from_string
 
 __all__ = [
@@ -101,6 +102,48 @@ def litellm_api(model: str) -> tuple[str | None, str, str]:
     return None, model, f"cannot tell the provider type of {model!r}: write openai/{model} or anthropic/{model}"
 
 
+#: The variables LiteLLM reads a kind's key from when ``api_key`` is not given (its docs' names).
+LITELLM_KEY_VARS = {
+    "azure": "AZURE_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "together": "TOGETHERAI_API_KEY",
+    "fireworks": "FIREWORKS_AI_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "xai": "XAI_API_KEY",
+    "perplexity": "PERPLEXITYAI_API_KEY",
+    "cerebras": "CEREBRAS_API_KEY",
+    "deepinfra": "DEEPINFRA_API_KEY",
+    "nvidia": "NVIDIA_NIM_API_KEY",
+    "vllm": "HOSTED_VLLM_API_KEY",
+    "lmstudio": "LM_STUDIO_API_KEY",
+}
+# Local servers whose LiteLLM api_base is the server's root: their OpenAI-compatible API is under /v1.
+_ROOT_BASES = frozenset({"ollama", "vllm", "lmstudio"})
+
+
+def litellm_kind(model: str) -> tuple[ProviderKind | None, str, str]:
+    """For a ``<prefix>/<id>`` model that is no ``openai/``/``anthropic/`` one: (kind or None, id, reason)."""
+    prefix, sep, rest = model.partition("/")
+    if not sep or not rest:
+        return None, model, f"cannot tell the provider type of {model!r}: write <provider>/{model}"
+    kind = find_kind(prefix)
+    if kind is None:
+        return None, model, f"kind {prefix!r} is not supported yet: this entry is not served"
+    return kind, rest, ""
+
+
+def litellm_kind_base_url(kind: ProviderKind, value: str) -> str:
+    """LiteLLM's ``api_base`` for ``kind`` as our ``base_url`` (local servers: ``/v1`` added)."""
+    base = value.rstrip("/")
+    if kind.name in _ROOT_BASES and urlsplit(base).path in ("", "/"):
+        base += "/v1"
+    if kind.name == "azure":
+        base = base.removesuffix("/openai")
+    return base
+
+
 def litellm_base_url(api: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         return _DEFAULT_BASE[api]
@@ -121,8 +164,8 @@ def _key(api: str, value: Any, env: Mapping[str, str]) -> str | KeyRef:
     return key
 
 
-def litellm_provider_name(api: str, base_url: str) -> str:
-    if base_url == _DEFAULT_BASE[api]:
+def litellm_provider_name(api: str, base_url: str | None) -> str:
+    if base_url is None or base_url == _DEFAULT_BASE.get(api):
         return api
     parts = urlsplit(base_url)
     host = (parts.hostname or "custom").replace(".", "-")

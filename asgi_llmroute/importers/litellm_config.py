@@ -17,17 +17,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, GatewayConfig, parse_config
+from ..providers.kinds import ProviderKind
 from ..secret import litellm_env_var
 from .litellm import (
     DEFAULT_KEY_VARS,
+    LITELLM_KEY_VARS,
     litellm_api,
     litellm_base_url,
     litellm_environment,
+    litellm_kind,
+    litellm_kind_base_url,
     litellm_provider_name,
     read_litellm,
 )
@@ -40,15 +44,23 @@ _STRATEGIES = {
     "least-busy": "least_in_flight",
     "latency-based-routing": "lowest_latency",
 }
-_PARAMS = {"model", "api_base", "base_url", "api_key", "timeout", "extra_headers", "headers", "weight", "rpm", "tpm"}
+_PARAMS = {
+    *("model", "api_base", "base_url", "api_key", "timeout", "extra_headers", "headers", "weight", "rpm", "tpm"),
+    *("drop_params", "max_parallel_requests"),
+}
+# Azure's own (listed as ignored on other kinds).
+_AZURE_PARAMS = frozenset({"api_version", "azure_ad_token", "tenant_id", "client_id", "client_secret"})
 
 
 def is_litellm_config(path: str | Path) -> bool:
     return Path(path).suffix.lower() in (".yaml", ".yml")
 
 
-def load_litellm_config(path: str | Path) -> tuple[GatewayConfig, list[str]]:
-    """The gateway configuration for a LiteLLM ``config.yaml``, and the keys it ignored."""
+def load_litellm_config(path: str | Path, *, strict: bool = False) -> tuple[GatewayConfig, list[str]]:
+    """The gateway configuration for a LiteLLM ``config.yaml``, and the keys it ignored.
+
+    An entry whose provider type has no kind yet is ignored (and listed); with ``strict`` it is an error.
+    """
     path = Path(path)
     try:
         data = read_litellm(path.read_text(encoding="utf-8"))
@@ -57,7 +69,7 @@ def load_litellm_config(path: str | Path) -> tuple[GatewayConfig, list[str]]:
     except ImportFileError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     origins: dict[str, str] = {}
-    translated, ignored = _translate(data, str(path), origins)
+    translated, ignored = _translate(data, str(path), origins, strict=strict)
     try:
         return parse_config(translated, source=str(path), base_dir=path.resolve().parent), ignored
     except ConfigError as exc:
@@ -123,7 +135,7 @@ def _yaml_key(key: str, origins: Mapping[str, str]) -> str:
 
 
 def _translate(
-    data: Mapping[str, Any], source: str, origins: dict[str, str] | None = None
+    data: Mapping[str, Any], source: str, origins: dict[str, str] | None = None, *, strict: bool = False
 ) -> tuple[dict[str, Any], list[str]]:
     """Our schema for ``data``; ``origins`` gets, for each provider and model, the entry it came from."""
     origins = {} if origins is None else origins
@@ -140,6 +152,18 @@ def _translate(
         name = litellm_env_var(value)
         return value if name is None else env.get(name, f"env:{name}")
 
+    def plain(value: Any, where: str) -> str | None:
+        """A setting that is not a secret (tenant_id, api_version): references are read now."""
+        ref = key_ref(value if value is None or isinstance(value, str) else str(value), where)
+        if ref is None or not ref.startswith("env:"):
+            return ref
+        found = os.environ.get(ref[4:])
+        if not found:
+            raise ConfigError(f"{source}: {where}: the environment variable {ref[4:]} is not set")
+        return found
+
+    unsupported: list[str] = []
+
     providers: dict[str, dict[str, Any]] = {}  # identity -> provider table
     models: list[dict[str, Any]] = []
     for i, item in enumerate(data["model_list"]):
@@ -153,18 +177,33 @@ def _translate(
             ignored.append(f"{where} ({name}): wildcard routes; clients can use <provider>/<model>")
             continue
         api, upstream, reason = litellm_api(params["model"])
+        kind = None
         if api is None:
-            ignored.append(f"{where} ({name}): {reason}")
-            continue
-        ignored += [f"{where}.litellm_params.{k}" for k in sorted(set(params) - _PARAMS)]
+            kind, upstream, reason = litellm_kind(params["model"])
+            if kind is None:
+                ignored.append(f"{where} ({name}): {reason}")
+                unsupported.append(f"{where} ({name}): {reason}")
+                continue
+        known_params = _PARAMS | (_AZURE_PARAMS if kind is not None and kind.name == "azure" else frozenset())
+        ignored += [f"{where}.litellm_params.{k}" for k in sorted(set(params) - known_params)]
         ignored += [f"{where}.{k}" for k in sorted(set(item) - {"model_name", "litellm_params"})]
-        base_url = litellm_base_url(api, params.get("api_base", params.get("base_url")))
-        provider: dict[str, Any] = {"api": api, "base_url": base_url}
-        key = key_ref(params.get("api_key"), f"{where}.litellm_params.api_key")
-        if key is None and os.environ.get(DEFAULT_KEY_VARS[api]):
-            key = f"env:{DEFAULT_KEY_VARS[api]}"  # LiteLLM's default for the provider type
+        if kind is None:
+            assert api is not None
+            base_url: str | None = litellm_base_url(api, params.get("api_base", params.get("base_url")))
+            provider: dict[str, Any] = {"api": api, "base_url": base_url}
+            key = key_ref(params.get("api_key"), f"{where}.litellm_params.api_key")
+            if key is None and os.environ.get(DEFAULT_KEY_VARS[api]):
+                key = f"env:{DEFAULT_KEY_VARS[api]}"  # LiteLLM's default for the provider type
+            kind_name = api
+        else:
+            provider, key = _kind_provider(kind, params, where, key_ref, plain)
+            base_url, kind_name = provider.get("base_url"), kind.name
         if key is not None:
             provider["api_key"] = key
+        if isinstance(params.get("drop_params"), bool):
+            provider["drop_params"] = params["drop_params"]
+        if isinstance(params.get("max_parallel_requests"), int) and params["max_parallel_requests"] > 0:
+            provider["max_in_flight"] = params["max_parallel_requests"]
         headers = params.get("extra_headers", params.get("headers"))
         if headers:
             provider["headers"] = dict(headers)
@@ -172,7 +211,7 @@ def _translate(
             provider["timeout"] = params["timeout"]
         identity = repr(sorted(provider.items(), key=lambda kv: kv[0]))
         if identity not in providers:
-            base = litellm_provider_name(api, provider["base_url"])
+            base = litellm_provider_name(kind_name, base_url)
             taken = {p["name"] for p in providers.values()}
             unique, n = base, 2
             while unique in taken:
@@ -191,8 +230,11 @@ def _translate(
         origins[f"models[{len(models)}]"] = where
         models.append(model)
 
+    if strict and unsupported:
+        raise ConfigError("\n".join(f"{source}: {line} (--strict)" for line in unsupported))
     config: dict[str, Any] = {"providers": list(providers.values()), "models": models}
-    settings = _settings(data, ignored)
+    found: dict[str, Any] = {}
+    settings = _settings(data, ignored, found)
     retries, timeout, fallbacks, strategy = settings
     if retries is not None or timeout is not None:
         for provider in config["providers"]:
@@ -211,6 +253,8 @@ def _translate(
                     break
     if strategy is not None:
         config["routing"] = {"strategy": strategy}
+    if "drop_params" in found:  # LiteLLM's: fields a provider refuses are dropped, not refused
+        config["translation"] = {"drop_params": found["drop_params"]}
     master = key_ref((data.get("general_settings") or {}).get("master_key"), "general_settings.master_key")
     if master is None:
         raise ConfigError(
@@ -222,10 +266,47 @@ def _translate(
     return config, ignored
 
 
+def _kind_provider(
+    kind: ProviderKind,
+    params: Mapping[str, Any],
+    where: str,
+    key_ref: Callable[[Any, str], str | None],
+    plain: Callable[[Any, str], str | None],
+) -> tuple[dict[str, Any], str | None]:
+    """A provider table of ``kind`` for LiteLLM ``litellm_params``, and its key (reference)."""
+    at = f"{where}.litellm_params"
+    provider: dict[str, Any] = {"kind": kind.name}
+    base = plain(params.get("api_base", params.get("base_url")), f"{at}.api_base")
+    if base is None and kind.name == "azure":
+        base = os.environ.get("AZURE_API_BASE") or None  # LiteLLM's variable for it
+    if base:
+        provider["base_url"] = litellm_kind_base_url(kind, base)
+    key = key_ref(params.get("api_key"), f"{at}.api_key")
+    if kind.name == "azure":
+        version = plain(params.get("api_version"), f"{at}.api_version") or os.environ.get("AZURE_API_VERSION")
+        if version:
+            provider["api_version"] = version
+        if params.get("azure_ad_token") is not None:
+            key, provider["auth"] = key_ref(params["azure_ad_token"], f"{at}.azure_ad_token"), "bearer"
+        if params.get("tenant_id") is not None and params.get("client_id") is not None:
+            provider["tenant_id"] = plain(params["tenant_id"], f"{at}.tenant_id")
+            provider["client_id"] = plain(params["client_id"], f"{at}.client_id")
+            provider["auth"] = "entra"
+            key = key_ref(params.get("client_secret"), f"{at}.client_secret")
+            if key is None and os.environ.get("AZURE_CLIENT_SECRET"):
+                key = "env:AZURE_CLIENT_SECRET"
+            return provider, key
+    variable = LITELLM_KEY_VARS.get(kind.name)
+    if key is None and variable is not None and os.environ.get(variable):
+        key = f"env:{variable}"  # LiteLLM's default variable for the kind
+    return provider, key
+
+
 def _settings(
-    data: Mapping[str, Any], ignored: list[str]
+    data: Mapping[str, Any], ignored: list[str], found: dict[str, Any]
 ) -> tuple[int | None, float | None, dict[str, list[str]], str | None]:
-    """num_retries, timeout, fallbacks and routing strategy from the settings sections."""
+    """num_retries, timeout, fallbacks and routing strategy from the settings sections (``drop_params``
+    into ``found``)."""
     retries: int | None = None
     timeout: float | None = None
     fallbacks: dict[str, list[str]] = {}
@@ -251,6 +332,8 @@ def _settings(
                             fallbacks[str(name)] = [
                                 str(t) for t in (targets if isinstance(targets, list) else [targets])
                             ]
+            elif key == "drop_params" and section == "litellm_settings" and isinstance(value, bool):
+                found["drop_params"] = value
             elif key == "routing_strategy" and section == "router_settings" and value in _STRATEGIES:
                 strategy = _STRATEGIES[value]
             elif not (section == "general_settings" and key == "master_key"):
