@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from .config import ConfigError, GatewayConfig
 from .importers import FORMATS, ImportFileError, build_plan, detect_format, parse
 from .importers.export import export_json, export_toml
+from .providers.kinds import KindError, ProviderKind, get_kind
 from .providers.records import ProviderRecord, ProviderSpec, describe_validation
 from .providers.store import ProviderStore, Snapshot, StoreError
 from .store_setup import open_store, rotate_secret
@@ -50,8 +51,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], 
 
     add = sub.add_parser("add", parents=[common], help="add a provider")
     add.add_argument("name")
-    add.add_argument("--api", required=True, choices=["openai", "anthropic"], help="the provider's API format")
-    add.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or https://api.anthropic.com")
+    identity = add.add_mutually_exclusive_group(required=True)
+    identity.add_argument("--api", choices=["openai", "anthropic"], help="the provider's API format (any server)")
+    identity.add_argument("--kind", help="a provider kind (groq, azure, ollama, ...; docs/providers.md)")
+    add.add_argument(
+        "--base-url", help="e.g. https://api.openai.com/v1 or https://api.anthropic.com (default: the kind's)"
+    )
     _record_options(add)
 
     update = sub.add_parser("update", parents=[common], help="change a provider (e.g. rotate its key)")
@@ -68,6 +73,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], 
     imp.add_argument("--format", choices=list(FORMATS), help="default: from the file name")
     imp.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     imp.add_argument("--skip-invalid", action="store_true", help="import the valid entries even if some are not")
+    imp.add_argument("--strict", action="store_true", help="an entry whose provider type is not supported is an error")
 
     exp = sub.add_parser("export", parents=[common], help="export providers (without keys unless asked)")
     exp.add_argument("--format", choices=["toml", "json"], default="toml")
@@ -116,6 +122,19 @@ def _record_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="the provider serves /v1/responses itself (api openai only)",
     )
+    parser.add_argument("--option", action="append", metavar="NAME=VALUE", help="a kind's own setting (repeatable)")
+    parser.add_argument(
+        "--drop-params",
+        action=argparse.BooleanOptionalAction,
+        help="drop request fields the kind refuses (with a warning header) instead of a 400",
+    )
+    parser.add_argument("--connect-timeout", type=float, metavar="SECONDS")
+    parser.add_argument("--first-byte-timeout", type=float, metavar="SECONDS")
+    parser.add_argument("--idle-timeout", type=float, metavar="SECONDS")
+    parser.add_argument("--max-retries", type=int)
+    parser.add_argument("--retry-on", metavar="STATUS,...", help="statuses retried, e.g. 429,500,503")
+    parser.add_argument("--max-in-flight", type=int, metavar="N")
+    parser.add_argument("--cooldown", type=float, metavar="SECONDS")
 
 
 def run(args: argparse.Namespace, config: GatewayConfig) -> int:
@@ -200,7 +219,7 @@ def _list(args: argparse.Namespace, config: GatewayConfig) -> int:
     rows = [("NAME", "API", "BASE URL", "KEY", "MODELS")]
     for r in snapshot.records:
         key = r.api_key.redacted() if r.api_key is not None else "-"
-        rows.append((r.name, r.api, r.base_url, key, ", ".join(r.models) or f"({r.name}/<model>)"))
+        rows.append((r.name, r.kind or r.api, r.base_url, key, ", ".join(r.models) or f"({r.name}/<model>)"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
@@ -265,6 +284,28 @@ def _read_key(args: argparse.Namespace, *, required: bool) -> tuple[bool, str | 
     raise CommandError("give the key with --api-key-env NAME, --api-key-file PATH or --api-key-stdin (or --no-api-key)")
 
 
+def _kind(name: str) -> ProviderKind:
+    try:
+        return get_kind(name)
+    except KindError as exc:
+        raise CommandError(f"--kind: {exc}") from None
+
+
+def _tuning(args: argparse.Namespace) -> dict[str, Any]:
+    """The per-provider settings given on the command line, in ProviderSpec's names."""
+    out: dict[str, Any] = {}
+    names = ("timeout", "responses_api", "drop_params", "connect_timeout", "first_byte_timeout", "idle_timeout")
+    for name in (*names, "max_retries", "max_in_flight", "cooldown"):
+        if getattr(args, name, None) is not None:
+            out[name] = getattr(args, name)
+    if getattr(args, "retry_on", None) is not None:
+        try:
+            out["retry_on"] = [int(v) for v in args.retry_on.split(",") if v.strip()]
+        except ValueError:
+            raise CommandError(f"--retry-on {args.retry_on!r}: expected statuses like 429,500,503") from None
+    return out
+
+
 def _pairs(values: list[str] | None, option: str, *, default_same: bool) -> dict[str, str]:
     out = {}
     for item in values or []:
@@ -288,14 +329,23 @@ def _validation(name: str, exc: ValidationError) -> CommandError:
 
 
 def _add(args: argparse.Namespace, config: GatewayConfig) -> int:
-    _, key = _read_key(args, required=True)
-    data: dict[str, Any] = {"name": args.name, "api": args.api, "base_url": args.base_url, "api_key": key}
+    kind = _kind(args.kind) if args.kind else None
+    options = _pairs(args.option, "--option", default_same=False)
+    given = args.no_api_key or args.api_key_env or args.api_key_file or args.api_key_stdin
+    variable = kind.default_key_env(options) if kind is not None else None
+    if kind is not None and not given and (not kind.key_required or (variable and os.environ.get(variable))):
+        key = (os.environ.get(variable, "").strip() or None) if variable else None  # the kind's usual variable
+    else:
+        _, key = _read_key(args, required=True)
+    identity = {"kind": args.kind} if args.kind else {"api": args.api}
+    data: dict[str, Any] = {"name": args.name, **identity, "api_key": key}
+    if args.base_url is not None:
+        data["base_url"] = args.base_url
     data["headers"] = _pairs(args.header, "--header", default_same=False)
     data["models"] = _pairs(args.model, "--model", default_same=True)
-    if args.timeout is not None:
-        data["timeout"] = args.timeout
-    if args.responses_api is not None:
-        data["responses_api"] = args.responses_api
+    if options:
+        data["options"] = options
+    data.update(_tuning(args))
     try:
         record = ProviderSpec.model_validate(data).record()
     except ValidationError as exc:
@@ -315,9 +365,12 @@ def _update(args: argparse.Namespace, config: GatewayConfig) -> int:
     changes: dict[str, Any] = {}
     if given:
         changes["api_key"] = key
-    for field in ("api", "base_url", "timeout", "responses_api"):
+    for field in ("api", "base_url"):
         if getattr(args, field) is not None:
             changes[field] = getattr(args, field)
+    changes.update(_tuning(args))
+    if args.option is not None:
+        changes["options"] = _pairs(args.option, "--option", default_same=False)
     if args.header is not None:
         changes["headers"] = _pairs(args.header, "--header", default_same=False)
     if args.model is not None:
@@ -361,6 +414,9 @@ def _import(args: argparse.Namespace, config: GatewayConfig) -> int:
         parsed = parse(text, fmt)
     except ImportFileError as exc:
         raise CommandError(f"{args.file}: {exc}") from None
+    unsupported = [issue for issue in parsed.skipped if "is not supported yet" in issue.message]
+    if args.strict and unsupported:
+        raise CommandError(f"{args.file}: " + "; ".join(str(i) for i in unsupported) + " (--strict): nothing imported")
     store = _store(config, create=not args.dry_run)
     try:
         snapshot = store.load()
@@ -393,9 +449,10 @@ def _import(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 
 def _summary(record: ProviderRecord) -> str:
-    key = record.api_key.redacted() if record.api_key is not None else "no key"
+    key = f"key {record.api_key.redacted()}" if record.api_key is not None else "no key"
     models = ", ".join(record.models) or f"{record.name}/<model>"
-    return f"{record.name} ({record.api}, {record.base_url}, key {key}, models {models})"
+    what = f"kind {record.kind}" if record.kind is not None else record.api
+    return f"{record.name} ({what}, {record.base_url}, {key}, models {models})"
 
 
 _ACTIONS = {

@@ -149,7 +149,7 @@ class Forwarder:
         except GatewayError as exc:
             await send_error(send, provider.api, exc)
             return
-        timeouts = self._timeouts.get(provider.name) or _default_timeouts(provider.timeout)
+        timeouts = self._timeouts.get(provider.name) or provider.timeouts or _default_timeouts(provider.timeout)
         ctx.attempts += 1
         ctx.gateway_error, ctx.gateway_error_rendered = None, False  # a retry starts afresh
         try:

@@ -20,6 +20,7 @@ format (``openai``, ``anthropic``) or, for other base URLs, after the format and
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -44,6 +45,7 @@ _DEFAULT_BASE = {"openai": "https://api.openai.com/v1", "anthropic": "https://ap
 DEFAULT_KEY_VARS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 _OPENAI_BARE = ("gpt-", "chatgpt-", "o1", "o3", "o4", "text-embedding-", "dall-e", "whisper", "tts-", "omni-moderation")
 _IMPORTED_PARAMS = frozenset({"model", "api_base", "base_url", "api_key", "timeout", "extra_headers", "headers"})
+_AZURE_PARAMS = frozenset({"api_version", "azure_ad_token", "tenant_id", "client_id", "client_secret"})
 
 
 def _yaml() -> ModuleType:
@@ -154,6 +156,56 @@ def litellm_base_url(api: str, value: Any) -> str:
     return base
 
 
+def _kind_entry(
+    kind: ProviderKind, params: Mapping[str, Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], str | KeyRef | None]:
+    """Spec fields of a ``kind`` provider for LiteLLM ``litellm_params``, and its key."""
+    data: dict[str, Any] = {"kind": kind.name}
+    options: dict[str, str] = {}
+
+    def plain(value: Any, name: str) -> str | None:
+        if value is None:
+            return None
+        ref = key_from_string(str(value), env)
+        if isinstance(ref, KeyRef):
+            found = ref.env.get(ref.target) if ref.kind == "env" else None
+            found = found or (os.environ.get(ref.target) if ref.kind == "env" else None)
+            if not found:
+                raise ValueError(f"litellm_params.{name}: {ref} is not set")
+            return found
+        return ref
+
+    base = plain(params.get("api_base", params.get("base_url")), "api_base")
+    if base:
+        data["base_url"] = litellm_kind_base_url(kind, base)
+    key: str | KeyRef | None = _key_of(params.get("api_key"), env)
+    if kind.name == "azure":
+        version = plain(params.get("api_version"), "api_version")
+        if version:
+            options["api_version"] = version
+        if params.get("azure_ad_token") is not None:
+            key, options["auth"] = _key_of(params["azure_ad_token"], env), "bearer"
+        if params.get("tenant_id") is not None and params.get("client_id") is not None:
+            options["tenant_id"] = plain(params["tenant_id"], "tenant_id") or ""
+            options["client_id"] = plain(params["client_id"], "client_id") or ""
+            options["auth"] = "entra"
+            key = _key_of(params.get("client_secret"), env)
+    variable = LITELLM_KEY_VARS.get(kind.name) or kind.default_key_env(options)
+    if key is None and variable:
+        key = KeyRef("env", variable, optional=True, env=env)
+    if options:
+        data["options"] = options
+    return data, key
+
+
+def _key_of(value: Any, env: Mapping[str, str]) -> str | KeyRef | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("litellm_params: keys must be strings")
+    return key_from_string(value, env)
+
+
 def _key(api: str, value: Any, env: Mapping[str, str]) -> str | KeyRef:
     if value is None:
         return KeyRef("env", DEFAULT_KEY_VARS[api], optional=True, env=env)
@@ -208,26 +260,38 @@ def _entry(item: Any, where: str, env: Mapping[str, str], groups: dict[str, Entr
         parsed.skipped.append(Issue(where, "wildcard routes are not imported: clients use <provider>/<model>"))
         return
     api, upstream, reason = litellm_api(params["model"])
+    kind = None
     if api is None:
-        parsed.skipped.append(Issue(where, reason))
-        return
-    ignored = sorted(set(params) - _IMPORTED_PARAMS) + (["model_info"] if "model_info" in item else [])
+        kind, upstream, reason = litellm_kind(params["model"])
+        if kind is None:
+            parsed.skipped.append(Issue(where, reason))
+            return
+    known = _IMPORTED_PARAMS | (_AZURE_PARAMS if kind is not None and kind.name == "azure" else frozenset())
+    ignored = sorted(set(params) - known) + (["model_info"] if "model_info" in item else [])
     extra_keys = sorted(set(item) - {"model_name", "litellm_params", "model_info"})
     if extra_keys:
         raise ValueError(f"unknown field(s): {', '.join(extra_keys)}")
     if ignored:
         parsed.skipped.append(Issue(where, f"not imported (no equivalent): {', '.join(ignored)}"))
-    base_url = litellm_base_url(api, params.get("api_base", params.get("base_url")))
-    key = _key(api, params.get("api_key"), env)
     headers = params.get("extra_headers", params.get("headers")) or {}
-    data: dict[str, Any] = {"api": api, "base_url": base_url, "headers": headers}
+    base_url: str | None
+    if kind is None:
+        assert api is not None
+        base_url = litellm_base_url(api, params.get("api_base", params.get("base_url")))
+        key: str | KeyRef | None = _key(api, params.get("api_key"), env)
+        data: dict[str, Any] = {"api": api, "base_url": base_url, "headers": headers}
+        name_of = api
+    else:
+        data, key = _kind_entry(kind, params, env)
+        data["headers"] = headers
+        base_url, name_of = data.get("base_url"), kind.name
     if "timeout" in params:
         data["timeout"] = params["timeout"]
     # Deployments sharing everything but the model are one provider.
     identity = json.dumps([data, str(key) if isinstance(key, KeyRef) else key], sort_keys=True, default=str)
     entry = groups.get(identity)
     if entry is None:
-        base_name = litellm_provider_name(api, base_url)
+        base_name = litellm_provider_name(name_of, base_url)
         taken = {e.data["name"] for e in groups.values()}
         provider = base_name
         n = 2

@@ -121,7 +121,7 @@ class RetryMiddleware:
         self.deployment_header = deployment_header
 
     def policy(self, provider: Provider) -> RetryPolicy:
-        return self._policies.get(provider.name, self._default)
+        return self._policies.get(provider.name) or provider.retry or self._default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -7,17 +7,21 @@ imports) with the same rules and messages.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..fields import check_base_url, check_header_name, check_header_value, check_model_id, is_reference
+from ..retry_policy import DEFAULT_RETRY_ON, RetryPolicy
 from ..secret import Secret
-from .types import API, Deployment, Provider, Route
+from ..timeouts import UpstreamTimeouts
+from .kinds import KindError, check_options, get_kind, options_tuple
+from .types import API, Deployment, Provider, Route, make_provider
 
-__all__ = ["NAME_PATTERN", "ProviderRecord", "ProviderSpec", "describe_validation", "merge_routes"]
+__all__ = ["NAME_PATTERN", "TUNING_KEYS", "ProviderRecord", "ProviderSpec", "describe_validation", "merge_routes"]
 
 NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 
@@ -25,9 +29,25 @@ NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"})
 
 
+#: Per-provider settings a record may carry besides its identity (the same keys as ``[[providers]]``).
+TUNING_KEYS = (
+    "connect_timeout",
+    "first_byte_timeout",
+    "idle_timeout",
+    "max_retries",
+    "retry_on",
+    "max_in_flight",
+    "cooldown",
+)
+
+
 @dataclass(frozen=True)
 class ProviderRecord:
-    """A provider as the store keeps it (the key decrypted, inside a :class:`Secret`)."""
+    """A provider as the store keeps it (the key decrypted, inside a :class:`Secret`).
+
+    ``kind`` is None for an ``api``-only provider; ``options`` are the kind's own settings;
+    ``tuning`` the per-provider timeouts, retries and limits (:data:`TUNING_KEYS`) that were set.
+    """
 
     name: str
     api: API
@@ -36,25 +56,87 @@ class ProviderRecord:
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 600.0
     models: Mapping[str, str] = field(default_factory=dict)
-    responses_api: bool = False
+    responses_api: bool | None = False
     updated_at: str | None = field(default=None, compare=False)
+    kind: str | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+    drop_params: bool = False
+    tuning: Mapping[str, Any] = field(default_factory=dict)
 
     def provider(self) -> Provider:
         headers = tuple((k.lower(), v) for k, v in sorted(self.headers.items()))
-        return Provider(
-            self.name, self.api, self.base_url, self.api_key, headers, self.timeout, responses_api=self.responses_api
+        timeouts, retry = self._timeouts(), self._retry()
+        if self.kind is None:
+            return Provider(
+                self.name,
+                self.api,
+                self.base_url,
+                self.api_key,
+                headers,
+                self.timeout,
+                responses_api=bool(self.responses_api),
+                drop_params=self.drop_params,
+                timeouts=timeouts,
+                retry=retry,
+            )
+        provider = make_provider(
+            self.name,
+            get_kind(self.kind),
+            base_url=self.base_url,
+            api_key=self.api_key,
+            headers=headers,
+            timeout=self.timeout,
+            options=options_tuple(self.options),
+            responses_api=self.responses_api,
+            drop_params=self.drop_params,
+        )
+        return dataclasses.replace(provider, timeouts=timeouts, retry=retry) if timeouts or retry else provider
+
+    def _timeouts(self) -> UpstreamTimeouts | None:
+        tuning = self.tuning
+        if not any(k in tuning for k in ("connect_timeout", "first_byte_timeout", "idle_timeout")):
+            return None
+        default = UpstreamTimeouts.from_total(self.timeout)
+        return default._replace(
+            connect=tuning.get("connect_timeout") or default.connect,
+            first_byte=tuning.get("first_byte_timeout"),
+            idle=tuning.get("idle_timeout") or default.idle,
+        )
+
+    def _retry(self) -> RetryPolicy | None:
+        tuning = self.tuning
+        if not any(k in tuning for k in ("max_retries", "retry_on", "cooldown")):
+            return None
+        default = RetryPolicy()
+        retry_on = tuning.get("retry_on")
+        return RetryPolicy(
+            max_retries=tuning.get("max_retries", default.max_retries),
+            retry_on=frozenset(retry_on) if retry_on is not None else DEFAULT_RETRY_ON,
+            cooldown=tuning.get("cooldown", default.cooldown),
         )
 
     def fields(self, *, include_key: bool = False) -> dict[str, Any]:
         """The record as plain data, in :class:`ProviderSpec`'s schema; the key only if asked."""
-        out: dict[str, Any] = {"name": self.name, "api": self.api, "base_url": self.base_url, "api_key": None}
-        if include_key and self.api_key is not None:
-            out["api_key"] = self.api_key.reveal()
-        elif not include_key:
-            del out["api_key"]
+        identity = {"kind": self.kind} if self.kind is not None else {"api": self.api}
+        out: dict[str, Any] = {"name": self.name, **identity, "base_url": self.base_url}
+        if include_key:
+            out["api_key"] = self.api_key.reveal() if self.api_key is not None else None
         out.update(headers=dict(self.headers), timeout=self.timeout, models=dict(self.models))
-        if self.responses_api:
-            out["responses_api"] = True
+        out.update((k, v) for k, v in self.stored_options().items() if k != "kind")
+        return out
+
+    def stored_options(self) -> dict[str, Any]:
+        """What the store keeps beside the columns (the ``options`` JSON)."""
+        out: dict[str, Any] = {}
+        if self.responses_api is not None and (self.responses_api or self.kind is not None):
+            out["responses_api"] = self.responses_api
+        if self.kind is not None:
+            out["kind"] = self.kind
+        if self.options:
+            out["options"] = dict(self.options)
+        if self.drop_params:
+            out["drop_params"] = True
+        out.update(self.tuning)
         return out
 
     def view(self) -> dict[str, Any]:
@@ -64,8 +146,10 @@ class ProviderRecord:
 
     def changes(self, other: ProviderRecord) -> list[str]:
         """The fields that differ from ``other`` (by name only: values may be secret)."""
-        names = ("api", "base_url", "api_key", "headers", "timeout", "models", "responses_api")
-        return [n for n in names if getattr(self, n) != getattr(other, n)]
+        names = ("api", "kind", "base_url", "api_key", "headers", "timeout", "models", "responses_api", "options")
+        changed = [n for n in names if getattr(self, n) != getattr(other, n)]
+        changed += ["drop_params"] if self.drop_params != other.drop_params else []
+        return changed + [k for k in TUNING_KEYS if self.tuning.get(k) != other.tuning.get(k)]
 
 
 class ProviderSpec(BaseModel):
@@ -74,20 +158,66 @@ class ProviderSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
-    api: Literal["openai", "anthropic"]
-    base_url: str
+    #: ``api`` (any server of that format) or ``kind`` (docs/providers.md; defaults from the kind).
+    api: Literal["openai", "anthropic"] | None = None
+    kind: str | None = None
+    base_url: str | None = None
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: float = Field(default=600.0, gt=0)
     #: Client-facing model name -> upstream model id; a list means the same names on both sides.
     models: dict[str, str] = Field(default_factory=dict)
-    #: ``api = "openai"`` only: the provider serves ``/v1/responses`` itself (docs/responses.md).
-    responses_api: bool = False
+    #: OpenAI-format providers: the provider serves ``/v1/responses`` itself (docs/responses.md);
+    #: default false, or for a kind whether the kind does.
+    responses_api: bool | None = None
+    #: The kind's own settings (Azure's ``api_version``, ...), checked against the kind.
+    options: dict[str, str] = Field(default_factory=dict)
+    drop_params: bool = False
+    #: Per-provider timeouts, retries and limits, as in ``[[providers]]`` (docs/routing.md).
+    connect_timeout: float | None = Field(default=None, gt=0)
+    first_byte_timeout: float | None = Field(default=None, gt=0)
+    idle_timeout: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0, le=10)
+    retry_on: list[int] | None = None
+    max_in_flight: int | None = Field(default=None, gt=0)
+    cooldown: float | None = Field(default=None, ge=0)
 
     @field_validator("base_url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        return check_base_url(value)
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
+
+    @field_validator("retry_on")
+    @classmethod
+    def _statuses(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(not 400 <= status <= 599 for status in value):
+            raise ValueError("statuses must be between 400 and 599")
+        return value
+
+    @model_validator(mode="after")
+    def _kind(self) -> ProviderSpec:
+        if self.kind is None:
+            if self.api is None:
+                raise ValueError('give kind (docs/providers.md) or api ("openai" or "anthropic")')
+            if self.base_url is None:
+                raise ValueError("base_url: required with api (or give a kind with a default base URL)")
+            if self.options:
+                raise ValueError("options: only providers with a kind have options")
+            if self.responses_api and self.api != "openai":
+                raise ValueError("responses_api: only OpenAI-format providers serve the Responses API")
+            return self
+        try:
+            kind = get_kind(self.kind)
+            check_options(kind, self.options, self.api_key is not None)
+        except KindError as exc:
+            raise ValueError(str(exc)) from None
+        if self.api is not None and self.api != kind.wire:
+            raise ValueError(f"kind {kind.name!r} speaks the {kind.wire!r} API, not {self.api!r}: leave api out")
+        if self.base_url is None and kind.default_base_url is None:
+            raise ValueError(f"base_url: kind {kind.name!r} has no default base URL: give one")
+        if self.responses_api and kind.wire != "openai":
+            raise ValueError("responses_api: only OpenAI-format providers serve the Responses API")
+        return self
 
     @field_validator("api_key")
     @classmethod
@@ -132,8 +262,37 @@ class ProviderSpec(BaseModel):
 
     def record(self) -> ProviderRecord:
         key = Secret(self.api_key) if self.api_key is not None else None
+        tuning = {k: getattr(self, k) for k in TUNING_KEYS if getattr(self, k) is not None}
+        if self.kind is None:
+            assert self.api is not None and self.base_url is not None
+            return ProviderRecord(
+                self.name,
+                self.api,
+                self.base_url,
+                key,
+                self.headers,
+                self.timeout,
+                self.models,
+                bool(self.responses_api),
+                drop_params=self.drop_params,
+                tuning=tuning,
+            )
+        kind = get_kind(self.kind)
+        base_url = self.base_url or kind.default_base_url
+        assert base_url is not None
         return ProviderRecord(
-            self.name, self.api, self.base_url, key, self.headers, self.timeout, self.models, self.responses_api
+            self.name,
+            kind.wire,  # type: ignore[arg-type]
+            base_url,
+            key,
+            self.headers,
+            self.timeout,
+            self.models,
+            self.responses_api,
+            kind=kind.name,
+            options=dict(self.options),
+            drop_params=self.drop_params,
+            tuning=tuning,
         )
 
 

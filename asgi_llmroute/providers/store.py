@@ -404,7 +404,7 @@ class ProviderStore:
                     # Options (responses_api, ...) first: the columns win over anything put in there.
                     **json.loads(options),
                     "name": name,
-                    "api": api,
+                    **({"api": api} if "kind" not in json.loads(options) else {}),
                     "base_url": base_url,
                     "headers": json.loads(headers),
                     "timeout": timeout,
@@ -419,7 +419,7 @@ class ProviderStore:
             if key_id != key.key_id:
                 raise RecordError(name, f"the key was encrypted under another secret (key id {key_id})")
             try:
-                secret = Secret(key.decrypt(bytes(blob), record_aad(name, spec.base_url)))
+                secret = Secret(key.decrypt(bytes(blob), record_aad(name, base_url)))
             except DecryptionError as exc:
                 raise RecordError(name, str(exc)) from None
         return dataclasses.replace(spec.record(), api_key=secret, updated_at=updated_at)
@@ -440,7 +440,7 @@ class ProviderStore:
             json.dumps(dict(record.headers), sort_keys=True),
             record.timeout,
             json.dumps(dict(record.models)),
-            json.dumps({"responses_api": True} if record.responses_api else {}),
+            json.dumps(record.stored_options(), sort_keys=True),
             updated_at,
         )
         try:

@@ -6,7 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..retry_policy import RetryPolicy
 from ..secret import Secret
+from ..timeouts import UpstreamTimeouts
 from .kinds import ProviderKind, get_kind
 
 if TYPE_CHECKING:
@@ -45,6 +47,9 @@ class Provider:
     options: tuple[tuple[str, str], ...] = ()
     auth: Authenticator | None = None
     drop_params: bool = False
+    #: Its own timeouts and retry policy (store records carry them); None: the gateway's for its name.
+    timeouts: UpstreamTimeouts | None = None
+    retry: RetryPolicy | None = None
     #: What layers work out once from this record (the forwarder's header plan, credentials included):
     #: it lives exactly as long as the record, so a removed or rotated provider leaves nothing behind.
     memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)

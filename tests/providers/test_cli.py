@@ -165,7 +165,7 @@ def test_import_dry_run_failure_and_success(project: Path) -> None:
     db = project / "data" / "providers.db"
     before = _rows(db)
     result = llmroute(project, "providers", "import", "bad.json", env=env, status=1, subprocess_=True)
-    assert "error   providers[1] 'b': base_url: Field required" in result.stdout
+    assert "error   providers[1] 'b': base_url: required with api" in result.stdout
     assert "error   providers[2] 'c': api: " in result.stdout
     assert "bad.json: nothing imported: 2 invalid entries" in result.stderr
     assert _rows(db) == before
