@@ -136,6 +136,22 @@ def litellm_kind(model: str) -> tuple[ProviderKind | None, str, str]:
     return kind, rest, ""
 
 
+#: LiteLLM's names for settings that kinds call otherwise.
+_OPTION_NAMES = {"vertex_project": "project", "vertex_location": "location", "aws_region_name": "region"}
+
+
+def litellm_kind_options(kind: ProviderKind, params: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    """The kind's own settings in LiteLLM ``litellm_params``: option -> (LiteLLM key, raw value).
+
+    A key with the option's own name (``api_version``) or LiteLLM's name for it (``vertex_project``)."""
+    out: dict[str, tuple[str, Any]] = {}
+    for key, value in params.items():
+        option = _OPTION_NAMES.get(key, key)
+        if option in kind.options and value is not None and key not in ("api_key", "model"):
+            out[option] = (key, value)
+    return out
+
+
 def litellm_kind_base_url(kind: ProviderKind, value: str) -> str:
     """LiteLLM's ``api_base`` for ``kind`` as our ``base_url`` (local servers: ``/v1`` added)."""
     base = value.rstrip("/")
@@ -179,10 +195,9 @@ def _kind_entry(
     if base:
         data["base_url"] = litellm_kind_base_url(kind, base)
     key: str | KeyRef | None = _key_of(params.get("api_key"), env)
+    for option, (name, value) in litellm_kind_options(kind, params).items():
+        options[option] = plain(value, name) or ""
     if kind.name == "azure":
-        version = plain(params.get("api_version"), "api_version")
-        if version:
-            options["api_version"] = version
         if params.get("azure_ad_token") is not None:
             key, options["auth"] = _key_of(params["azure_ad_token"], env), "bearer"
         if params.get("tenant_id") is not None and params.get("client_id") is not None:
@@ -267,6 +282,8 @@ def _entry(item: Any, where: str, env: Mapping[str, str], groups: dict[str, Entr
             parsed.skipped.append(Issue(where, reason))
             return
     known = _IMPORTED_PARAMS | (_AZURE_PARAMS if kind is not None and kind.name == "azure" else frozenset())
+    if kind is not None:
+        known |= {key for key, _ in litellm_kind_options(kind, params).values()}
     ignored = sorted(set(params) - known) + (["model_info"] if "model_info" in item else [])
     extra_keys = sorted(set(item) - {"model_name", "litellm_params", "model_info"})
     if extra_keys:

@@ -32,6 +32,7 @@ from .litellm import (
     litellm_environment,
     litellm_kind,
     litellm_kind_base_url,
+    litellm_kind_options,
     litellm_provider_name,
     read_litellm,
 )
@@ -185,6 +186,8 @@ def _translate(
                 unsupported.append(f"{where} ({name}): {reason}")
                 continue
         known_params = _PARAMS | (_AZURE_PARAMS if kind is not None and kind.name == "azure" else frozenset())
+        if kind is not None:
+            known_params |= {key for key, _ in litellm_kind_options(kind, params).values()}
         ignored += [f"{where}.litellm_params.{k}" for k in sorted(set(params) - known_params)]
         ignored += [f"{where}.{k}" for k in sorted(set(item) - {"model_name", "litellm_params"})]
         if kind is None:
@@ -282,8 +285,10 @@ def _kind_provider(
     if base:
         provider["base_url"] = litellm_kind_base_url(kind, base)
     key = key_ref(params.get("api_key"), f"{at}.api_key")
+    for option, (name, value) in litellm_kind_options(kind, params).items():
+        provider[option] = plain(value, f"{at}.{name}")
     if kind.name == "azure":
-        version = plain(params.get("api_version"), f"{at}.api_version") or os.environ.get("AZURE_API_VERSION")
+        version = provider.get("api_version") or os.environ.get("AZURE_API_VERSION")
         if version:
             provider["api_version"] = version
         if params.get("azure_ad_token") is not None:

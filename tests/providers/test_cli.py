@@ -182,11 +182,18 @@ def test_import_dry_run_failure_and_success(project: Path) -> None:
 def test_import_litellm_from_stdin(project: Path) -> None:
     text = (Path(__file__).parent / "fixtures" / "litellm_config.yaml").read_text()
     out = llmroute(
-        project, "providers", "import", "-", "--format", "litellm", input=text, env={"TEST_OPENAI_API_KEY": KEY_A}
+        project,
+        "providers",
+        "import",
+        "-",
+        "--format",
+        "litellm",
+        input=text,
+        env={"TEST_OPENAI_API_KEY": KEY_A, "AZURE_API_KEY_EU": KEY_B},
     ).stdout
     line = text.splitlines().index("  - model_name: bedrock-claude") + 1
-    assert f"skipped model_list[3] 'bedrock-claude' (line {line}): provider type not supported: bedrock" in out
-    assert "4 added" in out
+    assert f"skipped model_list[3] 'bedrock-claude' (line {line}): kind 'bedrock' is not supported yet" in out
+    assert "6 added" in out
     assert "sk-litellm-master" not in out
 
 

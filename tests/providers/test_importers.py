@@ -26,9 +26,16 @@ def keys(plan: ImportPlan) -> dict[str, str | None]:
 
 def test_litellm_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_OPENAI_API_KEY", KEY_A)
+    monkeypatch.setenv("AZURE_API_KEY_EU", KEY_B)
     plan = plan_of((FIXTURES / "litellm_config.yaml").read_text(), "litellm")
     assert plan.errors == []
     by_name = {r.name: r for r in plan.add}
+    vertex = by_name.pop("vertex_ai")  # vertex_project / vertex_location become the kind's options
+    assert vertex.kind == "vertex_ai" and vertex.options == {"project": "my-project", "location": "us-central1"}
+    azure = by_name.pop("azure-my-endpoint-europe-openai-azure-com")
+    assert azure.kind == "azure" and azure.base_url == "https://my-endpoint-europe.openai.azure.com"
+    assert azure.options == {"api_version": "2024-02-15-preview"} and azure.models == {"gpt-4o": "gpt-4o-eu"}
+    assert azure.api_key is not None and azure.api_key.reveal() == KEY_B
     assert set(by_name) == {"openai", "anthropic", "openai-vllm-internal-8000", "anthropic-anthropic-proxy-internal"}
     assert by_name["openai"].models == {"gpt-4o": "gpt-4o", "gpt-3.5-turbo": "gpt-3.5-turbo"}
     assert by_name["openai"].base_url == "https://api.openai.com/v1"
@@ -41,15 +48,16 @@ def test_litellm_config(monkeypatch: pytest.MonkeyPatch) -> None:
     assert proxy.base_url == "https://anthropic-proxy.internal"  # /v1/messages is ours to add
     assert proxy.headers == {"anthropic-beta": "prompt-caching-2024-07-31"}
     assert keys(plan) == {
+        "vertex_ai": None,  # credentials come from the kind's own sources
+        "azure-my-endpoint-europe-openai-azure-com": KEY_B,
         "openai": KEY_A,
         "anthropic": "sk-ant-from-environment-variables-0123",
         "openai-vllm-internal-8000": "none",
         "anthropic-anthropic-proxy-internal": "sk-ant-literal-in-file-0123456789",
     }
     skipped = {issue.where.split(" (line")[0]: issue.message for issue in plan.skipped}
-    assert skipped["model_list[1] 'gpt-4o'"] == "provider type not supported: azure"
-    assert skipped["model_list[3] 'bedrock-claude'"] == "provider type not supported: bedrock"
-    assert skipped["model_list[4] 'vertex-gemini'"] == "provider type not supported: vertex_ai"
+    assert skipped["model_list[1] 'gpt-4o'"] == "not imported (no equivalent): rpm"
+    assert skipped["model_list[3] 'bedrock-claude'"] == "kind 'bedrock' is not supported yet: this entry is not served"
     assert "wildcard" in skipped["model_list[6] '*'"]
     assert "max_tokens" in skipped["model_list[2] 'claude-3-5-sonnet'"]
     assert "model_info" in skipped["model_list[5] 'llama3'"]
@@ -63,11 +71,14 @@ def test_litellm_config(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_litellm_missing_variable_names_the_entry_and_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("AZURE_API_KEY_EU", KEY_B)
     plan = plan_of((FIXTURES / "litellm_config.yaml").read_text(), "litellm")
     (error,) = plan.errors
     assert error.where.startswith("model_list[0] 'gpt-4o' (line 3)")
     assert error.message == "api_key: environment variable TEST_OPENAI_API_KEY is not set"
     assert {r.name for r in plan.add} == {
+        "vertex_ai",
+        "azure-my-endpoint-europe-openai-azure-com",
         "anthropic",
         "openai-vllm-internal-8000",
         "anthropic-anthropic-proxy-internal",
