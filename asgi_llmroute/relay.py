@@ -218,6 +218,12 @@ async def _cancel_on_disconnect(receive: Receive, relay: Relay, scope: anyio.Can
         if message["type"] == "http.disconnect":
             if relay.finished:
                 return  # servers also say "disconnect" once the response is complete
+            if relay.ctx.completed:
+                # The final event reached the client, which then left (the SDKs do): the request is
+                # complete; only the upstream's end of body is not waited for.
+                relay.finished = True
+                scope.cancel()
+                return
             relay.disconnected = True
             relay.ctx.last_error = "disconnect"
             scope.cancel()
