@@ -269,6 +269,9 @@ class Gateway:
             await self._observed(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            # The gateway serves no websocket route: refuse the handshake (the server answers 403).
+            await send({"type": "websocket.close", "code": 1008})
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = route_path(scope)
