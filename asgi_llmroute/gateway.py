@@ -345,11 +345,9 @@ def _key_manager(
     """The virtual keys of ``config``'s store (None without a SQLite store, or with ``[keys] enabled = false``)."""
     if not config.keys.enabled or not isinstance(routes, LiveRouteTable):
         return None
-    if type(routes.store) is not ProviderStore:
-        # Keys and spend are SQLite tables of the store file for now (docs/keys.md).
-        logging.getLogger("asgi_llmroute.keys").warning(
-            'virtual keys are off: they need the SQLite store ([store] backend = "sqlite")'
-        )
+    if not isinstance(routes.store, ProviderStore):
+        # Keys and spend are tables of the provider store (SQLite, or PostgreSQL: docs/keys.md).
+        logging.getLogger("asgi_llmroute.keys").warning("virtual keys are off: they need the provider store")
         return None
     prices = PriceTable({name: ModelPrice(**p.model_dump()) for name, p in config.prices.items()})
     teams = {t.name: TeamBudget(t.budget, t.budget_period) for t in config.teams}

@@ -59,6 +59,35 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"INSERT INTO meta VALUES ('schema', '{SCHEMA_VERSION}') ON CONFLICT DO NOTHING",  # noqa: S608 - a constant
         "INSERT INTO meta VALUES ('version', '0') ON CONFLICT DO NOTHING",
     ),
+    # Virtual keys and their spend (keys/store.py's tables).
+    (
+        """CREATE TABLE IF NOT EXISTS virtual_keys (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            digest BYTEA NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            team TEXT,
+            fields TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS virtual_keys_active_name ON virtual_keys (name) WHERE revoked_at IS NULL",
+        """CREATE TABLE IF NOT EXISTS key_spend (
+            key_id TEXT NOT NULL,
+            team TEXT,
+            model TEXT NOT NULL,
+            day TEXT NOT NULL,
+            cost DOUBLE PRECISION NOT NULL,
+            requests INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL,
+            PRIMARY KEY (key_id, model, day)
+        )""",
+    ),
 )
 
 _CHANNEL = "llmroute_store"
@@ -80,6 +109,10 @@ def redact_dsn(dsn: str) -> str:
 
 _PLACEHOLDER = re.compile(r"\?")
 _UPSERT = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+)\s*\(([^)]*)\)", re.S)
+_INSERT_INTO = re.compile(r"^\s*INSERT INTO (\w+)")
+_ACCUMULATE = re.compile(r"= (\w+) \+ excluded\.")
+_NULL_CHECK = re.compile(r"(\$\d+) IS NULL")
+_HAS_TABLE = re.compile(r"FROM sqlite_master WHERE type = 'table' AND name = ('\w+')")
 
 
 def _translate(sql: str) -> str:
@@ -92,6 +125,12 @@ def _translate(sql: str) -> str:
         sql = sql.replace("INSERT OR REPLACE", "INSERT", 1) + f" ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}"
     elif sql.lstrip().startswith("INSERT OR IGNORE"):
         sql = sql.replace("INSERT OR IGNORE", "INSERT", 1) + " ON CONFLICT DO NOTHING"
+    elif "DO UPDATE SET" in sql and (table := _INSERT_INTO.match(sql)) is not None:
+        # `SET n = n + excluded.n`: PostgreSQL wants the existing row's column qualified.
+        sql = _ACCUMULATE.sub(lambda m: f"= {table.group(1)}.{m.group(1)} + excluded.", sql)
+    sql = _HAS_TABLE.sub(
+        r"FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = \1", sql
+    )
     count = 0
 
     def number(_: re.Match[str]) -> str:
@@ -99,7 +138,8 @@ def _translate(sql: str) -> str:
         count += 1
         return f"${count}"
 
-    return _PLACEHOLDER.sub(number, sql)
+    # `? IS NULL OR col = ?` (an optional filter): PostgreSQL needs the first parameter's type.
+    return _NULL_CHECK.sub(r"\1::text IS NULL", _PLACEHOLDER.sub(number, sql))
 
 
 class _Cursor:
@@ -128,6 +168,8 @@ class _Session:
         import asyncpg
 
         statement = self._cache.get(sql) or self._cache.setdefault(sql, _translate(sql))
+        if statement.lstrip().upper().startswith("CREATE "):
+            return _Cursor([])  # tables and indexes are the migrations' (MIGRATIONS), not the caller's
         if statement.lstrip().upper().startswith("SELECT"):
             return _Cursor(self._store._call(self._conn.fetch(statement, *params)))
         try:

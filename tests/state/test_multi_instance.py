@@ -285,6 +285,23 @@ def test_a_provider_added_through_a_serves_on_b(cluster: Cluster) -> None:
     assert cluster.chat(2, "added-model").status_code == 200
 
 
+def test_a_virtual_key_created_on_a_works_on_b_and_revoked_stops_on_c(cluster: Cluster) -> None:
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    reply = cluster.clients[0].post("/api/keys", json={"name": "app-multi", "models": ["m"]}, headers=admin)
+    assert reply.status_code in (200, 201), reply.text
+    secret = reply.json()["secret"]
+    deadline = time.monotonic() + 10
+    while (status := cluster.chat(1, "m", secret).status_code) != 200:
+        assert status == 401 and time.monotonic() < deadline
+        time.sleep(0.1)
+    assert cluster.chat(1, "pair", secret).status_code == 403  # its model allow-list
+    assert cluster.clients[0].delete("/api/keys/app-multi", headers=admin).status_code == 200
+    deadline = time.monotonic() + 10
+    while (status := cluster.chat(2, "m", secret).status_code) != 401:
+        assert status == 200 and time.monotonic() < deadline
+        time.sleep(0.1)
+
+
 def test_usage_is_summed_over_instances(cluster: Cluster) -> None:
     for i in range(3):
         assert cluster.chat(i, "m", "sk-limited-0123456789").status_code in (200, 429)

@@ -89,18 +89,27 @@ def test_the_database_never_sees_a_plaintext_key(store: PostgresProviderStore, d
 
 
 def test_same_columns_as_the_sqlite_store(store: PostgresProviderStore, database: str, tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from asgi_llmroute.keys.store import KeyStore
+
     sqlite_store = ProviderStore(tmp_path / "providers.db", SECRET)
     sqlite_store.add(record("a", KEY_A))
+    KeyStore(sqlite_store).create({"name": "k"}, datetime.now(timezone.utc))  # its tables, too
     sqlite_store.close()
+    # Every table of the SQLite store, with the same columns (a new SQLite column needs a PG migration).
     with sqlite3.connect(tmp_path / "providers.db") as conn:
-        sqlite_columns = {row[1] for row in conn.execute("PRAGMA table_info(providers)")}
-    rows = _sql(database, "SELECT column_name FROM information_schema.columns WHERE table_name = 'providers'")
-    assert {r[0] for r in rows} == sqlite_columns
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        assert {"providers", "meta", "virtual_keys", "key_spend"} <= set(tables)
+        for table in tables:
+            sqlite_columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            rows = _sql(database, f"SELECT column_name FROM information_schema.columns WHERE table_name = '{table}'")
+            assert {r[0] for r in rows} == sqlite_columns, table
 
 
 def test_migrations_run_once(store: PostgresProviderStore, database: str) -> None:
     assert store.migrate() == 0
-    assert [r[0] for r in _sql(database, "SELECT version FROM llmroute_migrations")] == [1]
+    assert [r[0] for r in _sql(database, "SELECT version FROM llmroute_migrations ORDER BY 1")] == [1, 2]
 
 
 def test_a_write_elsewhere_is_notified(store: PostgresProviderStore, database: str) -> None:
@@ -164,3 +173,27 @@ def test_cli_migrate_and_copy_from_sqlite(database: str, tmp_path: Path) -> None
         [*LLMROUTE, "store", "copy", "--from", "nope.db"], cwd=tmp_path, capture_output=True, text=True, env=env
     )
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "no such file" in missing.stderr
+
+
+def test_virtual_keys_and_spend_on_postgres(store: PostgresProviderStore, database: str) -> None:
+    from datetime import date, datetime, timezone
+
+    from asgi_llmroute.keys.store import KeyStore, SpendRow
+
+    keys = KeyStore(store)
+    now = datetime(2026, 12, 2, tzinfo=timezone.utc)
+    key, secret = keys.create({"name": "team-app", "team": "blue", "models": ["gpt*"]}, now)
+    table = keys.table()
+    assert table.keys[table.digest(secret)].name == "team-app"
+    dump = repr([tuple(r) for r in _sql(database, "SELECT * FROM virtual_keys")])
+    assert secret not in dump  # only a keyed digest is stored
+    day = date(2026, 12, 2)
+    for _ in range(2):
+        keys.add_spend([SpendRow(key.id, "blue", "gpt-4o", day, 0.25, 1, {"input_tokens": 10, "output_tokens": 5})])
+    [row] = keys.spend_report(key_id=key.id)
+    assert row["cost_usd"] == pytest.approx(0.5) and row["requests"] == 2 and row["input_tokens"] == 20
+    rotated, new_secret = keys.rotate(key.id, now)
+    assert new_secret != secret and table.digest(new_secret) in keys.table().keys
+    keys.revoke(key.id, now)
+    assert keys.table().keys == {}
+    keys.create({"name": "team-app"}, now)  # the name is free again once revoked
