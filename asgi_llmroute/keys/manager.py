@@ -249,11 +249,14 @@ class KeyManager:
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval):
-            if self._pending:
-                try:
+            try:
+                if self._pending:
                     self.flush()
-                except Exception:
-                    logger.exception("virtual keys: writing spend failed; will retry")
+                else:
+                    with self._flush_lock:
+                        self._reload()  # other processes' spend and key changes, when the store moved
+            except Exception:
+                logger.exception("virtual keys: writing spend or reading keys failed; will retry")
 
     async def maintain(self) -> None:
         """Flush spend and re-read the table if due; one caller at a time, the others return at once."""
