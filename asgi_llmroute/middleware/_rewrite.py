@@ -19,6 +19,8 @@ _STREAM_HEADERS = (
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # stop nginx-style proxies from buffering the stream
 )
+# Upstream streams: SSE, and the binary AWS event stream of Bedrock.
+_STREAM_TYPES = (b"text/event-stream", b"application/vnd.amazon.eventstream")
 # Headers that describe the upstream body, which the rewrite replaces.
 _BODY_HEADERS = frozenset({b"content-type", b"content-length", b"content-encoding", b"cache-control"})
 # Largest non-stream upstream body buffered for rewriting; a larger one is answered with 502.
@@ -82,10 +84,11 @@ class ResponseRewriter:
                 self._passthrough = True
                 await self._send(message)
                 return
+            hook = getattr(self._translator, "response_start", None)  # e.g. Bedrock reads its error type
+            if hook is not None:
+                message = hook(message)
             self._start = message
-            if message["status"] < 300 and _header(message["headers"], b"content-type").startswith(
-                b"text/event-stream"
-            ):
+            if message["status"] < 300 and _header(message["headers"], b"content-type").startswith(_STREAM_TYPES):
                 self._stream = self._translator.stream()
                 headers = [(k, v) for k, v in message["headers"] if k not in _BODY_HEADERS]
                 headers.extend(_STREAM_HEADERS)

@@ -88,6 +88,11 @@ class TranslationMiddleware:
                 raise _cannot_serve(ctx.model, provider, CHAT)
             wire = get_wire(provider.api)
             translator = wire.translator(client.wire, _options_for(self._options, provider))
+            # Translators that need the deployment or the client's headers (Bedrock: model in the
+            # URL, anthropic-beta into the body) take them before the request.
+            bind = getattr(translator, "bind", None)
+            if bind is not None:
+                bind(deployment, scope["headers"])
             try:
                 upstream_body = translator.request(body)
                 fit(upstream_body, provider.api, self._capabilities(deployment), ctx.model)
@@ -101,7 +106,8 @@ class TranslationMiddleware:
         for name in dropped:
             del upstream_body[name]
         ctx.set_json(upstream_body)
-        ctx.upstream_path = wire.chat_path(body.get("stream") is True)
+        upstream_path = getattr(translator, "upstream_path", None)  # a translator that knows its path
+        ctx.upstream_path = upstream_path() if upstream_path is not None else wire.chat_path(body.get("stream") is True)
         # The client's query string belongs to its API (`?beta=true` from Claude Code): not the upstream's.
         scope["query_string"] = b""
         # Drop the other API's protocol headers (anthropic-version to an OpenAI upstream, ...).

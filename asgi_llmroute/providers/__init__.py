@@ -1,6 +1,7 @@
 """Provider records, provider kinds and model resolution."""
 
 from . import azure as _azure  # noqa: F401  (registers the azure kind)
+from . import bedrock as _bedrock  # noqa: F401  (registers the bedrock kind; botocore is imported on use)
 from . import catalog as _catalog  # noqa: F401  (registers the OpenAI-compatible catalog)
 from . import google as _google  # noqa: F401  (registers the gemini wire format, gemini and vertex_ai kinds)
 from .kinds import ProviderKind, WireFormat, find_kind, get_kind, kinds, register_kind, register_wire
