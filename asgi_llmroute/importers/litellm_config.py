@@ -36,6 +36,7 @@ from .litellm import (
     litellm_provider_name,
     read_litellm,
 )
+from .litellm_bedrock import BEDROCK_PARAMS, bedrock_provider
 from .plan import ImportFileError
 
 __all__ = ["is_litellm_config", "load_litellm_config"]
@@ -177,6 +178,10 @@ def _translate(
         if "*" in name or "*" in params["model"]:
             ignored.append(f"{where} ({name}): wildcard routes; clients can use <provider>/<model>")
             continue
+        if params["model"].startswith("bedrock/"):  # a kind = "bedrock" provider (litellm_bedrock.py)
+            ignored += [f"{where}.litellm_params.{k}" for k in sorted(set(params) - _PARAMS - BEDROCK_PARAMS)]
+            models.append(_bedrock_model(providers, name, params, env, key_ref, where))
+            continue
         api, upstream, reason = litellm_api(params["model"])
         kind = None
         if api is None:
@@ -305,6 +310,32 @@ def _kind_provider(
     if key is None and variable is not None and os.environ.get(variable):
         key = f"env:{variable}"  # LiteLLM's default variable for the kind
     return provider, key
+
+
+def _bedrock_model(
+    providers: dict[str, dict[str, Any]],
+    name: str,
+    params: Mapping[str, Any],
+    env: Mapping[str, str],
+    key_ref: Callable[[Any, str], str | None],
+    where: str,
+) -> dict[str, Any]:
+    """The model entry of a ``bedrock/...`` deployment; its provider is shared by entries with the same settings."""
+    provider, upstream = bedrock_provider(params["model"], params, env, key_ref, where)
+    if "timeout" in params:
+        provider["timeout"] = params["timeout"]
+    identity = repr(sorted(provider.items(), key=lambda kv: kv[0]))
+    if identity not in providers:
+        taken = {p["name"] for p in providers.values()}
+        unique, n = "bedrock", 2
+        while unique in taken:
+            unique, n = f"bedrock-{n}", n + 1
+        providers[identity] = {"name": unique, **provider}
+    model: dict[str, Any] = {"name": name, "provider": providers[identity]["name"], "model": upstream}
+    for key in ("weight", *(k for k in ("rpm", "tpm") if k in _PARAMS)):  # the deployment's own settings
+        if params.get(key):
+            model[key] = params[key]
+    return model
 
 
 def _settings(
