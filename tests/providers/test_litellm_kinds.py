@@ -47,9 +47,9 @@ model_list:
       model: openai/gpt-4o-mini
       api_base: {openai}/v1
       api_key: os.environ/OPENAI_API_KEY
-  - model_name: claude-bedrock
+  - model_name: llama-sagemaker
     litellm_params:
-      model: bedrock/anthropic.claude-3-haiku-20240307-v1:0
+      model: sagemaker/jumpstart-llama-endpoint
 general_settings:
   master_key: os.environ/LITELLM_MASTER_KEY
 """
@@ -89,7 +89,7 @@ def env() -> dict[str, str]:
 
 def test_the_litellm_config_runs_unchanged(config_file: Path, upstreams: dict[str, tuple[KindUpstream, str]]) -> None:
     with llmroute_serve(["--config", str(config_file)], cwd=config_file.parent, env=env()) as served:
-        assert "model_list[4] (claude-bedrock): kind 'bedrock' is not supported yet" in served.output
+        assert "model_list[4] (llama-sagemaker): kind 'sagemaker' is not supported yet" in served.output
         client = openai.OpenAI(base_url=f"{served.url}/v1", api_key=MASTER, max_retries=0)
         with client:
             assert {m.id for m in client.models.list()} == {"fast", "local", "gpt-4o", "mini"}
@@ -122,7 +122,7 @@ def test_strict_makes_an_unsupported_entry_fatal(config_file: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "model_list[4] (claude-bedrock): kind 'bedrock' is not supported yet" in result.stderr
+    assert "model_list[4] (llama-sagemaker): kind 'sagemaker' is not supported yet" in result.stderr
     assert "(--strict)" in result.stderr
 
 
