@@ -76,6 +76,13 @@ class BedrockSigner:
         self._lock: anyio.Lock | None = None
         self._auth_cls: Any = None
         self._request_cls: Any = None
+        self._clients: dict[str, Any] = {}  # botocore clients for refreshing (STS)
+
+    def close(self) -> None:
+        """Close the connections of the clients used to refresh credentials (STS)."""
+        while self._clients:
+            _, client = self._clients.popitem()
+            client.close()
 
     # -- credentials ---------------------------------------------------------------------------
     def _resolve_blocking(self) -> Any:
@@ -100,12 +107,16 @@ class BedrockSigner:
                 )
             if s.role_arn:
                 sts_endpoint = s.sts_endpoint_url
+                clients = self._clients
 
                 def client_creator(service: str, **kwargs: Any) -> Any:
-                    if sts_endpoint:
-                        kwargs.setdefault("endpoint_url", sts_endpoint)
-                    kwargs.setdefault("region_name", s.region)
-                    return session.create_client(service, **kwargs)
+                    # One STS client for every refresh (botocore would make one per refresh).
+                    if service not in clients:
+                        if sts_endpoint:
+                            kwargs.setdefault("endpoint_url", sts_endpoint)
+                        kwargs.setdefault("region_name", s.region)
+                        clients[service] = session.create_client(service, **kwargs)
+                    return clients[service]
 
                 fetcher = AssumeRoleCredentialFetcher(
                     client_creator=client_creator,

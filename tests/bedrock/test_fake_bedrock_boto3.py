@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -26,15 +27,20 @@ from botocore.exceptions import ClientError, EventStreamError  # noqa: E402
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
+_CLIENTS: list[Any] = []
+
+
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeBedrock, str]]:
     upstream = FakeBedrock()
     with serve(upstream) as url:
         yield upstream, url
+        while _CLIENTS:
+            _CLIENTS.pop().close()
 
 
-def client(url: str, key: str = ACCESS_KEY, secret: str = SECRET_KEY, token: str | None = None):
-    return boto3.client(
+def client(url: str, key: str = ACCESS_KEY, secret: str = SECRET_KEY, token: str | None = None) -> Any:
+    made = boto3.client(
         "bedrock-runtime",
         region_name=REGION,
         endpoint_url=url,
@@ -43,6 +49,8 @@ def client(url: str, key: str = ACCESS_KEY, secret: str = SECRET_KEY, token: str
         aws_session_token=token,
         config=Config(retries={"total_max_attempts": 1}),
     )
+    _CLIENTS.append(made)
+    return made
 
 
 MESSAGES = [{"role": "user", "content": [{"text": "Capital of France?"}]}]
@@ -98,5 +106,7 @@ def test_validation_throttling_and_stream_exceptions(fake: tuple[FakeBedrock, st
         client(url).converse(modelId="throttle-model", messages=MESSAGES)
     assert info.value.response["Error"]["Code"] == "ThrottlingException"
     assert client(url).converse(modelId="throttle-model", messages=MESSAGES)["stopReason"] == "end_turn"
+    stream = client(url).converse_stream(modelId="midstream-model", messages=MESSAGES)["stream"]
     with pytest.raises(EventStreamError, match="modelStreamErrorException"):
-        list(client(url).converse_stream(modelId="midstream-model", messages=MESSAGES)["stream"])
+        list(stream)
+    stream.close()  # the connection of a failed stream is not given back to the pool

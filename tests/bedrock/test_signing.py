@@ -178,9 +178,12 @@ async def test_assume_role_refreshes_off_the_event_loop(
             sts_endpoint_url=sts_url,
         )
         signer = BedrockSigner(settings)
-        for _ in range(3):
-            response = await call(url, signer)
-            assert response.status_code == 200, response.text
+        try:
+            for _ in range(3):
+                response = await call(url, signer)
+                assert response.status_code == 200, response.text
+        finally:
+            signer.close()
     assert all(r.auth == "sigv4-session" for r in fake.requests)
     assert len(sts.calls) == sts_calls  # credentials that expire within 15 minutes are refreshed
     assert sts.calls[0]["RoleArn"] == "arn:aws:iam::123456789012:role/bedrock-caller"
