@@ -36,6 +36,9 @@ def test_litellm_config(monkeypatch: pytest.MonkeyPatch) -> None:
     assert azure.kind == "azure" and azure.base_url == "https://my-endpoint-europe.openai.azure.com"
     assert azure.options == {"api_version": "2024-02-15-preview"} and azure.models == {"gpt-4o": "gpt-4o-eu"}
     assert azure.api_key is not None and azure.api_key.reveal() == KEY_B
+    bedrock = by_name.pop("bedrock")  # aws_region_name becomes the kind's region; credentials: AWS's chain
+    assert bedrock.kind == "bedrock" and bedrock.options == {"region": "us-east-1"}
+    assert bedrock.models == {"bedrock-claude": "anthropic.claude-3-sonnet-20240229-v1:0"}
     assert set(by_name) == {"openai", "anthropic", "openai-vllm-internal-8000", "anthropic-anthropic-proxy-internal"}
     assert by_name["openai"].models == {"gpt-4o": "gpt-4o", "gpt-3.5-turbo": "gpt-3.5-turbo"}
     assert by_name["openai"].base_url == "https://api.openai.com/v1"
@@ -49,6 +52,7 @@ def test_litellm_config(monkeypatch: pytest.MonkeyPatch) -> None:
     assert proxy.headers == {"anthropic-beta": "prompt-caching-2024-07-31"}
     assert keys(plan) == {
         "vertex_ai": None,  # credentials come from the kind's own sources
+        "bedrock": None,
         "azure-my-endpoint-europe-openai-azure-com": KEY_B,
         "openai": KEY_A,
         "anthropic": "sk-ant-from-environment-variables-0123",
@@ -57,7 +61,7 @@ def test_litellm_config(monkeypatch: pytest.MonkeyPatch) -> None:
     }
     skipped = {issue.where.split(" (line")[0]: issue.message for issue in plan.skipped}
     assert skipped["model_list[1] 'gpt-4o'"] == "not imported (no equivalent): rpm"
-    assert skipped["model_list[3] 'bedrock-claude'"] == "kind 'bedrock' is not supported yet: this entry is not served"
+    assert "model_list[3] 'bedrock-claude'" not in skipped  # kind = "bedrock" is served
     assert "wildcard" in skipped["model_list[6] '*'"]
     assert "max_tokens" in skipped["model_list[2] 'claude-3-5-sonnet'"]
     assert "model_info" in skipped["model_list[5] 'llama3'"]
@@ -78,6 +82,7 @@ def test_litellm_missing_variable_names_the_entry_and_line(monkeypatch: pytest.M
     assert error.message == "api_key: environment variable TEST_OPENAI_API_KEY is not set"
     assert {r.name for r in plan.add} == {
         "vertex_ai",
+        "bedrock",
         "azure-my-endpoint-europe-openai-azure-com",
         "anthropic",
         "openai-vllm-internal-8000",

@@ -125,15 +125,15 @@ model_list:
       api_key: os.environ/MY_AZURE
   - model_name: local
     litellm_params: {model: ollama_chat/llama3.2, api_base: "http://127.0.0.1:11434"}
-  - model_name: claude
-    litellm_params: {model: bedrock/anthropic.claude-3-haiku-20240307-v1:0}
+  - model_name: llama
+    litellm_params: {model: sagemaker/jumpstart-llama-endpoint}
 """
     )
     env = {"MY_GROQ": GROQ_KEY, "MY_AZURE": AZURE_KEY}
     err = llmroute(tmp_path, "providers", "import", "litellm.yaml", "--strict", env=env, status=1).stderr
-    assert "kind 'bedrock' is not supported yet" in err and "(--strict): nothing imported" in err
+    assert "kind 'sagemaker' is not supported yet" in err and "(--strict): nothing imported" in err
     out = llmroute(tmp_path, "providers", "import", "litellm.yaml", env=env).stdout
-    assert "kind 'bedrock' is not supported yet" in out
+    assert "kind 'sagemaker' is not supported yet" in out
     listing = json.loads(llmroute(tmp_path, "providers", "list", "--json").stdout)
     shown = {r["name"]: r for r in listing["providers"]}
     assert {r["kind"] for r in shown.values()} == {"groq", "azure", "ollama"}
