@@ -6,9 +6,10 @@ that share API format, base URL, key, headers and timeout become one provider, n
 format (``openai``, ``anthropic``) or, for other base URLs, after the format and host
 (``openai-vllm-internal-8000``); their ``model_name -> upstream id`` pairs become its models.
 
-- ``openai/...`` and ``anthropic/...`` (and bare ``gpt-*``/``o1``/``claude-*`` names, which LiteLLM
-  infers) are imported; every other provider type (``azure/``, ``bedrock/``, ``vertex_ai/``, ...)
-  is skipped with the reason "provider type not supported".
+- Every prefix that names a provider kind (``openai/``, ``anthropic/``, ``azure/``, ``groq/`` and the
+  rest of the OpenAI-compatible catalog, ``gemini/``, ``vertex_ai/``, ``bedrock/``; and bare
+  ``gpt-*``/``o1``/``claude-*`` names, which LiteLLM infers) is imported; a prefix with no kind
+  (``sagemaker/``, ...) is skipped with a reason naming the entry and the prefix.
 - ``api_key: os.environ/NAME`` is resolved when the import runs (``environment_variables`` in the
   file first, then the environment), never stored as a reference and never printed. Without
   ``api_key``, LiteLLM's default variable (``OPENAI_API_KEY``/``ANTHROPIC_API_KEY``) is used if set.
