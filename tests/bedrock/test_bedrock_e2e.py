@@ -13,7 +13,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from asgi_llmroute import Forwarder, ProviderResolverMiddleware, RouteTable, TranslationMiddleware
 from asgi_llmroute.middleware.retry import Backoff, RetryMiddleware
@@ -21,7 +21,7 @@ from asgi_llmroute.providers import Deployment, Provider, Route, get_kind, make_
 from asgi_llmroute.providers.balance import Balancer
 from asgi_llmroute.secret import Secret
 from tests.support.fake_bedrock import ACCESS_KEY, API_KEY, REGION, SECRET_KEY, FakeBedrock
-from tests.support.servers import serve
+from tests.support.servers import serve, with_forwarder_lifespan
 
 pytest.importorskip("botocore")
 
@@ -59,20 +59,7 @@ def stack(*providers: Provider, models: dict[str, tuple[str, str]]) -> ASGIApp:
     )
     app = ProviderResolverMiddleware(retry, routes=table, balancer=balancer)
 
-    async def with_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await app(scope, receive, send)
-            return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await forwarder.aclose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    return with_lifespan
+    return with_forwarder_lifespan(app, forwarder)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from asgi_llmroute import (
     CredentialStripMiddleware,
@@ -37,7 +37,7 @@ from tests.support.google_servers import (
     VertexClaudeUpstream,
     service_account,
 )
-from tests.support.servers import serve
+from tests.support.servers import serve, with_forwarder_lifespan
 
 GEMINI_KEY = "AIza-gemini-SECRET-0123456789"
 ROUTER_TOKEN = "router-token-for-google-tests"
@@ -66,20 +66,7 @@ def stack(*providers: Provider) -> ASGIApp:
     app = ProviderResolverMiddleware(app, routes=RouteTable(providers, ()))
     app = TokenAuthMiddleware(app, tokens=TokenTable([TokenEntry.from_key("tests", ROUTER_TOKEN)]))
 
-    async def with_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await app(scope, receive, send)
-            return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await forwarder.aclose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    return with_lifespan
+    return with_forwarder_lifespan(app, forwarder)
 
 
 class Servers:

@@ -15,7 +15,7 @@ import anthropic
 import httpx
 import openai
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from asgi_llmroute import Forwarder, ProviderResolverMiddleware, RouteTable, TranslationMiddleware
 from asgi_llmroute.providers import Provider, get_kind, kinds, make_provider
@@ -23,7 +23,7 @@ from asgi_llmroute.providers.auth import AuthError, RequestSigner, TokenSource
 from asgi_llmroute.providers.kinds import CHAT, KindError, ProviderKind, check_options, find_kind
 from asgi_llmroute.secret import Secret
 from tests.support.provider_servers import KindUpstream, TokenEndpoint
-from tests.support.servers import serve
+from tests.support.servers import serve, with_forwarder_lifespan
 
 GROQ_KEY = "gsk-groq-SECRET-0123456789"
 AZURE_KEY = "azure-key-SECRET-0123456789"
@@ -37,20 +37,7 @@ def stack(*providers: Provider) -> ASGIApp:
     forwarder = Forwarder()
     app = ProviderResolverMiddleware(TranslationMiddleware(forwarder), routes=RouteTable(providers, ()))
 
-    async def with_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await app(scope, receive, send)
-            return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await forwarder.aclose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    return with_lifespan
+    return with_forwarder_lifespan(app, forwarder)
 
 
 class HmacSigner(RequestSigner):

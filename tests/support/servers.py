@@ -151,3 +151,22 @@ def canned_http_server(response: bytes) -> Iterator[str]:
             yield f"http://127.0.0.1:{server.server_address[1]}"
         finally:
             server.shutdown()
+
+
+def with_forwarder_lifespan(app: ASGIApp, forwarder: Any) -> ASGIApp:
+    """``app`` answering lifespan events itself, closing ``forwarder`` at shutdown (stacks built by hand)."""
+
+    async def with_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await forwarder.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return with_lifespan
