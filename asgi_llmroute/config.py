@@ -1,4 +1,6 @@
-"""The TOML configuration file: its schema (pydantic models), loading and validation.
+"""The configuration file: its schema (pydantic models), loading (TOML or ``.lenv``) and validation.
+
+One cohesive thing, the configuration's public schema, kept in one file so that it reads as a whole.
 
 The schema is a public contract (see docs/configuration.md). Every problem is reported as a
 :class:`ConfigError` naming the file, the key and what is wrong, never with a traceback or a secret.
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .context import DEFAULT_MAX_BODY_BYTES
 from .fields import check_base_url, check_header_name, check_header_value
+from .lenv import LenvError, read_tree, to_data
 from .providers.kinds import KindError, ProviderKind, check_options, get_kind
 from .secret import Secret, SecretReferenceError, resolve_reference
 
@@ -512,24 +515,37 @@ def _unique(section: str, names: Iterable[str]) -> None:
 
 def parse_config(data: Mapping[str, Any], *, source: str = "<config>", base_dir: Path | None = None) -> GatewayConfig:
     """Validate a configuration mapping (as read from TOML); raise :class:`ConfigError` if invalid."""
+    return _validate(data, source=source, base_dir=base_dir)
+
+
+def _validate(
+    data: Mapping[str, Any], *, source: str, base_dir: Path | None, lines: Mapping[tuple[Any, ...], int] | None = None
+) -> GatewayConfig:
     extra = {"source": source, "base_dir": str(base_dir) if base_dir is not None else None}
     if "source" in data or "base_dir" in data:
         raise ConfigError(f"{source}: unknown top-level key")
     try:
         config = GatewayConfig.model_validate({**data, **extra})
     except ValidationError as exc:
-        raise ConfigError(_describe(source, exc)) from None
+        raise ConfigError(_describe(source, exc, lines or {})) from None
     config.check()
     return config
 
 
 def load_config(path: str | Path) -> GatewayConfig:
-    """Read and validate a TOML configuration file."""
+    """Read and validate a configuration file: TOML, or the same schema in Links notation (``.lenv``)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the file: {getattr(exc, 'strerror', None) or exc}") from None
+    if path.suffix.lower() == ".lenv":
+        lines: dict[tuple[Any, ...], int] = {}
+        try:
+            data = to_data(read_tree(text), GatewayConfig, lines=lines)
+        except LenvError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        return _validate(data, source=str(path), base_dir=path.resolve().parent, lines=lines)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -537,15 +553,18 @@ def load_config(path: str | Path) -> GatewayConfig:
     return parse_config(data, source=str(path), base_dir=path.resolve().parent)
 
 
-def _describe(source: str, exc: ValidationError) -> str:
-    lines = []
+def _describe(source: str, exc: ValidationError, lines: Mapping[tuple[Any, ...], int]) -> str:
+    out = []
     for error in exc.errors(include_url=False, include_input=False):
         key = _key(error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"{source}: {key}: {message}" if key else f"{source}: {message}")
-    return "\n".join(lines)
+        loc = tuple(error["loc"])
+        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+        where = f"{source}: line {line}" if line is not None else source
+        out.append(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+    return "\n".join(out)
 
 
 def _key(loc: Sequence[int | str]) -> str:

@@ -17,6 +17,7 @@ LAYERS: dict[str, int] = {
     # value types
     "__about__": 1,
     "deferred": 1,
+    "lenv": 1,
     "secret": 1,
     "tokens": 1,
     "headers": 1,

@@ -1,4 +1,5 @@
-"""Provider imports: TOML and JSON (our schema), ``.env`` files and LiteLLM's proxy ``config.yaml``.
+"""Provider imports: TOML, JSON and ``.lenv`` (our schema), ``.env`` files, LiteLLM's proxy ``config.yaml``
+and the link-assistant router's ``.lenv`` provider files.
 
 ``parse(text, format)`` reads a file into a :class:`ParsedFile`; :func:`build_plan` checks it
 against the store and the config file and says what would change (a dry run prints just that).
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from .dotenv import parse_dotenv
 from .json_file import parse_json
+from .lenv_file import parse_lenv
 from .litellm import parse_litellm
 from .plan import Entry, ImportFileError, ImportPlan, Issue, KeyRef, ParsedFile, build_plan
 from .toml_file import parse_toml
@@ -33,6 +35,7 @@ FORMATS: dict[str, Callable[[str], ParsedFile]] = {
     "json": parse_json,
     "env": parse_dotenv,
     "litellm": parse_litellm,
+    "lenv": parse_lenv,
 }
 
 
@@ -46,6 +49,8 @@ def detect_format(path: str | Path) -> str:
         return "json"
     if suffix in (".yaml", ".yml"):
         return "litellm"
+    if suffix == ".lenv":
+        return "lenv"
     if name == ".env" or name.startswith(".env.") or suffix == ".env":
         return "env"
     raise ImportFileError(f"cannot tell the format of {path} from its name: give --format ({', '.join(FORMATS)})")
