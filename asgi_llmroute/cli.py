@@ -35,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         metavar="PATH",
         help=(
-            f"TOML config file, or a LiteLLM proxy config.yaml (default: ./{DEFAULT_CONFIG} if present, "
-            "else the embedded default)"
+            "TOML config file (or the same in Links notation, .lenv), or a LiteLLM proxy config.yaml "
+            f"(default: ./{DEFAULT_CONFIG} if present, else the embedded default)"
         ),
     )
     serve.add_argument(
