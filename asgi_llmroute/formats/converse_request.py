@@ -101,9 +101,9 @@ class _Builder:
             raise TranslationError(f"unsupported document type {media!r}", param)
         self.doc_count += 1
         title = block.get("title")
-        # Converse requires a name of letters, digits, spaces, hyphens, parentheses and brackets,
-        # unique within the request.
-        name = _DOC_NAME_INVALID.sub(" ", title).strip()[:180] if isinstance(title, str) else ""
+        # Converse requires a name of letters, digits, single spaces, hyphens, parentheses and
+        # brackets, unique within the request.
+        name = " ".join(_DOC_NAME_INVALID.sub(" ", title).split())[:180] if isinstance(title, str) else ""
         name = f"{name or 'document'} {self.doc_count}"
         return {"document": {"format": fmt, "name": name, "source": {"bytes": data}}}
 
