@@ -21,7 +21,7 @@ from .config import ConfigError, GatewayConfig
 from .importers import FORMATS, ImportFileError, build_plan, detect_format, parse
 from .importers.export import export_json, export_toml
 from .providers.kinds import KindError, ProviderKind, get_kind
-from .providers.records import ProviderRecord, ProviderSpec, describe_validation
+from .providers.records import TUNING_KEYS, ProviderRecord, ProviderSpec, describe_validation
 from .providers.store import ProviderStore, Snapshot, StoreError
 from .store_setup import open_store, rotate_secret
 
@@ -131,6 +131,7 @@ def _record_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--connect-timeout", type=float, metavar="SECONDS")
     parser.add_argument("--first-byte-timeout", type=float, metavar="SECONDS")
     parser.add_argument("--idle-timeout", type=float, metavar="SECONDS")
+    parser.add_argument("--stream-timeout", type=float, metavar="SECONDS", help="a total deadline for streams")
     parser.add_argument("--max-retries", type=int)
     parser.add_argument("--retry-on", metavar="STATUS,...", help="statuses retried, e.g. 429,500,503")
     parser.add_argument("--max-in-flight", type=int, metavar="N")
@@ -294,8 +295,8 @@ def _kind(name: str) -> ProviderKind:
 def _tuning(args: argparse.Namespace) -> dict[str, Any]:
     """The per-provider settings given on the command line, in ProviderSpec's names."""
     out: dict[str, Any] = {}
-    names = ("timeout", "responses_api", "drop_params", "connect_timeout", "first_byte_timeout", "idle_timeout")
-    for name in (*names, "max_retries", "max_in_flight", "cooldown"):
+    names = ("timeout", "responses_api", "drop_params", *(k for k in TUNING_KEYS if k != "retry_on"))
+    for name in names:
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     if getattr(args, "retry_on", None) is not None:

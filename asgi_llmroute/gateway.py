@@ -122,7 +122,9 @@ class Gateway:
         pipeline = CredentialStripMiddleware(pipeline)
         pipeline = ResponsesMiddleware(pipeline, options=options, capabilities=capabilities)
         provider_limits = {p.name: p.max_in_flight for p in config.providers if p.max_in_flight}
-        if provider_limits:
+        # Store providers carry their own max_in_flight (on the Provider record): added later, they are
+        # limited too, so the layer is there whenever there is a store.
+        if provider_limits or isinstance(self.routes, LiveRouteTable):
             pipeline = ConcurrencyLimitMiddleware(
                 pipeline, limits=provider_limits, by="provider", max_wait=routing.max_wait, state=self.state
             )

@@ -23,7 +23,8 @@ class ConcurrencyLimitMiddleware:
     """Limit the requests in flight per router token (``by="token"``) or per provider (``by="provider"``).
 
     ``limits`` maps token or provider names to their limit; names not in it are not limited (a
-    virtual key's ``ctx.principal.max_in_flight`` applies when its name is not in ``limits``). A
+    virtual key's ``ctx.principal.max_in_flight``, and a provider's own ``Provider.max_in_flight``,
+    apply when its name is not in ``limits``). A
     request over the limit waits up to ``max_wait`` seconds for a slot, then gets 429 with
     ``Retry-After: <retry_after>`` in the client's format (code ``concurrency_limit``); one whose
     client disconnects meanwhile leaves the queue at once. The slot is held until the inner app
@@ -57,13 +58,22 @@ class ConcurrencyLimitMiddleware:
         self._app = app
         self._by = by
         self._limiters = {name: Limiter(limit) for name, limit in limits.items()}
+        #: Limiters of virtual keys and providers that carry their own limit, by key id or provider name.
+        self._own: dict[str, Limiter] = {}
         self._max_wait = max_wait
         self._headers = (("retry-after", str(retry_after)),)
         self._limits = dict(limits)
         self._state = state if state is not None and state.shared else None
 
     def limiter(self, name: str) -> Limiter | None:
-        return self._limiters.get(name)
+        return self._limiters.get(name) or self._own.get(name)
+
+    def _own_limiter(self, name: str, limit: int) -> Limiter:
+        """The limiter of a key or provider that carries its own limit (a new one when the limit changed)."""
+        limiter = self._own.get(name)
+        if limiter is None or limiter.limit != limit:
+            limiter = self._own[name] = Limiter(limit)
+        return limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,9 +85,11 @@ class ConcurrencyLimitMiddleware:
         if limiter is None and self._by == "token" and ctx.principal is not None and ctx.principal.max_in_flight:
             # A virtual key's own limit: one limiter per key, made on its first request.
             name = ctx.principal.key_id or ctx.principal.name
-            limiter = self._limiters.get(name)
-            if limiter is None or limiter.limit != ctx.principal.max_in_flight:
-                limiter = self._limiters[name] = Limiter(ctx.principal.max_in_flight)
+            limiter = self._own_limiter(name, ctx.principal.max_in_flight)
+        elif limiter is None and self._by == "provider" and ctx.deployment is not None:
+            own = ctx.deployment.provider.max_in_flight  # a store provider's own limit (its record)
+            if own and name is not None and name not in self._limits:
+                limiter = self._own_limiter(name, own)
         if limiter is None:
             await self._app(scope, receive, send)
             return

@@ -34,6 +34,7 @@ TUNING_KEYS = (
     "connect_timeout",
     "first_byte_timeout",
     "idle_timeout",
+    "stream_timeout",
     "max_retries",
     "retry_on",
     "max_in_flight",
@@ -78,6 +79,7 @@ class ProviderRecord:
                 drop_params=self.drop_params,
                 timeouts=timeouts,
                 retry=retry,
+                max_in_flight=self.tuning.get("max_in_flight"),
             )
         provider = make_provider(
             self.name,
@@ -90,17 +92,21 @@ class ProviderRecord:
             responses_api=self.responses_api,
             drop_params=self.drop_params,
         )
-        return dataclasses.replace(provider, timeouts=timeouts, retry=retry) if timeouts or retry else provider
+        limit = self.tuning.get("max_in_flight")
+        if timeouts is None and retry is None and limit is None:
+            return provider
+        return dataclasses.replace(provider, timeouts=timeouts, retry=retry, max_in_flight=limit)
 
     def _timeouts(self) -> UpstreamTimeouts | None:
         tuning = self.tuning
-        if not any(k in tuning for k in ("connect_timeout", "first_byte_timeout", "idle_timeout")):
+        if not any(k in tuning for k in ("connect_timeout", "first_byte_timeout", "idle_timeout", "stream_timeout")):
             return None
         default = UpstreamTimeouts.from_total(self.timeout)
         return default._replace(
             connect=tuning.get("connect_timeout") or default.connect,
             first_byte=tuning.get("first_byte_timeout"),
             idle=tuning.get("idle_timeout") or default.idle,
+            stream_total=tuning.get("stream_timeout"),
         )
 
     def _retry(self) -> RetryPolicy | None:
@@ -177,6 +183,8 @@ class ProviderSpec(BaseModel):
     connect_timeout: float | None = Field(default=None, gt=0)
     first_byte_timeout: float | None = Field(default=None, gt=0)
     idle_timeout: float | None = Field(default=None, gt=0)
+    #: A total deadline for event streams (none by default; ``timeout`` is for non-stream calls).
+    stream_timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0, le=10)
     retry_on: list[int] | None = None
     max_in_flight: int | None = Field(default=None, gt=0)

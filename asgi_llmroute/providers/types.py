@@ -50,6 +50,9 @@ class Provider:
     #: Its own timeouts and retry policy (store records carry them); None: the gateway's for its name.
     timeouts: UpstreamTimeouts | None = None
     retry: RetryPolicy | None = None
+    #: Requests in flight to it at once (store records carry it; ``ConcurrencyLimitMiddleware``
+    #: applies it when its ``limits`` do not name the provider); None: unlimited.
+    max_in_flight: int | None = None
     #: What layers work out once from this record (the forwarder's header plan, credentials included):
     #: it lives exactly as long as the record, so a removed or rotated provider leaves nothing behind.
     memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
