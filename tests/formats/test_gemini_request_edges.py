@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from asgi_llmroute.formats import TranslationError, TranslationOptions
-from asgi_llmroute.formats.gemini import GeminiTranslator
+from asgi_llmroute.formats.gemini import GeminiTranslator, reduce_schema
 
 OPTIONS = TranslationOptions(clock=lambda: 1700000000)
 USER = {"role": "user", "content": "hi"}
@@ -369,3 +369,70 @@ def test_anthropic_thinking_on_gemini_3(thinking: Any, effort: str | None, expec
 def test_anthropic_tool_choice_modes(kind: str) -> None:
     out = anthropic(msgs(USER, tools=[{"name": "f"}], tool_choice={"type": kind}))
     assert out["toolConfig"] == {"functionCallingConfig": {"mode": kind.upper()}}
+
+
+# -- JSON Schema reduction -------------------------------------------------------------------------
+
+SCHEMA_REFUSALS: list[tuple[Any, str, str]] = [
+    ([], "p", "must be an object"),
+    ({"properties": {"a": False}}, "p.properties.a", "'false' schema"),
+    ({"properties": {"a": 3}}, "p.properties.a", "must be an object"),
+    ({"properties": []}, "p.properties", "'properties' must be an object"),
+    ({"prefixItems": {}}, "p.prefixItems", "must be an array"),
+    ({"anyOf": []}, "p.anyOf", "non-empty array"),
+    ({"allOf": [{"type": "string"}], "type": "string"}, "p.allOf", "overlapping"),
+    ({"required": [1]}, "p.required", "array of strings"),
+    ({"type": "text"}, "p.type", "unknown JSON Schema type"),
+    ({"type": []}, "p.type", "'type' must be"),
+    ({"enum": []}, "p.enum", "non-empty array"),
+    ({"$ref": "#/$defs/missing"}, "p.$ref", "does not resolve"),
+    ({"$defs": {"S": {"type": "string"}}, "$ref": "#/$defs/S", "type": "integer"}, "p.type", "next to a $ref"),
+]
+
+
+@pytest.mark.parametrize(("schema", "param", "message"), SCHEMA_REFUSALS)
+def test_schema_refusals(schema: Any, param: str, message: str) -> None:
+    with pytest.raises(TranslationError) as info:
+        reduce_schema(schema, "p", [])
+    assert info.value.param == param
+    assert message in info.value.message
+
+
+def test_schema_nesting_deeper_than_the_limit_is_refused() -> None:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(80):
+        schema = {"type": "array", "items": schema}
+    with pytest.raises(TranslationError) as info:
+        reduce_schema(schema, "p", [])
+    assert "too deep" in info.value.message
+
+
+def test_schema_shapes_gemini_takes() -> None:
+    schema = {
+        "$defs": {"Name": {"type": "string", "description": "a name"}},
+        "type": "object",
+        "properties": {
+            "pair": {"type": "array", "items": [{"type": "string"}, {"type": "integer"}]},
+            "tuple": {"type": "array", "prefixItems": [True]},
+            "extra": {"type": "object", "additionalProperties": {"type": "number"}},
+            "closed": {"type": "object", "additionalProperties": False},
+            "either": {"oneOf": [{"type": "string"}], "anyOf": [{"type": "null"}]},
+            "merged": {"allOf": [{"type": "string", "format": "date"}]},
+            "name": {"$ref": "#/$defs/Name", "description": "the user's name"},
+            "same": {"type": ["string", "string"]},
+            "root": {"$ref": "#/$defs/Name", "title": "t"},
+        },
+        "required": ["pair"],
+    }
+    out = reduce_schema(schema, "p", [])
+    props = out["properties"]
+    assert props["pair"] == {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}]}
+    assert props["tuple"] == {"type": "array", "prefixItems": [{}]}
+    assert props["extra"]["additionalProperties"] == {"type": "number"}
+    assert props["closed"]["additionalProperties"] is False
+    assert props["either"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert props["merged"] == {"type": "string", "format": "date"}
+    assert props["name"] == {"type": "string", "description": "the user's name"}
+    assert props["same"] == {"type": "string"}
+    assert props["root"] == {"type": "string", "description": "a name", "title": "t"}
+    assert out["required"] == ["pair"] and "$defs" not in out
