@@ -153,7 +153,7 @@ def test_broken_invoke_chunks(client: str, tail: bytes, message: str) -> None:
 def test_invoke_usage_from_invocation_metrics_and_multiline_events() -> None:
     tr = translator("anthropic", "invoke")
     stream = tr.stream()
-    message = {
+    message: dict[str, Any] = {
         "id": "m",
         "type": "message",
         "role": "assistant",

@@ -16,7 +16,7 @@ MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 
 
 def tr(client: str, **extra: Any) -> GeminiTranslator:
-    translator = GeminiTranslator(client, OPTIONS)
+    translator = GeminiTranslator(client, OPTIONS)  # type: ignore[arg-type]
     body: dict[str, Any] = {"model": "gemini-2.5-flash", "messages": MESSAGES, "max_tokens": 10, **extra}
     translator.request(body)
     return translator
