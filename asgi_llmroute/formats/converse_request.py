@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import Any, TypeGuard
+from typing import Any
 
 from ._json import dumps
+from .body import each_block, is_int, is_number, request_messages
 from .state import TranslationState
-from .tools import ToolNames
+from .tools import ToolNames, anthropic_tool_choice, anthropic_tools
 from .types import TranslationError
 
 #: Converse limits tool names to ``[a-zA-Z0-9_-]{1,64}``.
@@ -53,10 +54,6 @@ def is_anthropic_model(model_id: str) -> bool:
     """Whether a Bedrock model id (or inference profile) names a Claude model: only those get
     Anthropic-native ``additionalModelRequestFields`` (thinking, top_k, anthropic_beta)."""
     return "anthropic." in model_id or "claude" in model_id.lower()
-
-
-def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _source_bytes(block: dict[str, Any], param: str, kind: str) -> tuple[str, str]:
@@ -110,13 +107,8 @@ class _Builder:
     def blocks(self, content: Any, param: str) -> list[dict[str, Any]]:
         if isinstance(content, str):
             return [{"text": content}] if content.strip() else []
-        if not isinstance(content, list):
-            raise TranslationError("content must be a string or an array of blocks", param)
         out: list[dict[str, Any]] = []
-        for j, block in enumerate(content):
-            p = f"{param}[{j}]"
-            if not isinstance(block, dict):
-                raise TranslationError("content blocks must be objects", p)
+        for p, block in each_block(content, param):
             kind = block.get("type")
             if kind == "text":
                 text = block.get("text")
@@ -219,25 +211,12 @@ def _system(system: Any) -> list[dict[str, Any]]:
 
 def _tools(tools: Any, names: ToolNames, ctx: TranslationState) -> tuple[list[dict[str, Any]], set[str]]:
     """(Converse tool entries, names of hosted tools that were dropped)."""
-    if tools is None:
-        return [], set()
-    if not isinstance(tools, list):
-        raise TranslationError("tools must be an array", "tools")
+    declared, dropped = anthropic_tools(tools)
+    for _, kind, _ in dropped:
+        ctx.warnings.append(f"hosted tool {kind!r} dropped: Bedrock Converse does not run it")
     specs: list[tuple[str, dict[str, Any], bool]] = []
-    hosted: set[str] = set()
-    for i, tool in enumerate(tools):
-        param = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise TranslationError("tools entries must be objects", param)
-        name = tool.get("name")
-        kind = tool.get("type")
-        if kind not in (None, "custom"):
-            ctx.warnings.append(f"hosted tool {kind!r} dropped: Bedrock Converse does not run it")
-            if isinstance(name, str):
-                hosted.add(name)
-            continue
-        if not isinstance(name, str) or not name:
-            raise TranslationError("tools need a name", f"{param}.name")
+    for _, tool in declared:
+        name = tool["name"]
         schema = tool.get("input_schema")
         spec: dict[str, Any] = {"name": name}
         description = tool.get("description")
@@ -254,30 +233,20 @@ def _tools(tools: Any, names: ToolNames, ctx: TranslationState) -> tuple[list[di
         out.append({"toolSpec": spec})
         if cache:
             out.append(dict(_CACHE_POINT))
-    return out, hosted
+    return out, {name for _, _, name in dropped if name is not None}
 
 
 def _tool_choice(choice: Any, names: ToolNames, hosted: set[str], ctx: TranslationState) -> dict[str, Any] | None:
-    if choice is None:
+    parsed = anthropic_tool_choice(choice, hosted, "Bedrock")
+    if parsed is None:
         return None
-    if not isinstance(choice, dict):
-        raise TranslationError("tool_choice must be an object", "tool_choice")
-    kind = choice.get("type")
-    if kind == "auto":
-        return {"auto": {}}
-    if kind == "any":
-        return {"any": {}}
-    if kind == "tool":
-        name = choice.get("name")
-        if not isinstance(name, str) or not name:
-            raise TranslationError("tool_choice of type tool needs a name", "tool_choice.name")
-        if name in hosted:
-            raise TranslationError(f"tool_choice names hosted tool {name!r}, which Bedrock cannot run", "tool_choice")
+    kind, name = parsed
+    if name is not None:
         return {"tool": {"name": names.upstream(name)}}
     if kind == "none":
         ctx.warnings.append("tool_choice none cannot be enforced on Bedrock Converse: tools kept, choice left auto")
         return None
-    raise TranslationError(f"unsupported tool_choice type {kind!r}", "tool_choice")
+    return {kind: {}}
 
 
 def _merge_roles(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -322,13 +291,9 @@ def anthropic_to_converse_request(
     they are (see :data:`PASSTHROUGH_FIELDS`; the body's own are used if None).
     ``explicit_max_tokens=False`` leaves ``maxTokens`` to the model's default.
     """
-    if not isinstance(body, dict):
-        raise TranslationError("request body must be a JSON object")
+    messages = request_messages(body)
     names = ToolNames(CONVERSE_NAME_MAX)
     ctx = TranslationState(tool_names=names)
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise TranslationError("'messages' must be a non-empty array", "messages")
     builder = _Builder(names, ctx)
     converted: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
@@ -356,13 +321,13 @@ def anthropic_to_converse_request(
 
     inference: dict[str, Any] = {}
     max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0 and explicit_max_tokens:
+    if is_int(max_tokens) and max_tokens > 0 and explicit_max_tokens:
         inference["maxTokens"] = max_tokens
     temperature = body.get("temperature")
-    if _is_number(temperature):
+    if is_number(temperature):
         inference["temperature"] = min(max(temperature, 0), 1)
     top_p = body.get("top_p")
-    if _is_number(top_p):
+    if is_number(top_p):
         inference["topP"] = min(max(top_p, 0), 1)
     stop = body.get("stop_sequences")
     if isinstance(stop, list):
@@ -398,7 +363,7 @@ def anthropic_to_converse_request(
         else:
             ctx.warnings.append("thinking dropped: only Claude models on Bedrock take Anthropic's thinking object")
     top_k = body.get("top_k")
-    if isinstance(top_k, int) and not isinstance(top_k, bool):
+    if is_int(top_k):
         if claude:
             additional["top_k"] = top_k
         else:

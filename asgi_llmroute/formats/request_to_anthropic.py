@@ -7,8 +7,9 @@ blocks ``to_anthropic_content.py``, the tools ``to_anthropic_tools.py``.
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
+from typing import Any
 
+from .body import is_int, is_number, request_messages, single_choice, token_cap
 from .mapping import ADAPTIVE_EFFORTS, ANTHROPIC_MIN_THINKING_BUDGET, THINKING_BUDGETS
 from .state import TranslationState
 from .to_anthropic_tools import EMPTY_SCHEMA, tool_choice, tool_defs
@@ -17,14 +18,6 @@ from .tools import ANTHROPIC_NAME_MAX, ToolNames
 from .types import SAMPLING_REMOVED_VERSION, TranslationError, TranslationOptions
 
 _NO_REASONING = (None, "none")
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _thinking(body: dict[str, Any], options: TranslationOptions) -> tuple[dict[str, Any] | None, str | None]:
@@ -49,17 +42,6 @@ def _last_tool_turn_is_signed(turns: list[Turn]) -> bool:
     return True
 
 
-def _max_tokens(body: dict[str, Any]) -> int | None:
-    for key in ("max_completion_tokens", "max_tokens"):
-        value = body.get(key)
-        if value is None:
-            continue
-        if not _is_int(value) or value < 0:
-            raise TranslationError(f"{key} must be a non-negative integer", key)
-        return int(value)
-    return None
-
-
 def _stop_sequences(stop: Any) -> list[str]:
     if isinstance(stop, str):
         stop = [stop]
@@ -72,14 +54,8 @@ def openai_to_anthropic_request(
     body: dict[str, Any], options: TranslationOptions
 ) -> tuple[dict[str, Any], TranslationState]:
     """Translate an OpenAI Chat Completions request body into an Anthropic Messages request body."""
-    if not isinstance(body, dict):
-        raise TranslationError("request body must be a JSON object")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise TranslationError("'messages' must be a non-empty array", "messages")
-    n = body.get("n")
-    if n is not None and n != 1:
-        raise TranslationError("only n=1 is supported by this model's API", "n")
+    messages = request_messages(body)
+    single_choice(body, "this model's API")
 
     names = ToolNames(ANTHROPIC_NAME_MAX)
     ctx = TranslationState(tool_names=names)
@@ -110,13 +86,13 @@ def openai_to_anthropic_request(
                 turn.blocks = [b for b in turn.blocks if b["type"] not in ("thinking", "redacted_thinking")]
         turns = merge_adjacent([t for t in turns if t.results or t.blocks])
 
-    max_tokens = _max_tokens(body)
+    max_tokens = token_cap(body, ("max_completion_tokens", "max_tokens"))
     explicit_cap = max_tokens is not None
     if max_tokens is None:
         max_tokens = options.default_max_tokens
     if thinking is not None and thinking.get("type") == "enabled":
         budget = thinking.get("budget_tokens")
-        budget = budget if _is_int(budget) else ANTHROPIC_MIN_THINKING_BUDGET
+        budget = budget if is_int(budget) else ANTHROPIC_MIN_THINKING_BUDGET
         if max_tokens <= budget:
             if not explicit_cap:
                 max_tokens = budget + options.default_max_tokens
@@ -161,9 +137,9 @@ def openai_to_anthropic_request(
     if options.anthropic_version < SAMPLING_REMOVED_VERSION:
         temperature = body.get("temperature")
         top_p = body.get("top_p")
-        if thinking is None and _is_number(temperature):
+        if thinking is None and is_number(temperature):
             out["temperature"] = min(max(temperature, 0), 1)
-        elif _is_number(top_p) and (thinking is None or 0.95 <= top_p <= 1):
+        elif is_number(top_p) and (thinking is None or 0.95 <= top_p <= 1):
             out["top_p"] = top_p
 
     user = body.get("user")

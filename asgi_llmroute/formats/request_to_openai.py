@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import dumps
+from .body import each_block, each_message
 from .mapping import reasoning_effort
 from .state import TranslationState
-from .tools import OPENAI_NAME_MAX, ToolNames
+from .tools import OPENAI_NAME_MAX, ToolNames, anthropic_tool_choice, anthropic_tools
 from .types import TranslationError, TranslationOptions
 
 MAX_OPENAI_STOP = 4
@@ -65,10 +66,7 @@ class _Converter:
         self.out: list[dict[str, Any]] = []
 
     def run(self, messages: list[Any]) -> None:
-        for i, message in enumerate(messages):
-            param = f"messages[{i}]"
-            if not isinstance(message, dict):
-                raise TranslationError("messages must be objects", param)
+        for _, param, message in each_message(messages):
             role = message.get("role")
             content = message.get("content")
             if role == "user":
@@ -86,14 +84,9 @@ class _Converter:
         if isinstance(content, str):
             self.out.append({"role": "user", "content": content})
             return
-        if not isinstance(content, list):
-            raise TranslationError("content must be a string or an array of blocks", param)
         tools: list[dict[str, Any]] = []
         parts: list[dict[str, Any]] = []
-        for j, block in enumerate(content):
-            p = f"{param}[{j}]"
-            if not isinstance(block, dict):
-                raise TranslationError("content blocks must be objects", p)
+        for p, block in each_block(content, param):
             kind = block.get("type")
             if kind == "tool_result":
                 tools.append(self._tool_result(block, p, parts))
@@ -146,20 +139,16 @@ class _Converter:
             if content:
                 self.out.append({"role": "assistant", "content": content})
             return
-        if not isinstance(content, list):
-            raise TranslationError("content must be a string or an array of blocks", param)
         texts: list[str] = []
         calls: list[dict[str, Any]] = []
-        for j, block in enumerate(content):
-            if not isinstance(block, dict):
-                raise TranslationError("content blocks must be objects", f"{param}[{j}]")
+        for p, block in each_block(content, param):
             kind = block.get("type")
             if kind == "text" and isinstance(block.get("text"), str):
                 texts.append(block["text"])
             elif kind == "tool_use":
                 tool_id, name = block.get("id"), block.get("name")
                 if not isinstance(tool_id, str) or not isinstance(name, str):
-                    raise TranslationError("tool_use needs string id and name", f"{param}[{j}]")
+                    raise TranslationError("tool_use needs string id and name", p)
                 tool_input = block.get("input")
                 calls.append(
                     {
@@ -205,22 +194,12 @@ def _repair(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _tools(tools: Any, names: ToolNames) -> tuple[list[dict[str, Any]], set[str]]:
     """Function tools for OpenAI, and the names of hosted tools that were dropped."""
-    if tools is None:
-        return [], set()
-    if not isinstance(tools, list):
-        raise TranslationError("tools must be an array", "tools")
+    declared, dropped = anthropic_tools(tools)
+    # Anthropic-hosted tools cannot run on an OpenAI upstream.
+    hosted = {name for _, _, name in dropped if name is not None}
+    names.register(t["name"] for _, t in declared)
     out: list[dict[str, Any]] = []
-    hosted: set[str] = set()
-    custom: list[dict[str, Any]] = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-            raise TranslationError("tools entries need a name", f"tools[{i}]")
-        if tool.get("type") not in (None, "custom"):
-            hosted.add(tool["name"])  # Anthropic-hosted tool: cannot run on an OpenAI upstream
-            continue
-        custom.append(tool)
-    names.register(t["name"] for t in custom)
-    for tool in custom:
+    for _, tool in declared:
         schema = tool.get("input_schema")
         function: dict[str, Any] = {"name": names.upstream(tool["name"])}
         if isinstance(tool.get("description"), str):
@@ -230,21 +209,18 @@ def _tools(tools: Any, names: ToolNames) -> tuple[list[dict[str, Any]], set[str]
     return out, hosted
 
 
+_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+
+
 def _tool_choice(choice: Any, names: ToolNames, hosted: set[str]) -> Any:
     if not isinstance(choice, dict):
         return None
-    kind = choice.get("type")
-    if kind == "auto":
-        return "auto"
-    if kind == "any":
-        return "required"
-    if kind == "none":
-        return "none"
-    if kind == "tool" and isinstance(choice.get("name"), str):
-        if choice["name"] in hosted:
-            raise TranslationError("tool_choice names a hosted tool this upstream cannot run", "tool_choice.name")
-        return {"type": "function", "function": {"name": names.upstream(choice["name"])}}
-    raise TranslationError("unsupported tool_choice", "tool_choice")
+    parsed = anthropic_tool_choice(choice, hosted, "this upstream")
+    assert parsed is not None
+    kind, name = parsed
+    if name is not None:
+        return {"type": "function", "function": {"name": names.upstream(name)}}
+    return _CHOICES[kind]
 
 
 def anthropic_to_openai_request(

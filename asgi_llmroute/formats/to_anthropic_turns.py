@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .body import each_message
 from .to_anthropic_content import text_block, thinking_blocks, user_blocks
-from .tools import ToolNames, parse_tool_arguments, sanitize_id
+from .tools import ToolNames, openai_tool_calls, parse_tool_arguments, sanitize_id
 from .types import TranslationError
 
 __all__ = [
@@ -49,10 +50,7 @@ class MessageConverter:
         self.tool_names_used: list[str] = []
 
     def run(self, messages: list[Any]) -> None:
-        for i, message in enumerate(messages):
-            param = f"messages[{i}]"
-            if not isinstance(message, dict):
-                raise TranslationError("messages must be objects", param)
+        for i, param, message in each_message(messages):
             role = message.get("role")
             content = message.get("content")
             if role in ("system", "developer"):
@@ -120,27 +118,9 @@ class MessageConverter:
                 blocks.append(block)
         calls = message.get("tool_calls")
         if isinstance(calls, list):
-            for j, call in enumerate(calls):
-                p = f"{param}.tool_calls[{j}]"
-                if not isinstance(call, dict):
-                    raise TranslationError("tool_calls entries must be objects", p)
-                if call.get("type", "function") != "function":
-                    raise TranslationError("only function tool calls are supported", f"{p}.type")
-                function = call.get("function")
-                call_id = call.get("id")
-                if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-                    raise TranslationError("tool call needs function.name", f"{p}.function")
-                if not isinstance(call_id, str) or not call_id:
-                    raise TranslationError("tool call needs an id", f"{p}.id")
-                self.tool_names_used.append(function["name"])
-                blocks.append(
-                    {
-                        "type": "tool_use",
-                        "id": sanitize_id(call_id),
-                        "name": function["name"],
-                        "input": parse_tool_arguments(function.get("arguments")),
-                    }
-                )
+            for call_id, name, arguments in openai_tool_calls(calls, f"{param}.tool_calls", "this model's API"):
+                self.tool_names_used.append(name)
+                blocks.append({"type": "tool_use", "id": sanitize_id(call_id), "name": name, "input": arguments})
         legacy = message.get("function_call")
         if isinstance(legacy, dict) and isinstance(legacy.get("name"), str):
             legacy_id = f"function_call_{self.legacy_count}"

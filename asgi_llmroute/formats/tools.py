@@ -1,14 +1,16 @@
-"""Tool ids and tool names: sanitising for the upstream and the per-request reverse map."""
+"""Tool ids and tool names (sanitising for the upstream, the per-request reverse map), and reading
+the clients' tool declarations, tool calls and tool choices the same way for every upstream."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._json import loads
+from .types import TranslationError
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -60,7 +62,7 @@ class ToolNames:
         if self._is_valid(name) and name not in self._to_client:
             out = name
         else:
-            out = _INVALID.sub("_", name)[: self._max] or "tool"
+            out = self._rewrite(name)
             if out in self._to_client:
                 digest = hashlib.sha256(name.encode()).hexdigest()[:8]
                 out = out[: self._max - 9] + "_" + digest
@@ -78,6 +80,10 @@ class ToolNames:
     def _is_valid(self, name: str) -> bool:
         return 0 < len(name) <= self._max and _INVALID.search(name) is None
 
+    def _rewrite(self, name: str) -> str:
+        """A valid name for an invalid one (before any collision suffix)."""
+        return _INVALID.sub("_", name)[: self._max] or "tool"
+
 
 def parse_tool_arguments(arguments: Any) -> dict[str, Any]:
     """Tool-call arguments (JSON text) -> ``tool_use.input`` object; D-4 for unparseable text."""
@@ -90,3 +96,121 @@ def parse_tool_arguments(arguments: Any) -> dict[str, Any]:
     except (ValueError, RecursionError):
         return {"_raw_arguments": arguments}
     return parsed if isinstance(parsed, dict) else {"_raw_arguments": arguments}
+
+
+# -- reading the clients' tools ------------------------------------------------------------------
+
+
+def openai_function_tools(tools: Any, upstream: str) -> list[tuple[str, dict[str, Any]]]:
+    """(parameter path, ``function`` object with a non-empty name) of each OpenAI Chat tool;
+    raises on anything but function tools, which ``upstream`` (for the message) cannot take."""
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise TranslationError("tools must be an array", "tools")
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i, tool in enumerate(tools):
+        param = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise TranslationError("tools entries must be objects", param)
+        if tool.get("type") != "function":
+            raise TranslationError(
+                f"tool type {tool.get('type')!r} cannot be sent to {upstream} (functions only)", param
+            )
+        function = tool.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise TranslationError("function tools need function.name", f"{param}.function.name")
+        out.append((param, function))
+    return out
+
+
+def openai_tool_calls(calls: list[Any], param: str, upstream: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(call id, function name, parsed arguments) of each entry of an assistant message's
+    ``tool_calls`` array (at ``param``); raises on entries that are not function calls."""
+    for j, call in enumerate(calls):
+        p = f"{param}[{j}]"
+        if not isinstance(call, dict):
+            raise TranslationError("tool_calls entries must be objects", p)
+        if call.get("type", "function") != "function":
+            raise TranslationError(f"only function tool calls can be sent to {upstream}", f"{p}.type")
+        function = call.get("function")
+        call_id = call.get("id")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise TranslationError("tool call needs function.name", f"{p}.function.name")
+        if not isinstance(call_id, str) or not call_id:
+            raise TranslationError("tool call needs an id", f"{p}.id")
+        yield call_id, function["name"], parse_tool_arguments(function.get("arguments"))
+
+
+def openai_tool_choice(choice: Any) -> tuple[str, list[str] | None] | None:
+    """An OpenAI ``tool_choice`` as (mode, tool names or None for all): mode ``auto``, ``none``,
+    ``required`` or ``function`` (one named function forced); None when the client sent none."""
+    if choice is None:
+        return None
+    if choice in ("auto", "none", "required"):
+        return choice, None
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "function":
+            function = choice.get("function")
+            name = function.get("name") if isinstance(function, dict) else None
+            if isinstance(name, str) and name:
+                return "function", [name]
+        elif kind == "allowed_tools":
+            allowed = choice.get("allowed_tools")
+            if isinstance(allowed, dict) and isinstance(allowed.get("tools"), list):
+                listed = [
+                    t["function"]["name"]
+                    for t in allowed["tools"]
+                    if isinstance(t, dict)
+                    and isinstance(t.get("function"), dict)
+                    and isinstance(t["function"].get("name"), str)
+                ]
+                return ("required" if allowed.get("mode") == "required" else "auto"), listed or None
+    raise TranslationError("unsupported tool_choice", "tool_choice")
+
+
+def anthropic_tools(tools: Any) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str, str | None]]]:
+    """(parameter path, tool) of each custom Anthropic tool (its name checked), and (parameter
+    path, type, name) of each hosted (server) tool, which the caller drops or maps."""
+    if tools is None:
+        return [], []
+    if not isinstance(tools, list):
+        raise TranslationError("tools must be an array", "tools")
+    custom: list[tuple[str, dict[str, Any]]] = []
+    hosted: list[tuple[str, str, str | None]] = []
+    for i, tool in enumerate(tools):
+        param = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise TranslationError("tools entries must be objects", param)
+        name = tool.get("name")
+        kind = tool.get("type")
+        if kind not in (None, "custom"):
+            hosted.append((param, str(kind), name if isinstance(name, str) else None))
+            continue
+        if not isinstance(name, str) or not name:
+            raise TranslationError("tools need a name", f"{param}.name")
+        custom.append((param, tool))
+    return custom, hosted
+
+
+def anthropic_tool_choice(choice: Any, hosted: Iterable[str], upstream: str) -> tuple[str, str | None] | None:
+    """An Anthropic ``tool_choice`` as (type, tool name for type ``tool``); raises when it forces
+    a hosted tool ``upstream`` (for the message) does not run. None when the client sent none."""
+    if choice is None:
+        return None
+    if not isinstance(choice, dict):
+        raise TranslationError("tool_choice must be an object", "tool_choice")
+    kind = choice.get("type")
+    if kind in ("auto", "any", "none"):
+        return kind, None
+    if kind == "tool":
+        name = choice.get("name")
+        if not isinstance(name, str) or not name:
+            raise TranslationError("tool_choice of type tool needs a name", "tool_choice.name")
+        if name in hosted:
+            raise TranslationError(
+                f"tool_choice names hosted tool {name!r}, which {upstream} cannot run", "tool_choice.name"
+            )
+        return kind, name
+    raise TranslationError(f"unsupported tool_choice type {kind!r}", "tool_choice")

@@ -100,7 +100,7 @@ REFUSALS: list[tuple[Any, str | None, str]] = [
             tools=[{"name": "f"}, {"type": "web_search_20250305", "name": "web_search"}],
             tool_choice={"type": "tool", "name": "web_search"},
         ),
-        "tool_choice",
+        "tool_choice.name",
         "hosted tool 'web_search'",
     ),
 ]

@@ -72,26 +72,11 @@ class GeminiToolNames(ToolNames):
     def __init__(self) -> None:
         super().__init__(GEMINI_NAME_MAX)
 
-    def upstream(self, name: str) -> str:
-        known = self._to_upstream.get(name)
-        if known is not None:
-            return known
-        if self._is_valid(name) and name not in self._to_client:
-            out = name
-        else:
-            out = _INVALID.sub("_", name)
-            if not (out[:1].isalpha() or out[:1] == "_"):
-                out = "_" + out
-            out = out[: self._max]
-            if out in self._to_client:
-                digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-                out = out[: self._max - 9] + "_" + digest
-                while out in self._to_client:  # astronomically unlikely; stay deterministic anyway
-                    digest = hashlib.sha256(digest.encode()).hexdigest()[:8]
-                    out = out[: self._max - 9] + "_" + digest
-        self._to_upstream[name] = out
-        self._to_client[out] = name
-        return out
+    def _rewrite(self, name: str) -> str:
+        out = _INVALID.sub("_", name)
+        if not (out[:1].isalpha() or out[:1] == "_"):
+            out = "_" + out
+        return out[: self._max]
 
     def _is_valid(self, name: str) -> bool:
         return _VALID_NAME.fullmatch(name) is not None
