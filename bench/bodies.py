@@ -16,6 +16,8 @@ from typing import Any
 
 #: Number of SSE chunks (OpenAI, without the final `data: [DONE]`) / events (Anthropic) in a canned stream.
 STREAM_EVENTS = 50
+#: The same for the long streams served under `/paced/` (one event per HTTP chunk, paced like a model).
+PACED_EVENTS = 500
 
 _CREATED = 1700000000
 _OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
@@ -70,8 +72,8 @@ def openai_completion() -> bytes:
     return json.dumps(body, indent=2, ensure_ascii=False).encode()
 
 
-def openai_stream_chunks() -> list[bytes]:
-    """`STREAM_EVENTS` chat.completion.chunk events then `data: [DONE]`, each one SSE event."""
+def openai_stream_chunks(n: int = STREAM_EVENTS) -> list[bytes]:
+    """`n` chat.completion.chunk events then `data: [DONE]`, each one SSE event."""
     head = {
         "id": "chatcmpl-bench-stream-01",
         "object": "chat.completion.chunk",
@@ -86,10 +88,10 @@ def openai_stream_chunks() -> list[bytes]:
         return f"data: {_compact({**head, 'choices': [choice], 'obfuscation': 'Xy'})}\n\n".encode()
 
     chunks = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
-    chunks += [chunk({"content": t}, None) for t in _tokens(STREAM_EVENTS - 2)]
+    chunks += [chunk({"content": t}, None) for t in _tokens(n - 2)]
     chunks.append(chunk({}, "stop"))
     chunks.append(b"data: [DONE]\n\n")
-    assert len(chunks) == STREAM_EVENTS + 1
+    assert len(chunks) == n + 1
     return chunks
 
 
@@ -115,8 +117,8 @@ def anthropic_message() -> bytes:
     return _compact(body).encode()
 
 
-def anthropic_stream_events() -> list[bytes]:
-    """`STREAM_EVENTS` Messages API events: start, block start, ping, text deltas, block stop, delta, stop."""
+def anthropic_stream_events(n: int = STREAM_EVENTS) -> list[bytes]:
+    """`n` Messages API events: start, block start, ping, text deltas, block stop, delta, stop."""
 
     def event(name: str, data: dict[str, Any]) -> bytes:
         return f"event: {name}\ndata: {_compact(data)}\n\n".encode()
@@ -139,7 +141,7 @@ def anthropic_stream_events() -> list[bytes]:
         "stop_sequence": None,
         "usage": usage,
     }
-    n_deltas = STREAM_EVENTS - 6
+    n_deltas = n - 6
     events = [
         event("message_start", {"type": "message_start", "message": message}),
         event(
@@ -167,7 +169,7 @@ def anthropic_stream_events() -> list[bytes]:
         ),
         event("message_stop", {"type": "message_stop"}),
     ]
-    assert len(events) == STREAM_EVENTS
+    assert len(events) == n
     return events
 
 
@@ -210,6 +212,8 @@ class Canned:
     path: str
     content_type: str
     parts: tuple[bytes, ...]
+    #: Served by the pacing upstream one event per chunk at its `--paced-interval-ms` (default 1 ms).
+    paced: bool = False
 
     @property
     def body(self) -> bytes:
@@ -220,7 +224,7 @@ def canned_responses() -> list[Canned]:
     """Everything the fake upstream serves.
 
     Provider base URLs select the shape: `/json/v1` and `/stream/v1` (OpenAI style), `/json` and `/stream`
-    (Anthropic style, the client appends `/v1/messages`).
+    (Anthropic style, the client appends `/v1/messages`); `/paced/...` holds `PACED_EVENTS`-event streams.
     """
     sse = "text/event-stream; charset=utf-8"
     return [
@@ -228,6 +232,8 @@ def canned_responses() -> list[Canned]:
         Canned("/stream/v1/chat/completions", sse, tuple(openai_stream_chunks())),
         Canned("/json/v1/messages", "application/json", (anthropic_message(),)),
         Canned("/stream/v1/messages", sse, tuple(anthropic_stream_events())),
+        Canned("/paced/v1/chat/completions", sse, tuple(openai_stream_chunks(PACED_EVENTS)), paced=True),
+        Canned("/paced/v1/messages", sse, tuple(anthropic_stream_events(PACED_EVENTS)), paced=True),
     ]
 
 

@@ -25,8 +25,10 @@ def free_port() -> int:
         return port
 
 
-def pinned(cmd: Sequence[str], cpu: int | None) -> list[str]:
-    """`cmd` run under `taskset -c CPU` (children inherit the affinity), or as is if `cpu` is None."""
+def pinned(cmd: Sequence[str], cpu: int | str | None) -> list[str]:
+    """`cmd` run under `taskset -c CPU` (children inherit the affinity), or as is if `cpu` is None.
+
+    `cpu` is a core number or a taskset list such as "0,1"."""
     if cpu is None or shutil.which("taskset") is None:
         return list(cmd)
     return ["taskset", "-c", str(cpu), *cmd]
@@ -171,3 +173,31 @@ def core_busy_seconds(cpu: int) -> float:
             # user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
             return (sum(ticks[:8]) - ticks[3] - ticks[4]) / _CLK_TCK
     return 0.0
+
+
+def rss_bytes(root: int) -> int:
+    """Resident set size of the process tree under `root` (VmRSS summed: pages shared between the processes
+    of a multi-process server count once per process)."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+                break
+    return total
+
+
+def open_sockets(root: int) -> int:
+    """Sockets held open by the process tree under `root` (client and upstream connections, listeners)."""
+    count = 0
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                        count += 1
+    return count

@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python bench/profile.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import run_wrk, start_upstream, wrk_env
+from bench.run import run_wrk, start_upstreams, wrk_env
 from bench.targets import SCENARIOS, default_llmroute, llmroute_target
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -138,8 +138,8 @@ def profile(args: argparse.Namespace) -> Path:
     with tempfile.TemporaryDirectory(prefix="llmroute-profile-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         ns = argparse.Namespace(stream_interval_ms=args.stream_interval_ms, upstream="nginx", load_cpu=1)
-        _, base = start_upstream(stack, workdir, ns)
-        running = stack.enter_context(llmroute_target(workdir, base, binary=args.llmroute, cpu=0))
+        _, upstreams = start_upstreams(stack, workdir, ns, paced=scenario.paced)
+        running = stack.enter_context(llmroute_target(workdir, upstreams, binary=args.llmroute, cpu=0))
         call = running.call(scenario)
         body = workdir / "body.json"
         run_wrk(call, args.concurrency, 2, wrk_env(call, body, None), 1)  # warm-up

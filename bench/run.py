@@ -1,14 +1,21 @@
-"""Benchmark llmroute against the upstream called directly and LiteLLM's proxy.
+"""Benchmark llmroute against the upstream called directly and its peers: LiteLLM's proxy, TensorZero's
+gateway and Portkey's gateway (installed by bench/setup-peers).
 
-    python bench/run.py [--duration S] [--repeat N] [--scenarios ...] [--litellm PATH] [--json out.json]
+    python bench/run.py [--duration S] [--repeat N] [--scenarios ...] [--targets ...] [--json out.json]
+    python -m bench.run --scenarios startup rss-1000-streams workers     # the special scenarios, alone
 
 Per target, scenario and concurrency: a warm-up wrk run, then a measured wrk run. Requests/s and the CPU time per
 request come from a window inside the measured run (its first and last `margin` seconds are left out):
 CPU = utime+stime of the target's process tree from /proc, read at both ends of the window, divided by the
 OK responses that completed inside it. Latency percentiles are wrk's over the whole measured run.
 
-Layout: the server under test (llmroute or LiteLLM, one worker) runs under `taskset -c 0`; wrk (one thread)
-and the upstream run under `taskset -c 1`, and so does this script.
+Layout: the server under test (one worker) runs under `taskset -c 0`; wrk (one thread) and the upstream run
+under `taskset -c 1`, and so does this script.
+
+Special scenarios (not a target x concurrency matrix; each runnable alone):
+  startup            seconds from spawning each gateway to its first answered request (openai-json)
+  rss-1000-streams   peak RSS of each gateway with N (1000) streams open at once, paced by the Python upstream
+  workers            llmroute's req/s and CPU per request at c=16 with --workers 1 (one core) and 2 (two)
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -26,38 +32,62 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 if __package__ in (None, ""):  # run as `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import bodies
 from bench import upstream as upstream_mod
-from bench.procs import Server, core_busy_seconds, cpu_seconds, free_port, pinned
+from bench.load import WRK_SCRIPT, Call, probe, run_load, run_wrk, wrk_available, wrk_env
+from bench.procs import Server, core_busy_seconds, cpu_seconds, free_port, open_sockets, pinned, rss_bytes
 from bench.targets import (
+    ALIASES,
+    LITELLM_ENV,
     SCENARIOS,
-    Call,
     Running,
     Scenario,
+    Style,
+    Unsupported,
+    Upstreams,
     default_litellm,
     default_llmroute,
+    default_portkey,
+    default_tensorzero,
+    gateway_config,
+    litellm_command,
+    litellm_config,
     litellm_target,
+    llmroute_command,
     llmroute_target,
+    portkey_command,
+    portkey_target,
+    tensorzero_command,
+    tensorzero_config,
+    tensorzero_target,
     upstream_target,
 )
 
-WRK_SCRIPT = Path(__file__).resolve().parent / "wrk" / "post.lua"
-TARGETS = ("upstream", "llmroute", "litellm")
+__all__ = ["WRK_SCRIPT", "main", "probe", "run_wrk", "start_upstream", "wrk_env"]
+
+TARGETS = ("upstream", "llmroute", "litellm", "tensorzero", "portkey")
+PEERS = ("litellm", "tensorzero", "portkey")
+#: The scenarios a run does when none are named (the paced and special ones are asked for by name or `all`).
+DEFAULT_SCENARIOS = tuple(s.name for s in SCENARIOS if not s.paced)
+SPECIAL = ("startup", "rss-1000-streams", "workers")
 
 # The issue's targets for the gateway (one worker on one core).
 TARGET_CPU_JSON_MS = 0.5
 TARGET_CPU_STREAM_MS = 0.7
 TARGET_RPS_C16 = 2000.0
+# Issue 15's.
+TARGET_PACED_CPU_US = 10.0
+TARGET_RSS_MIB = 100.0
+TARGET_STARTUP_S = 0.5
 
 
 @dataclass
@@ -94,6 +124,8 @@ class Settings:
     litellm_warmup: float
     server_cpu: int | None
     load_cpu: int | None
+    #: "wrk", or "python" (bench/load.py's generator: slow, for smoke tests where wrk is missing).
+    load: str = "wrk"
 
     def durations(self, target: str) -> tuple[int, int]:
         """Measured and warm-up seconds for `target` (wrk takes whole seconds)."""
@@ -106,78 +138,26 @@ def _seconds(value: float, least: int = 1) -> int:
     return max(least, round(value))
 
 
-# --- running wrk ------------------------------------------------------------------------------------------------
-
-
-def wrk_env(call: Call, body_file: Path, window: tuple[float, float] | None) -> dict[str, str]:
-    body_file.write_bytes(call.body)
-    env = {
-        **os.environ,
-        "BENCH_BODY_FILE": str(body_file),
-        "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in call.headers.items()),
-        "BENCH_MARKER": call.marker,
-    }
-    if window is not None:
-        env["BENCH_WIN_START"], env["BENCH_WIN_END"] = f"{window[0]:.6f}", f"{window[1]:.6f}"
-    return env
-
-
-def run_wrk(call: Call, concurrency: int, duration: int, env: dict[str, str], cpu: int | None) -> dict[str, Any]:
-    cmd = pinned(
-        [
-            "wrk",
-            "-t1",
-            f"-c{concurrency}",
-            f"-d{duration}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(WRK_SCRIPT),
-            call.url,
-        ],
-        cpu,
-    )
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
-    match = re.search(r"^BENCH_RESULT (\{.*\})$", proc.stdout, re.MULTILINE)
-    if proc.returncode != 0 or match is None:
-        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-500:]}")
-    result: dict[str, Any] = json.loads(match.group(1))
-    return result
-
-
-def probe(call: Call) -> str | None:
-    """One request before the load: None if it succeeds, else a short description of the failure."""
-    request = urllib.request.Request(call.url, data=call.body, headers=call.headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            body = response.read().decode(errors="replace")
-            if response.status != 200 or call.marker not in body:
-                return f"HTTP {response.status}, incomplete body: {body[:160]!r}"
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:160]
-        return f"HTTP {exc.code}: {detail}"
-    except OSError as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 def measure(
     running: Running, scenario: Scenario, concurrency: int, run: int, settings: Settings, workdir: Path
 ) -> Measurement:
     m = Measurement(running.name, scenario.name, concurrency, run)
-    call = running.call(scenario)
+    try:
+        call = running.call(scenario)
+    except Unsupported as exc:
+        m.error = f"not supported: {exc}"
+        return m
     m.error = probe(call)
     if m.error is not None:
         return m
     duration, warmup = settings.durations(running.name)
     body_file = workdir / "body.json"
     if warmup > 0:
-        run_wrk(call, concurrency, warmup, wrk_env(call, body_file, None), settings.load_cpu)
+        run_load(call, concurrency, warmup, body_file, None, settings.load_cpu, tool=settings.load)
 
     margin = min(max(0.15 * duration, 0.5), duration / 4)
     start = time.monotonic() + 0.05
     window = (start + margin, start + duration - margin)
-    env = wrk_env(call, body_file, window)
     # wrk runs in a thread of its own (subprocess.run blocks), while this thread reads the CPU at both ends of
     # the window.
     cpu: list[float] = []
@@ -188,7 +168,9 @@ def measure(
     def load() -> None:
         try:
             time.sleep(max(0.0, start - time.monotonic()))
-            result.update(run_wrk(call, concurrency, duration, env, settings.load_cpu))
+            result.update(
+                run_load(call, concurrency, duration, body_file, window, settings.load_cpu, tool=settings.load)
+            )
         except BaseException as exc:  # reported below, in the calling thread
             error.append(exc)
 
@@ -238,7 +220,18 @@ def source_digest(root: str | None = None) -> str | None:
     return digest.hexdigest()[:12]
 
 
+def _wait_upstream(server: Server, base: str) -> None:
+    deadline = time.monotonic() + 20
+    while probe(Call(base + "/json/v1/messages", {"Content-Type": "application/json"}, b"{}", '"content"')):
+        server.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"upstream not ready: {server.log_tail()}")
+        time.sleep(0.1)
+
+
 def start_upstream(stack: ExitStack, workdir: Path, args: argparse.Namespace) -> tuple[Server, str]:
+    """The main upstream: nginx, or the Python one with `--stream-interval-ms N` / `--upstream python` /
+    without nginx. Returns the server and its base URL."""
     port = free_port()
     if args.stream_interval_ms > 0 or args.upstream == "python" or not upstream_mod.nginx_available():
         server = upstream_mod.python_server(workdir, port, interval_ms=args.stream_interval_ms, cpu=args.load_cpu)
@@ -246,38 +239,74 @@ def start_upstream(stack: ExitStack, workdir: Path, args: argparse.Namespace) ->
         server = upstream_mod.nginx_server(workdir, port, cpu=args.load_cpu)
     stack.enter_context(server)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while probe(Call(base + "/json/v1/messages", {"Content-Type": "application/json"}, b"{}", '"content"')):
-        server.check_alive()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"upstream not ready: {server.log_tail()}")
-        time.sleep(0.1)
+    _wait_upstream(server, base)
     return server, base
 
 
+def start_upstreams(
+    stack: ExitStack, workdir: Path, args: argparse.Namespace, *, paced: bool
+) -> tuple[Server, Upstreams]:
+    """The main upstream and, if `paced`, the Python one for the `/paced/` streams (the main one if it is
+    the Python server already)."""
+    server, base = start_upstream(stack, workdir, args)
+    if not paced:
+        return server, Upstreams(base)
+    if server.name == "upstream":  # the Python server serves /paced/ too
+        return server, Upstreams(base, base)
+    port = free_port()
+    pacer = upstream_mod.python_server(workdir, port, interval_ms=0, cpu=args.load_cpu, name="paced-upstream")
+    stack.enter_context(pacer)
+    paced_base = f"http://127.0.0.1:{port}"
+    _wait_upstream(pacer, paced_base)
+    return server, Upstreams(base, paced_base)
+
+
 def target_context(
-    name: str, workdir: Path, upstream: tuple[Server, str], args: argparse.Namespace
+    name: str,
+    workdir: Path,
+    upstream: tuple[Server, Upstreams],
+    args: argparse.Namespace,
+    *,
+    cpu: int | str | None = None,
+    workers: int = 1,
 ) -> AbstractContextManager[Running]:
+    server, upstreams = upstream
+    cpu = args.server_cpu if cpu is None else cpu
     if name == "upstream":
-        return upstream_target(*upstream)
+        return upstream_target(server, upstreams.fast, upstreams)
     if name == "llmroute":
-        return llmroute_target(workdir, upstream[1], binary=args.llmroute, cpu=args.server_cpu)
+        return llmroute_target(workdir, upstreams, binary=args.llmroute, cpu=cpu, workers=workers)
     if name in args.variants:
         return llmroute_target(
-            workdir, upstream[1], binary=args.llmroute, cpu=args.server_cpu, name=name, variant=args.variants[name]
+            workdir, upstreams, binary=args.llmroute, cpu=cpu, name=name, variant=args.variants[name]
         )
-    return litellm_target(workdir, upstream[1], binary=args.litellm, cpu=args.server_cpu)
+    if name == "tensorzero":
+        return tensorzero_target(workdir, upstreams, python=args.tensorzero, cpu=cpu)
+    if name == "portkey":
+        return portkey_target(workdir, upstreams, node=args.node, script=args.portkey, cpu=cpu)
+    return litellm_target(workdir, upstreams, binary=args.litellm, cpu=cpu)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        args.duration,
+        args.warmup,
+        args.litellm_duration,
+        args.litellm_warmup,
+        args.server_cpu,
+        args.load_cpu,
+        load=args.load,
+    )
 
 
 def run_all(args: argparse.Namespace, scenarios: Sequence[Scenario], targets: Sequence[str]) -> list[Measurement]:
-    settings = Settings(
-        args.duration, args.warmup, args.litellm_duration, args.litellm_warmup, args.server_cpu, args.load_cpu
-    )
+    settings = settings_from(args)
     results: list[Measurement] = []
+    paced = any(s.paced for s in scenarios)
     for run in range(1, args.repeat + 1):
         with tempfile.TemporaryDirectory(prefix="llmroute-bench-") as tmp, ExitStack() as stack:
             workdir = Path(tmp)
-            upstream = start_upstream(stack, workdir, args)
+            upstream = start_upstreams(stack, workdir, args, paced=paced)
             for target in targets:
                 if target in args.variants:
                     source = source_digest(args.variants[target][1])
@@ -305,6 +334,251 @@ def run_all(args: argparse.Namespace, scenarios: Sequence[Scenario], targets: Se
                                 failed = Measurement(target, scenario.name, concurrency, run, error=short(str(exc)))
                                 results.append(failed)
     return results
+
+
+# --- special scenarios ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Special:
+    """One measurement of a special scenario (startup, rss-1000-streams, workers) for one target."""
+
+    scenario: str
+    target: str
+    run: int
+    values: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _scenario(name: str) -> Scenario:
+    return next(s for s in SCENARIOS if s.name == name)
+
+
+def _launch(
+    name: str, workdir: Path, upstreams: Upstreams, args: argparse.Namespace
+) -> tuple[Server, Callable[[], str | None], Running]:
+    """A gateway's server, not started yet, a function that gives its base URL once known, and a Running to
+    build calls with (its base URL filled in by the caller)."""
+    port = free_port()
+    env: dict[str, str] | None = None
+    if name == "llmroute":
+        config = workdir / f"startup-{name}.toml"
+        config.write_text(gateway_config(upstreams, port))
+        cmd, env = llmroute_command(args.llmroute, config, port)
+    elif name == "litellm":
+        config = workdir / "startup-litellm.yaml"
+        config.write_text(litellm_config(upstreams))
+        cmd = litellm_command(args.litellm, config, port)
+        env = {**os.environ, **LITELLM_ENV}
+    elif name == "tensorzero":
+        config = workdir / "startup-tensorzero.toml"
+        config.write_text(tensorzero_config(upstreams))
+        url_file = workdir / "startup-tensorzero.url"
+        url_file.unlink(missing_ok=True)
+        cmd, env = tensorzero_command(args.tensorzero, config, url_file)
+    elif name == "portkey":
+        cmd = portkey_command(args.node, args.portkey, port)
+        env = {**os.environ, "NODE_ENV": "production"}
+    else:
+        raise ValueError(f"no start-up measurement for {name}")
+    server = Server(name, pinned(cmd, args.server_cpu), log=workdir / f"startup-{name}.log", env=env, cwd=workdir)
+
+    def base() -> str | None:
+        if name == "tensorzero":
+            url_file = workdir / "startup-tensorzero.url"
+            return url_file.read_text().strip() if url_file.exists() else None
+        return f"http://127.0.0.1:{port}"
+
+    running = Running(name, server, "", "gateway", style=cast(Style, name), upstreams=upstreams)
+    return server, base, running
+
+
+def time_to_first_answer(name: str, workdir: Path, upstreams: Upstreams, args: argparse.Namespace) -> float:
+    """Seconds from spawning `name` to its first complete answer to an openai-json call."""
+    server, base, running = _launch(name, workdir, upstreams, args)
+    scenario = _scenario("openai-json")
+    deadline_s = 180.0 if name == "litellm" else 60.0
+    with server:
+        started = time.monotonic()
+        while True:
+            url = base()
+            if url is not None:
+                running.base_url = url
+                call = running.call(scenario)
+                if probe(call, timeout=10) is None:
+                    return time.monotonic() - started
+            server.check_alive()
+            if time.monotonic() - started > deadline_s:
+                raise TimeoutError(f"{name} not answering after {deadline_s:.0f}s: {server.log_tail(5)}")
+            time.sleep(0.002)
+
+
+def startup_runs(args: argparse.Namespace, targets: Sequence[str]) -> list[Special]:
+    out: list[Special] = []
+    for run in range(1, args.repeat + 1):
+        with tempfile.TemporaryDirectory(prefix="llmroute-bench-") as tmp, ExitStack() as stack:
+            workdir = Path(tmp)
+            _, upstreams = start_upstreams(stack, workdir, args, paced=False)
+            for target in targets:
+                if target == "upstream" or target in args.variants:
+                    continue
+                sp = Special("startup", target, run)
+                try:
+                    times = [time_to_first_answer(target, workdir, upstreams, args) for _ in range(args.startup_tries)]
+                    sp.values = {"seconds": statistics.median(times), "min_s": min(times), "max_s": max(times)}
+                except (RuntimeError, TimeoutError, OSError) as exc:
+                    sp.error = short(str(exc))
+                log(f"  {describe_special(sp)}")
+                out.append(sp)
+    return out
+
+
+def rss_runs(args: argparse.Namespace, targets: Sequence[str]) -> list[Special]:
+    """Each gateway with `--rss-streams` concurrent 50-event streams, one event every `--rss-interval-ms`."""
+    out: list[Special] = []
+    scenario = _scenario("openai-stream")
+    streams = args.rss_streams
+    duration = _seconds(max(args.rss_duration, 2 * bodies.STREAM_EVENTS * args.rss_interval_ms / 1000 + 2))
+    for run in range(1, args.repeat + 1):
+        with tempfile.TemporaryDirectory(prefix="llmroute-bench-") as tmp, ExitStack() as stack:
+            workdir = Path(tmp)
+            port = free_port()
+            pacer = upstream_mod.python_server(
+                workdir, port, interval_ms=args.rss_interval_ms, cpu=args.load_cpu, name="rss-upstream"
+            )
+            stack.enter_context(pacer)
+            base = f"http://127.0.0.1:{port}"
+            _wait_upstream(pacer, base)
+            for target in targets:
+                if target == "upstream" or target in args.variants:
+                    continue
+                sp = Special("rss-1000-streams", target, run)
+                try:
+                    with target_context(target, workdir, (pacer, Upstreams(base)), args) as running:
+                        sp.values = _rss_under_streams(running, scenario, streams, duration, workdir, args)
+                        bad = sp.values.get("bad", 0)
+                        if bad:
+                            sp.error = f"{bad:.0f} bad responses"
+                except Unsupported as exc:
+                    sp.error = f"not supported: {exc}"
+                except (RuntimeError, TimeoutError, OSError, subprocess.TimeoutExpired) as exc:
+                    sp.error = short(str(exc))
+                log(f"  {describe_special(sp)}")
+                out.append(sp)
+    return out
+
+
+def _rss_under_streams(
+    running: Running, scenario: Scenario, streams: int, duration: int, workdir: Path, args: argparse.Namespace
+) -> dict[str, float]:
+    call = running.call(scenario)
+    error = probe(call)
+    if error is not None:
+        raise RuntimeError(error)
+    pid = running.server.pid
+    idle = rss_bytes(pid)
+    result: dict[str, Any] = {}
+    failure: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            result.update(run_load(call, streams, duration, workdir / "body.json", None, args.load_cpu, tool=args.load))
+        except BaseException as exc:  # reported in the calling thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    peak, peak_sockets = idle, 0
+    while thread.is_alive():
+        peak = max(peak, rss_bytes(pid))
+        peak_sockets = max(peak_sockets, open_sockets(pid))
+        time.sleep(0.1)
+    thread.join()
+    if failure:
+        raise failure[0]
+    running.server.check_alive()
+    mib = 1024 * 1024
+    return {
+        "idle_mib": idle / mib,
+        "peak_mib": peak / mib,
+        "sockets_peak": float(peak_sockets),
+        "ok": float(result["ok"]),
+        "bad": float(result["bad"]),
+    }
+
+
+def workers_runs(args: argparse.Namespace) -> list[Special]:
+    """llmroute at c=`--workers-concurrency` on openai-json with --workers 1 (one core) and 2 (two cores)."""
+    out: list[Special] = []
+    scenario = _scenario("openai-json")
+    base_settings = settings_from(args)
+    for run in range(1, args.repeat + 1):
+        with tempfile.TemporaryDirectory(prefix="llmroute-bench-") as tmp, ExitStack() as stack:
+            workdir = Path(tmp)
+            upstream = start_upstreams(stack, workdir, args, paced=False)
+            for workers, cpu in ((1, str(args.server_cpu)), (2, args.workers_cpus)):
+                sp = Special("workers", f"llmroute --workers {workers}", run)
+                settings = Settings(**{**asdict(base_settings), "server_cpu": None})
+                try:
+                    with target_context("llmroute", workdir, upstream, args, cpu=cpu, workers=workers) as running:
+                        m = measure(running, scenario, args.workers_concurrency, run, settings, workdir)
+                    if m.rps is None:
+                        sp.error = m.error
+                    else:
+                        sp.values = {"rps": m.rps, "cpu_ms": m.cpu_ms or 0.0, "p50_ms": m.p50_ms or 0.0}
+                        sp.values["cores"] = float(len(cpu.split(",")))
+                        sp.error = m.error
+                except (RuntimeError, TimeoutError, OSError, subprocess.TimeoutExpired) as exc:
+                    sp.error = short(str(exc))
+                log(f"  {describe_special(sp)}")
+                out.append(sp)
+    return out
+
+
+def describe_special(sp: Special) -> str:
+    values = ", ".join(f"{k} {v:,.3f}" for k, v in sp.values.items())
+    return f"{sp.scenario:17} {sp.target:22} {values}" + (f"  [{sp.error}]" if sp.error else "")
+
+
+def special_medians(results: Sequence[Special]) -> dict[tuple[str, str], Special]:
+    grouped: dict[tuple[str, str], list[Special]] = {}
+    for sp in results:
+        grouped.setdefault((sp.scenario, sp.target), []).append(sp)
+    out: dict[tuple[str, str], Special] = {}
+    for (scenario, target), runs in grouped.items():
+        med = Special(scenario, target, 0)
+        keys = dict.fromkeys(k for sp in runs for k in sp.values)
+        for key in keys:
+            values = [sp.values[key] for sp in runs if key in sp.values]
+            med.values[key] = statistics.median(values)
+        med.error = "; ".join(sorted({sp.error for sp in runs if sp.error})) or None
+        out[(scenario, target)] = med
+    return out
+
+
+_SPECIAL_COLUMNS: dict[str, list[tuple[str, str, int]]] = {
+    "startup": [("seconds", "s to first answer (median)", 3), ("min_s", "min s", 3), ("max_s", "max s", 3)],
+    "rss-1000-streams": [
+        ("peak_mib", "peak RSS MiB", 1),
+        ("idle_mib", "idle RSS MiB", 1),
+        ("sockets_peak", "sockets open (peak)", 0),
+        ("ok", "streams completed", 0),
+    ],
+    "workers": [("rps", "req/s", 0), ("cpu_ms", "CPU ms/req", 3), ("p50_ms", "p50 ms", 2), ("cores", "cores", 0)],
+}
+
+
+def special_table(med: dict[tuple[str, str], Special], scenario: str) -> str:
+    columns = _SPECIAL_COLUMNS[scenario]
+    rows = [["target", *(title for _, title, _ in columns)]]
+    notes = []
+    for (name, target), sp in med.items():
+        if name != scenario:
+            continue
+        rows.append([target, *(_num(sp.values.get(key), digits) for key, _, digits in columns)])
+        if sp.error:
+            notes.append(f"- {target}: {sp.error}")
+    return _markdown(rows) + ("\n\n" + "\n".join(notes) if notes else "")
 
 
 # --- reporting --------------------------------------------------------------------------------------------------
@@ -394,7 +668,17 @@ def table(
             if "llmroute" in targets and "litellm" in targets:
                 row.append(_ratio(ll.cpu_ms if ll else None, gw.cpu_ms if gw else None))
             rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [_markdown(rows)]
+    if notes:
+        lines.append("")
+        for (target, error), cells in notes.items():
+            lines.append(f"- {target}, {', '.join(cells)}: {error}")
+    return "\n".join(lines)
+
+
+def _markdown(rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table, first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
         cells = [
@@ -403,11 +687,75 @@ def table(
         lines.append("| " + " | ".join(cells) + " |")
         if n == 0:
             lines.append("|" + "|".join("-" * (w + 1) + (":" if i else "-") for i, w in enumerate(widths)) + "|")
-    if notes:
-        lines.append("")
-        for (target, error), cells in notes.items():
-            lines.append(f"- {target}, {', '.join(cells)}: {error}")
     return "\n".join(lines)
+
+
+def _cell(m: Measurement | None, value: float | None, digits: int) -> str:
+    if m is None:
+        return "not run"
+    if value is None:
+        return "n/a" if (m.error or "").startswith("not supported") else "error"
+    return _num(value, digits) + ("*" if m.error else "")
+
+
+def summary(
+    med: dict[tuple[str, str, int], Measurement],
+    scenarios: Sequence[Scenario],
+    targets: Sequence[str],
+    concurrency: Sequence[int],
+) -> str:
+    """The side-by-side tables: CPU per request and req/s at the highest concurrency, p50 latency added to the
+    upstream direct at the lowest, and per event for the paced streams. `n/a`: the target cannot make the
+    call; `*`: some responses failed (see the full table's notes)."""
+    hi, lo = max(concurrency), min(concurrency)
+    gateways = [t for t in targets if t != "upstream"]
+    peers = [t for t in gateways if t != "llmroute"] if "llmroute" in gateways else []
+    blocks: list[str] = []
+
+    def block(
+        title: str,
+        metric: Callable[[Measurement, Measurement | None], float | None],
+        c: int,
+        digits: int,
+        chosen: Sequence[Scenario],
+        ratios: bool,
+    ) -> None:
+        if not chosen:
+            return
+        header = ["scenario", *gateways] + ([f"{p} ÷ llmroute" for p in peers] if ratios else [])
+        rows = [header]
+        for scenario in chosen:
+            up = med.get(("upstream", scenario.name, c))
+            up = up if up is not None and up.rps is not None else None
+            values: dict[str, float | None] = {}
+            row = [scenario.name]
+            for target in gateways:
+                m = med.get((target, scenario.name, c))
+                values[target] = metric(m, up) if m is not None and m.rps is not None else None
+                row.append(_cell(m, values[target], digits))
+            if ratios:
+                row += [_ratio(values[p], values["llmroute"]) for p in peers]
+            rows.append(row)
+        blocks.append(f"{title}\n\n{_markdown(rows)}")
+
+    def added_p50(m: Measurement, up: Measurement | None) -> float | None:
+        return None if up is None or m.p50_ms is None or up.p50_ms is None else m.p50_ms - up.p50_ms
+
+    block(f"CPU ms per request (c={hi})", lambda m, _: m.cpu_ms, hi, 3, scenarios, True)
+    block(f"req/s (c={hi})", lambda m, _: m.rps, hi, 0, scenarios, True)
+    if "upstream" in targets:
+        block(f"p50 ms added to the upstream direct (c={lo})", added_p50, lo, 2, scenarios, False)
+    paced = [s for s in scenarios if s.paced]
+    n = bodies.PACED_EVENTS
+    block(f"paced streams: CPU µs per event (c={hi})", lambda m, _: (m.cpu_ms or 0) * 1000 / n, hi, 1, paced, True)
+    if "upstream" in targets:
+
+        def per_event(m: Measurement, up: Measurement | None) -> float | None:
+            added = added_p50(m, up)
+            return None if added is None else added * 1000 / n
+
+        block(f"paced streams: latency µs added per event (c={lo})", per_event, lo, 1, paced, False)
+    return "\n\n".join(blocks)
 
 
 def verdicts(med: dict[tuple[str, str, int], Measurement]) -> list[str]:
@@ -431,6 +779,44 @@ def verdicts(med: dict[tuple[str, str, int], Measurement]) -> list[str]:
         ok = value <= limit if op == "<=" else value >= limit
         shown = f"{value:,.3f}" if metric == "cpu_ms" else f"{value:,.0f}"
         lines.append(f"- {what}: {shown} → {'met' if ok else 'NOT met'}")
+    # Issue 15: ahead of every peer per core in a, b, c (below TensorZero, at most a third of Portkey).
+    for alias, scenario in ALIASES.items():
+        gw = med.get(("llmroute", scenario, 16))
+        for peer, factor in (("tensorzero", 1.0), ("portkey", 1 / 3)):
+            pm = med.get((peer, scenario, 16))
+            if gw is None or gw.cpu_ms is None or pm is None or pm.cpu_ms is None:
+                continue
+            limit = pm.cpu_ms * factor
+            what = f"llmroute {alias} ({scenario}) c=16 CPU < {'' if factor == 1 else '1/3 of '}{peer}'s"
+            ok = gw.cpu_ms < limit if factor == 1 else gw.cpu_ms <= limit
+            lines.append(f"- {what}: {gw.cpu_ms:.3f} vs {pm.cpu_ms:.3f} ms → {'met' if ok else 'NOT met'}")
+    m = med.get(("llmroute", "paced-openai-stream", 16))
+    if m is not None and m.cpu_ms is not None:
+        per_event = m.cpu_ms * 1000 / bodies.PACED_EVENTS
+        verdict = "met" if per_event <= TARGET_PACED_CPU_US else "NOT met"
+        lines.append(
+            f"- llmroute paced-openai-stream c=16 CPU per event <= {TARGET_PACED_CPU_US:g} µs: "
+            f"{per_event:.1f} → {verdict}"
+        )
+    return lines
+
+
+def special_verdicts(med: dict[tuple[str, str], Special]) -> list[str]:
+    lines = []
+    rss = med.get(("rss-1000-streams", "llmroute"))
+    if rss is not None and "peak_mib" in rss.values:
+        ok = rss.values["peak_mib"] < TARGET_RSS_MIB
+        lines.append(
+            f"- llmroute peak RSS with the streams open < {TARGET_RSS_MIB:g} MiB: {rss.values['peak_mib']:.1f} → "
+            + ("met" if ok else "NOT met")
+        )
+    start = med.get(("startup", "llmroute"))
+    if start is not None and "seconds" in start.values:
+        ok = start.values["seconds"] < TARGET_STARTUP_S
+        lines.append(
+            f"- llmroute start-up to the first answer < {TARGET_STARTUP_S:g} s: {start.values['seconds']:.3f} → "
+            + ("met" if ok else "NOT met")
+        )
     return lines
 
 
@@ -459,14 +845,29 @@ def machine_info() -> dict[str, str]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     names = [s.name for s in SCENARIOS]
+    choices = [*names, *SPECIAL, *ALIASES, "all"]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up before each run (default 1)")
     parser.add_argument("--litellm-duration", type=float, default=None, help="for LiteLLM (default: max(10, S))")
     parser.add_argument("--litellm-warmup", type=float, default=3.0, help="warm-up for LiteLLM (default 3)")
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times, report medians")
-    parser.add_argument("--scenarios", nargs="+", choices=names, default=names, metavar="NAME", help=", ".join(names))
-    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=choices,
+        default=list(DEFAULT_SCENARIOS),
+        metavar="NAME",
+        help=f"{', '.join(choices)} (a, b, c: {', '.join(ALIASES.values())}; all: every one; default: "
+        f"{', '.join(DEFAULT_SCENARIOS)})",
+    )
+    parser.add_argument(
+        "--targets",
+        nargs="+",
+        choices=TARGETS,
+        default=list(TARGETS),
+        help="default: all; peers that are not installed are left out with a note (bench/setup-peers)",
+    )
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 16])
     parser.add_argument(
         "--variant",
@@ -480,6 +881,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--litellm", default=default_litellm(), help="LiteLLM proxy executable (default: $LITELLM_BIN, PATH)"
     )
+    parser.add_argument(
+        "--tensorzero",
+        default=default_tensorzero(),
+        help="a Python with the tensorzero package (default: $TENSORZERO_PYTHON, .bench-peers/tensorzero)",
+    )
+    parser.add_argument(
+        "--portkey",
+        default=default_portkey(),
+        help="Portkey's build/start-server.js (default: $PORTKEY_SERVER, .bench-peers/portkey)",
+    )
+    parser.add_argument("--node", default=shutil.which("node"), help="node, for Portkey (default: PATH)")
     parser.add_argument("--upstream", choices=("nginx", "python"), default="nginx")
     parser.add_argument(
         "--stream-interval-ms",
@@ -488,10 +900,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="pace upstream streams, one event per chunk every N ms (uses the python upstream; default: "
         "nginx sends each stream whole)",
     )
+    parser.add_argument(
+        "--load",
+        choices=("wrk", "python"),
+        default=None,
+        help="load generator (default: wrk if installed, else bench/load.py's slow Python one)",
+    )
     parser.add_argument("--server-cpu", type=int, default=0, help="core for the server under test (default 0)")
     parser.add_argument("--load-cpu", type=int, default=1, help="core for wrk, the upstream and this script")
+    special = parser.add_argument_group("special scenarios")
+    special.add_argument("--startup-tries", type=int, default=3, help="start-ups per target and run (default 3)")
+    special.add_argument("--rss-streams", type=int, default=1000, help="concurrent streams (default 1000)")
+    special.add_argument(
+        "--rss-interval-ms",
+        type=float,
+        default=100.0,
+        help="pace of the 50-event streams held open (default 100 ms: each lasts ~5 s)",
+    )
+    special.add_argument("--rss-duration", type=float, default=12.0, help="seconds of load (default 12)")
+    special.add_argument("--workers-concurrency", type=int, default=16, help="connections (default 16)")
+    special.add_argument("--workers-cpus", default="0,1", help="taskset cores for --workers 2 (default 0,1)")
     parser.add_argument("--json", type=Path, help="write all runs, medians and the machine to this file")
     args = parser.parse_args(argv)
+    wanted = ["all"] if "all" in args.scenarios else args.scenarios
+    if wanted == ["all"]:
+        wanted = [*names, *SPECIAL]
+    args.scenarios = list(dict.fromkeys(ALIASES.get(name, name) for name in wanted))
     args.variants = {}
     for spec in args.variant:
         name, _, rest = spec.partition("=")
@@ -501,42 +935,91 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.variants[name] = (client, source or None)
     if args.litellm_duration is None:
         args.litellm_duration = max(10.0, args.duration)
+    if args.load is None:
+        args.load = "wrk" if wrk_available() else "python"
     return args
+
+
+def _installed(path: str | None) -> bool:
+    return bool(path) and (Path(path or "").exists() or shutil.which(path or "") is not None)
+
+
+def available_targets(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The targets asked for that can run, and notes on those left out."""
+    targets = list(dict.fromkeys([*args.targets, *args.variants]))
+    skipped: list[str] = []
+    missing = {
+        "llmroute": (args.llmroute, "executable not found (pip install -e '.[all]' or --llmroute PATH)"),
+        "litellm": (
+            args.litellm,
+            "not installed, columns skipped (--litellm PATH or LITELLM_BIN; see bench/README.md)",
+        ),
+        "tensorzero": (args.tensorzero, "not installed, columns skipped (bench/setup-peers or --tensorzero PYTHON)"),
+        "portkey": (
+            args.portkey if args.node else None,
+            "not installed (or no node), columns skipped (bench/setup-peers or --portkey start-server.js)",
+        ),
+    }
+    for name, (path, why) in missing.items():
+        if name in targets and not _installed(path):
+            skipped.append(f"{name}: {why}")
+            targets.remove(name)
+    return targets, skipped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("wrk") is None:
-        log("wrk not found: apt-get install -y wrk (see bench/README.md)")
-        return 2
-    targets = list(dict.fromkeys([*args.targets, *args.variants]))
-    skipped: list[str] = []
-    if "llmroute" in targets and not args.llmroute:
-        skipped.append("llmroute: executable not found (pip install -e '.[all]' or --llmroute PATH)")
-        targets.remove("llmroute")
-    if "litellm" in targets and not (args.litellm and Path(args.litellm).exists() or shutil.which(args.litellm or "")):
-        skipped.append("litellm: not installed, columns skipped (--litellm PATH or LITELLM_BIN; see bench/README.md)")
-        targets.remove("litellm")
+    if args.load == "python":
+        log(
+            "note: wrk not found (apt-get install -y wrk): using the slow Python load generator, "
+            "figures are not comparable"
+        )
+    targets, skipped = available_targets(args)
     for note in skipped:
         log(f"note: {note}")
     if args.load_cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.load_cpu})
     scenarios = [s for s in SCENARIOS if s.name in args.scenarios]
 
-    results = run_all(args, scenarios, targets)
+    results = run_all(args, scenarios, targets) if scenarios else []
+    specials: list[Special] = []
+    if "startup" in args.scenarios:
+        log("startup: time to the first answered request")
+        specials += startup_runs(args, targets)
+    if "rss-1000-streams" in args.scenarios:
+        log(f"rss-1000-streams: RSS with {args.rss_streams} streams open")
+        specials += rss_runs(args, targets)
+    if "workers" in args.scenarios and "llmroute" in targets:
+        log("workers: llmroute --workers 1 and 2")
+        specials += workers_runs(args)
     med = medians(results)
+    special_med = special_medians(specials)
     info = machine_info()
+    info["load_average"] = (
+        " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+    )
     upstream_kind = "python (paced)" if args.stream_interval_ms > 0 or args.upstream == "python" else "nginx"
     print()
     print(
         f"llmroute benchmark: medians of {args.repeat} run(s); {args.duration:g}s per run "
         f"({args.litellm_duration:g}s for LiteLLM); upstream {upstream_kind}"
         + (f", stream events every {args.stream_interval_ms:g} ms" if args.stream_interval_ms > 0 else "")
+        + ("; load: Python generator (not wrk)" if args.load == "python" else "")
     )
-    print(f"machine: {info.get('cpu', '?')}, {info['nproc']} cores, Python {info['python']}")
+    print(
+        f"machine: {info.get('cpu', '?')}, {info['nproc']} cores, Python {info['python']}, "
+        f"load average {info['load_average']}"
+    )
     print("server under test on core", args.server_cpu, "; wrk + upstream on core", args.load_cpu)
-    print()
-    print(table(med, scenarios, targets, args.concurrency))
+    if scenarios:
+        print()
+        print(table(med, scenarios, targets, args.concurrency))
+        print()
+        print(summary(med, scenarios, targets, args.concurrency))
+    for name in SPECIAL:
+        if any(sp.scenario == name for sp in specials):
+            print()
+            print(f"{name}\n\n{special_table(special_med, name)}")
     for note in skipped:
         print(f"- {note}")
     sources = sorted({m.source for m in results if m.source})
@@ -545,7 +1028,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "llmroute" in targets:
         print()
         print("Targets:")
-        print("\n".join(verdicts(med)))
+        print("\n".join(verdicts(med) + special_verdicts(special_med)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -553,6 +1036,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "runs": [asdict(m) for m in results],
             "medians": [asdict(m) for m in med.values()],
+            "special_runs": [asdict(sp) for sp in specials],
+            "special_medians": [asdict(sp) for sp in special_med.values()],
             "skipped": skipped,
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

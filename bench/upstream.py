@@ -8,6 +8,8 @@ Two implementations serve the same URL paths (see `bodies.canned_responses`):
 - `python bench/upstream.py --port P --interval-ms N` (used with `run.py --stream-interval-ms N`): a raw
   asyncio (uvloop if installed) server that writes a stream one event per HTTP chunk, N ms apart, as a real
   model does. Each event then reaches the gateway in its own read: this measures the cost per relayed chunk.
+  The long streams under `/paced/` (`bodies.PACED_EVENTS` events) are always paced, `--paced-interval-ms`
+  apart (default 1 ms); run.py starts this server beside nginx for its `paced-*` scenarios.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def nginx_available() -> bool:
     return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
 
 
-def nginx_server(prefix: Path, port: int, *, cpu: int | None) -> Server:
+def nginx_server(prefix: Path, port: int, *, cpu: int | str | None) -> Server:
     """An nginx serving the canned bodies on 127.0.0.1:`port`, its files and logs under `prefix`."""
     prefix.chmod(0o755)  # the worker process may run as an unprivileged user
     docroot = prefix / "docroot"
@@ -75,10 +77,27 @@ def nginx_server(prefix: Path, port: int, *, cpu: int | None) -> Server:
     return Server("nginx", pinned([binary, "-p", str(prefix), "-c", str(conf)], cpu), log=prefix / "nginx.out")
 
 
-def python_server(prefix: Path, port: int, *, interval_ms: float, cpu: int | None) -> Server:
+def python_server(
+    prefix: Path,
+    port: int,
+    *,
+    interval_ms: float,
+    cpu: int | str | None,
+    paced_interval_ms: float = 1.0,
+    name: str = "upstream",
+) -> Server:
     """The pacing asyncio upstream (this file run as a script) on 127.0.0.1:`port`."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--port", str(port), "--interval-ms", str(interval_ms)]
-    return Server("upstream", pinned(cmd, cpu), log=prefix / "upstream.out")
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--port",
+        str(port),
+        "--interval-ms",
+        str(interval_ms),
+        "--paced-interval-ms",
+        str(paced_interval_ms),
+    ]
+    return Server(name, pinned(cmd, cpu), log=prefix / f"{name}.out")
 
 
 # --- the pacing upstream --------------------------------------------------------------------------------
@@ -87,9 +106,10 @@ def python_server(prefix: Path, port: int, *, interval_ms: float, cpu: int | Non
 class _Upstream(asyncio.Protocol):
     """HTTP/1.1 keep-alive server for the canned bodies; streams are sent chunked, one event per chunk."""
 
-    def __init__(self, routes: dict[str, bodies.Canned], interval: float) -> None:
+    def __init__(self, routes: dict[str, bodies.Canned], interval: float, paced_interval: float) -> None:
         self._routes = routes
         self._interval = interval
+        self._paced_interval = paced_interval
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
         self._busy: asyncio.Task[None] | None = None
@@ -142,9 +162,13 @@ class _Upstream(asyncio.Protocol):
                 b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
                 % canned.content_type.encode()
             )
-            for part in canned.parts:
-                if self._interval > 0:
-                    await asyncio.sleep(self._interval)
+            interval = self._paced_interval if canned.paced else self._interval
+            # Event i is due at start + (i + 1) * interval: a late timer does not delay the events after it,
+            # so a stream lasts len(parts) * interval however the sleeps jitter.
+            start = asyncio.get_running_loop().time()
+            for i, part in enumerate(canned.parts):
+                if interval > 0:
+                    await asyncio.sleep(max(0.0, start + (i + 1) * interval - asyncio.get_running_loop().time()))
                 if transport.is_closing():
                     return
                 transport.write(b"%x\r\n%s\r\n" % (len(part), part))
@@ -154,11 +178,17 @@ class _Upstream(asyncio.Protocol):
         self._serve()
 
 
-async def _serve_forever(port: int, interval: float) -> None:
+async def _serve_forever(port: int, interval: float, paced_interval: float) -> None:
     routes = {c.path: c for c in bodies.canned_responses()}
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Upstream(routes, interval), "127.0.0.1", port, backlog=4096)
-    print(f"upstream on http://127.0.0.1:{port} (stream interval {interval * 1000:g} ms)", flush=True)
+    server = await loop.create_server(
+        lambda: _Upstream(routes, interval, paced_interval), "127.0.0.1", port, backlog=4096
+    )
+    print(
+        f"upstream on http://127.0.0.1:{port} (stream interval {interval * 1000:g} ms, "
+        f"/paced/ {paced_interval * 1000:g} ms)",
+        flush=True,
+    )
     async with server:
         await server.serve_forever()
 
@@ -167,13 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--interval-ms", type=float, default=0.0, help="pause before each stream event")
+    parser.add_argument(
+        "--paced-interval-ms", type=float, default=1.0, help="pause before each event of the /paced/ streams"
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(args.port, args.interval_ms / 1000))
+        asyncio.run(_serve_forever(args.port, args.interval_ms / 1000, args.paced_interval_ms / 1000))
     return 0
 
 
