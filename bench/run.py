@@ -1028,7 +1028,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "llmroute" in targets:
         print()
         print("Targets:")
-        print("\n".join(verdicts(med) + special_verdicts(special_med)))
+        print("\n".join((verdicts(med) if results else []) + special_verdicts(special_med)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
