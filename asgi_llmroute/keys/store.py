@@ -20,9 +20,12 @@ from typing import Any
 from ..providers.store import ProviderStore, StoreError
 from .model import KeyInvalid, VirtualKey, display_prefix, new_key_id, new_secret, validate_fields
 
-__all__ = ["KeyConflict", "KeyNotFound", "KeyStore", "KeyTable", "SpendRow"]
+__all__ = ["KEY_TABLES", "KeyConflict", "KeyNotFound", "KeyStore", "KeyTable", "SpendRow"]
 
-_SCHEMA = (
+#: The key tables as first released, in SQLite's types: the one definition, which the PostgreSQL store runs as
+#: its migration 2 (``pgstore.postgres_ddl`` turns BLOB and REAL into its types). A later change is a new step
+#: in both stores (ALTER TABLE), never an edit here: databases created from this text exist.
+KEY_TABLES = (
     """CREATE TABLE IF NOT EXISTS virtual_keys (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -142,7 +145,7 @@ class KeyStore:
         return self.store.writing()
 
     def _prepare(self, conn: sqlite3.Connection) -> bytes:
-        for statement in _SCHEMA:
+        for statement in KEY_TABLES:
             conn.execute(statement)
         return bytes.fromhex(self.store.sealed(conn, "virtual-key-digest", lambda: secrets.token_hex(32)))
 

@@ -31,14 +31,24 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from ..keys.store import KEY_TABLES
 from .store import SCHEMA_VERSION, ProviderStore, SecretSource, StoreError
 
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["MIGRATIONS", "PostgresProviderStore", "redact_dsn"]
+__all__ = ["MIGRATIONS", "PostgresProviderStore", "postgres_ddl", "redact_dsn"]
 
 _T = TypeVar("_T")
+
+_SQLITE_TYPES = re.compile(r"\b(BLOB|REAL)\b")
+_POSTGRES_TYPES = {"BLOB": "BYTEA", "REAL": "DOUBLE PRECISION"}
+
+
+def postgres_ddl(sql: str) -> str:
+    """A SQLite ``CREATE`` statement of the stores with PostgreSQL's column types."""
+    return _SQLITE_TYPES.sub(lambda m: _POSTGRES_TYPES[m.group(1)], sql)
+
 
 #: Schema steps, applied in order once each; the SQLite store's columns, in PostgreSQL's types.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -59,35 +69,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"INSERT INTO meta VALUES ('schema', '{SCHEMA_VERSION}') ON CONFLICT DO NOTHING",  # noqa: S608 - a constant
         "INSERT INTO meta VALUES ('version', '0') ON CONFLICT DO NOTHING",
     ),
-    # Virtual keys and their spend (keys/store.py's tables).
-    (
-        """CREATE TABLE IF NOT EXISTS virtual_keys (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            digest BYTEA NOT NULL UNIQUE,
-            prefix TEXT NOT NULL,
-            team TEXT,
-            fields TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            revoked_at TEXT
-        )""",
-        "CREATE UNIQUE INDEX IF NOT EXISTS virtual_keys_active_name ON virtual_keys (name) WHERE revoked_at IS NULL",
-        """CREATE TABLE IF NOT EXISTS key_spend (
-            key_id TEXT NOT NULL,
-            team TEXT,
-            model TEXT NOT NULL,
-            day TEXT NOT NULL,
-            cost DOUBLE PRECISION NOT NULL,
-            requests INTEGER NOT NULL,
-            input_tokens INTEGER NOT NULL,
-            output_tokens INTEGER NOT NULL,
-            cache_read_tokens INTEGER NOT NULL,
-            cache_write_tokens INTEGER NOT NULL,
-            reasoning_tokens INTEGER NOT NULL,
-            PRIMARY KEY (key_id, model, day)
-        )""",
-    ),
+    # Virtual keys and their spend: keys/store.py's tables, defined there once.
+    tuple(postgres_ddl(statement) for statement in KEY_TABLES),
 )
 
 _CHANNEL = "llmroute_store"

@@ -14,7 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from asgi_llmroute.providers.pgstore import PostgresProviderStore, redact_dsn
+from asgi_llmroute.keys.store import KEY_TABLES
+from asgi_llmroute.providers.pgstore import MIGRATIONS, PostgresProviderStore, postgres_ddl, redact_dsn
 from asgi_llmroute.providers.store import ProviderStore, RecordConflict, RecordNotFound, StoreError, StoreSecretError
 from tests.providers.support import KEY_A, KEY_B, OTHER_SECRET, SECRET, record
 from tests.support.cli import LLMROUTE
@@ -105,6 +106,15 @@ def test_same_columns_as_the_sqlite_store(store: PostgresProviderStore, database
             sqlite_columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             rows = _sql(database, f"SELECT column_name FROM information_schema.columns WHERE table_name = '{table}'")
             assert {r[0] for r in rows} == sqlite_columns, table
+
+
+def test_the_key_tables_are_defined_once() -> None:
+    """PostgreSQL's migration 2 is keys/store.py's KEY_TABLES with PostgreSQL's types, not a copy."""
+    assert postgres_ddl("a BLOB NOT NULL, cost REAL, REALM TEXT, BLOBS INTEGER") == (
+        "a BYTEA NOT NULL, cost DOUBLE PRECISION, REALM TEXT, BLOBS INTEGER"
+    )
+    assert MIGRATIONS[1] == tuple(postgres_ddl(s) for s in KEY_TABLES)
+    assert all("BLOB" not in s and " REAL " not in s for s in MIGRATIONS[1])
 
 
 def test_migrations_run_once(store: PostgresProviderStore, database: str) -> None:
