@@ -4,21 +4,17 @@ thin ASGI glue over :class:`asgi_llmroute.formats.ResponsesTranslator`."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ..context import ClientAPI, ensure_context, receive_json
 from ..errors import GatewayError, send_error
 from ..formats import (
     ResponsesTranslator,
     TranslationError,
-    TranslationOptions,
 )
-from ..formats.capabilities import ModelCapabilities
-from ..providers.types import Deployment
 from ._rewrite import ResponseRewriter, ask_for_identity
-from .translate import fit, upstream_defaults
+from .translate import TranslatingMiddleware, fit
 
 __all__ = ["ResponsesMiddleware"]
 
@@ -27,7 +23,7 @@ logger = logging.getLogger("asgi_llmroute.responses")
 _CHAT_PATH = "/v1/chat/completions"
 
 
-class ResponsesMiddleware:
+class ResponsesMiddleware(TranslatingMiddleware):
     """Serve ``POST /v1/responses`` on top of Chat Completions for providers without the Responses API.
 
     For a Responses request (``ctx.client_api`` is ``openai.responses``) whose provider has
@@ -44,17 +40,6 @@ class ResponsesMiddleware:
     ``ctx.client_api``, ``ctx.upstream_path`` and ``ctx.usage``; asks the upstream for an
     identity-encoded body.
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        options: TranslationOptions | None = None,
-        capabilities: Callable[[Deployment], ModelCapabilities] | None = None,
-    ) -> None:
-        self._app = app
-        self._options = options if options is not None else TranslationOptions()
-        self._capabilities = capabilities if capabilities is not None else upstream_defaults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

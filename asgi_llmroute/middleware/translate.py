@@ -21,12 +21,28 @@ from ..providers.types import Deployment, Provider
 from ..send import send_json
 from ._rewrite import ResponseRewriter, ask_for_identity
 
-__all__ = ["TranslationMiddleware", "fit", "upstream_defaults"]
+__all__ = ["TranslatingMiddleware", "TranslationMiddleware", "fit", "upstream_defaults"]
 
 logger = logging.getLogger("asgi_llmroute.translate")
 
 
-class TranslationMiddleware:
+class TranslatingMiddleware:
+    """What the translating middlewares share: the next app, the translation defaults (``options``)
+    and what a deployment's model accepts (``capabilities``, default :func:`upstream_defaults`)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        options: TranslationOptions | None = None,
+        capabilities: Callable[[Deployment], ModelCapabilities] | None = None,
+    ) -> None:
+        self._app = app
+        self._options = options if options is not None else TranslationOptions()
+        self._capabilities = capabilities if capabilities is not None else upstream_defaults
+
+
+class TranslationMiddleware(TranslatingMiddleware):
     """Translate requests and responses when the client's API differs from the provider's.
 
     The translator comes from the client's format and the wire format of the provider's kind. A
@@ -47,17 +63,6 @@ class TranslationMiddleware:
     Scope: reads ``ctx.client_api``, ``ctx.deployment`` and the body; writes the body,
     ``ctx.upstream_path`` and ``ctx.usage``; asks the upstream for an identity-encoded body.
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        options: TranslationOptions | None = None,
-        capabilities: Callable[[Deployment], ModelCapabilities] | None = None,
-    ) -> None:
-        self._app = app
-        self._options = options if options is not None else TranslationOptions()
-        self._capabilities = capabilities if capabilities is not None else upstream_defaults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
