@@ -167,6 +167,9 @@ class RequestContext:
     gateway_error_rendered: bool = False
     # Gemini-API clients name the model in the path, not the body (set with the client API).
     path_model: str | None = None
+    # The chat client takes signed thinking back (ResponsesMiddleware: it carries it in reasoning items), so
+    # translated chat streams carry the thinking_blocks extension whatever the translation options say.
+    thinking_blocks: bool = False
     _body: bytes | None = None
     _json: Any = None
     _json_parsed: bool = False

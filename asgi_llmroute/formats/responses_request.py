@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .thinking_carry import decode_thinking, is_gateway_content
 from .types import TranslationError, TranslationOptions
 
 #: Request fields that only make sense with state kept by the provider (answered with 400).
@@ -40,9 +41,14 @@ class ResponsesRequest:
 
 
 def responses_to_chat_request(
-    body: dict[str, Any], options: TranslationOptions
+    body: dict[str, Any], options: TranslationOptions, *, thinking: bool = True
 ) -> tuple[dict[str, Any], ResponsesRequest]:
-    """Translate a ``POST /v1/responses`` body into a ``POST /v1/chat/completions`` body."""
+    """Translate a ``POST /v1/responses`` body into a ``POST /v1/chat/completions`` body.
+
+    ``thinking``: the chat upstream takes signed thinking back (chat ``thinking_blocks``, which the
+    Anthropic translation turns into thinking blocks); off for OpenAI chat upstreams, which refuse
+    the field: the thinking carried by reasoning items is then dropped with a warning.
+    """
     if not isinstance(body, dict):
         raise TranslationError("request body must be a JSON object")
     for key, reason in _STATEFUL.items():
@@ -71,7 +77,7 @@ def responses_to_chat_request(
     elif instructions is not None:
         raise TranslationError("instructions must be a string", "instructions")
     info = ResponsesRequest(echo=_echo(body))
-    _Input(messages, info.warnings).run(body.get("input"))
+    _Input(messages, info.warnings, thinking).run(body.get("input"))
     if not messages:
         raise TranslationError("'input' must contain at least one message", "input")
     out["messages"] = messages
@@ -107,11 +113,13 @@ def responses_to_chat_request(
 class _Input:
     """Walks ``input`` (a string or a list of items) and appends chat messages."""
 
-    __slots__ = ("messages", "warnings")
+    __slots__ = ("messages", "warnings", "carry", "thinking")
 
-    def __init__(self, messages: list[dict[str, Any]], warnings: list[str]) -> None:
+    def __init__(self, messages: list[dict[str, Any]], warnings: list[str], carry: bool = True) -> None:
         self.messages = messages
         self.warnings = warnings
+        self.carry = carry  # signed thinking can go to the upstream
+        self.thinking: list[dict[str, Any]] = []  # blocks of reasoning items, for the next assistant turn
 
     def run(self, items: Any) -> None:
         if isinstance(items, str):
@@ -131,18 +139,49 @@ class _Input:
             elif kind == "function_call_output":
                 self._function_output(item, param)
             elif kind == "reasoning":
-                continue  # provider-specific (often encrypted); Chat Completions has no place for it
+                self._reasoning(item, param)
             elif kind == "item_reference":
                 # Nothing is stored, so there is nothing to resolve it to; a reference is what clients send
-                # for items they were given (the reasoning items the gateway minted): skipped, not refused.
-                self.warnings.append(f"{param}: item_reference {item.get('id')!r} skipped (no item storage)")
-                continue
+                # for items they were given (with store on, the AI SDK's default): skipped, not refused.
+                self.warnings.append(
+                    f"{param}: item_reference {item.get('id')!r} skipped: the gateway stores no items, send the "
+                    "items themselves (store=false) to keep them, and the model's thinking with reasoning items"
+                )
             else:
                 raise TranslationError(
                     f"input item type {kind!r} is not supported for this model (its provider does not speak "
                     "the Responses API)",
                     f"{param}.type",
                 )
+
+    def _reasoning(self, item: dict[str, Any], param: str) -> None:
+        """A reasoning item: the signed thinking in its ``encrypted_content`` goes to the next assistant turn.
+
+        Its readable parts (``summary``, ``content``) are never sent back: the upstream only takes its own
+        signed blocks, which the gateway put into ``encrypted_content`` (thinking_carry.py).
+        """
+        encrypted = item.get("encrypted_content")
+        if not isinstance(encrypted, str) or not encrypted:
+            return
+        blocks = decode_thinking(encrypted, f"{param}.encrypted_content")
+        if blocks is None:
+            origin = "a newer version of this gateway" if is_gateway_content(encrypted) else "another provider"
+            self.warnings.append(
+                f"{param}: reasoning encrypted_content from {origin} dropped: this model cannot use it"
+            )
+        elif not self.carry:
+            self.warnings.append(
+                f"{param}: reasoning item's thinking dropped: this model's provider cannot take it back"
+            )
+        else:
+            self.thinking.extend(blocks)
+
+    def _assistant(self, message: dict[str, Any]) -> None:
+        """Append an assistant chat message, with the signed thinking of the reasoning items before it."""
+        if self.thinking:
+            message["thinking_blocks"] = self.thinking
+            self.thinking = []
+        self.messages.append(message)
 
     def _message(self, item: dict[str, Any], param: str) -> None:
         raw_role = item.get("role")
@@ -155,8 +194,9 @@ class _Input:
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if refusal:
                 message["refusal"] = refusal
-            self.messages.append(message)
+            self._assistant(message)
             return
+        self.thinking = []  # thinking belongs to the assistant turn right after it, not to a later one
         if isinstance(content, str):
             self.messages.append({"role": role, "content": content})
         elif isinstance(content, list):
@@ -183,8 +223,11 @@ class _Input:
         # Consecutive function_call items (possibly after the assistant's text) are one chat turn.
         if last is not None and last["role"] == "assistant":
             last.setdefault("tool_calls", []).append(call)
+            if self.thinking:  # reasoning between the turn's text and its calls (interleaved thinking)
+                last.setdefault("thinking_blocks", []).extend(self.thinking)
+                self.thinking = []
         else:
-            self.messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            self._assistant({"role": "assistant", "content": None, "tool_calls": [call]})
 
     def _function_output(self, item: dict[str, Any], param: str) -> None:
         call_id = item.get("call_id")
@@ -197,6 +240,7 @@ class _Input:
             content = _parts(output, f"{param}.output")
         else:
             raise TranslationError("function_call_output.output must be a string or an array", f"{param}.output")
+        self.thinking = []
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
 
 

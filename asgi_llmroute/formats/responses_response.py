@@ -13,6 +13,7 @@ from typing import Any
 from ._json import dumps_bytes, loads
 from .errors import _error_fields, openai_error_body, openai_error_type
 from .response_to_anthropic import parse_chat_completion
+from .thinking_carry import encode_thinking
 from .types import TranslationOptions, UpstreamProtocolError
 
 _INVALID_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -107,15 +108,19 @@ def message_item(item_id_: str, status: str, text: str | None, refusal: str | No
     return {"type": "message", "id": item_id_, "status": status, "role": "assistant", "content": content}
 
 
-def reasoning_item(item_id_: str, status: str, text: str) -> dict[str, Any]:
+def reasoning_item(item_id_: str, status: str, text: str, encrypted: str | None = None) -> dict[str, Any]:
+    """A ``reasoning`` item; ``encrypted`` is the signed thinking that continues it (thinking_carry.py)."""
     # Chat upstreams return the raw reasoning text (reasoning_content), not a summary: reasoning_text.
-    return {
+    item: dict[str, Any] = {
         "type": "reasoning",
         "id": item_id_,
         "status": status,
         "summary": [],
-        "content": [{"type": "reasoning_text", "text": text}],
+        "content": [{"type": "reasoning_text", "text": text}] if text else [],
     }
+    if encrypted is not None:
+        item["encrypted_content"] = encrypted
+    return item
 
 
 def function_call_item(
@@ -155,8 +160,11 @@ def chat_to_responses_response(
 
     output: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
-        output.append(reasoning_item(item_id("rs_", base, len(output)), item_status, reasoning))
+    reasoning = reasoning if isinstance(reasoning, str) else ""
+    blocks = message.get("thinking_blocks")  # signed Anthropic thinking, through the chat translation
+    encrypted = encode_thinking([b for b in blocks if isinstance(b, dict)]) if isinstance(blocks, list) else None
+    if reasoning or encrypted is not None:
+        output.append(reasoning_item(item_id("rs_", base, len(output)), item_status, reasoning, encrypted))
     text = _text(message.get("content"))
     refusal = message.get("refusal")
     refusal = refusal if isinstance(refusal, str) and refusal else None

@@ -26,6 +26,7 @@ from .responses_response import (
 )
 from .sse import sse_head
 from .stream_base import ChatChunkStream, StreamProtocolError, tool_call_fragment, tool_call_fragments
+from .thinking_carry import encode_thinking
 from .tools import new_tool_id
 from .types import TranslationOptions
 
@@ -59,6 +60,9 @@ class _Item:
         "call_id",
         "name",
         "tool_names",
+        "text_part",
+        "blocks",
+        "encrypted",
     )
 
     def __init__(self, kind: str, item_id_: str, index: int) -> None:
@@ -74,6 +78,9 @@ class _Item:
         self.call_id = ""
         self.name = ""
         self.tool_names: dict[str, tuple[str, str]] | None = None  # namespaced tools' chat names
+        self.text_part = False  # reasoning items: the reasoning_text part was announced
+        self.blocks: list[dict[str, Any]] = []  # reasoning items: signed thinking blocks (chat thinking_blocks)
+        self.encrypted: str | None = None  # reasoning items: their encrypted_content, set when done
 
     def snapshot(self) -> dict[str, Any]:
         if self.kind == "message":
@@ -86,10 +93,8 @@ class _Item:
                     refusal = (refusal or "") + value
             return message_item(self.id, self.status, text, refusal)
         if self.kind == "reasoning":
-            item = reasoning_item(self.id, self.status, "".join(self.chunks))
-            if not self.chunks:
-                item["content"] = []  # announced empty; the part is added by content_part.added
-            return item
+            # Announced empty (the part is added by content_part.added); encrypted_content once done.
+            return reasoning_item(self.id, self.status, "".join(self.chunks), self.encrypted)
         return function_call_item(self.id, self.status, self.call_id, self.name, "".join(self.chunks), self.tool_names)
 
 
@@ -196,10 +201,14 @@ class ChatToResponsesStream(ChatChunkStream):
             if item.parts:
                 self._close_part(item, item.parts[-1], out)
         else:
-            text = "".join(item.chunks)
-            self._emit(out, "response.reasoning_text.done", item.prefix + ',"content_index":0,"text":' + dumps(text))
-            part = '{"type":"reasoning_text","text":' + dumps(text) + "}"
-            self._emit(out, "response.content_part.done", item.prefix + ',"content_index":0,"part":' + part)
+            if item.text_part:
+                text = "".join(item.chunks)
+                done = item.prefix + ',"content_index":0,"text":' + dumps(text)
+                self._emit(out, "response.reasoning_text.done", done)
+                part = '{"type":"reasoning_text","text":' + dumps(text) + "}"
+                self._emit(out, "response.content_part.done", item.prefix + ',"content_index":0,"part":' + part)
+            if item.blocks:
+                item.encrypted = encode_thinking(item.blocks)
         self._close_item(item, status, out)
 
     def _close_item(self, item: _Item, status: str, out: list[str]) -> None:
@@ -219,16 +228,33 @@ class ChatToResponsesStream(ChatChunkStream):
             body = '{"type":"refusal","refusal":' + dumps(text) + "}"
         self._emit(out, "response.content_part.done", head + ',"part":' + body)
 
-    def _reasoning(self, text: str, out: list[str]) -> None:
+    def _reasoning_item(self, out: list[str]) -> _Item:
         item = self._current
         if item is None or item.kind != "reasoning":
             self._close_current(out)
             item = self._current = self._open("reasoning", "rs_", out)
+        return item
+
+    def _reasoning(self, text: str, out: list[str]) -> None:
+        item = self._reasoning_item(out)
+        if not item.text_part:
+            item.text_part = True
             part = '{"type":"reasoning_text","text":""}'
             self._emit(out, "response.content_part.added", item.prefix + ',"content_index":0,"part":' + part)
         self._keep(text)
         item.chunks.append(text)
         self._emit(out, "response.reasoning_text.delta", item.prefix + ',"content_index":0,"delta":' + dumps(text))
+
+    def _thinking_blocks(self, blocks: list[Any], out: list[str]) -> None:
+        """Signed thinking (the chat ``thinking_blocks`` extension): kept for the item's encrypted_content."""
+        item = self._reasoning_item(out)  # a redacted block may come without any reasoning text
+        for block in blocks:
+            if isinstance(block, dict):
+                for key in ("thinking", "signature", "data"):
+                    value = block.get(key)
+                    if isinstance(value, str):
+                        self._keep(value)
+                item.blocks.append(block)
 
     def _text(self, kind: str, text: str, out: list[str]) -> None:
         item = self._current
@@ -292,6 +318,9 @@ class ChatToResponsesStream(ChatChunkStream):
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if isinstance(reasoning, str) and reasoning:
             self._reasoning(reasoning, out)
+        blocks = delta.get("thinking_blocks")
+        if isinstance(blocks, list) and blocks:
+            self._thinking_blocks(blocks, out)
         content = delta.get("content")
         if isinstance(content, str) and content:
             self._text("output_text", content, out)

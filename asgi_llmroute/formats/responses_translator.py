@@ -29,9 +29,13 @@ class ResponsesTranslator:
         #: Token counts of a translated non-stream response (same keys as ``StreamTranslator.usage``).
         self.usage: dict[str, int] | None = None
 
-    def request(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Responses request JSON -> chat request JSON; raises :class:`TranslationError`."""
-        out, self.info = responses_to_chat_request(body, self.options)
+    def request(self, body: dict[str, Any], *, thinking: bool = True) -> dict[str, Any]:
+        """Responses request JSON -> chat request JSON; raises :class:`TranslationError`.
+
+        ``thinking``: send the signed thinking carried by reasoning items as chat ``thinking_blocks``
+        (the Anthropic translation takes them); turn off for OpenAI chat upstreams.
+        """
+        out, self.info = responses_to_chat_request(body, self.options, thinking=thinking)
         return out
 
     def response(self, body: bytes) -> bytes:

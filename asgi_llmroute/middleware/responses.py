@@ -37,7 +37,8 @@ class ResponsesMiddleware(TranslatingMiddleware):
     Put it after :class:`ProviderResolverMiddleware` and before :class:`TranslationMiddleware`.
 
     Scope: reads ``ctx.client_api``, ``ctx.deployment`` and the body; writes the body,
-    ``ctx.client_api``, ``ctx.upstream_path`` and ``ctx.usage``; asks the upstream for an
+    ``ctx.client_api``, ``ctx.upstream_path``, ``ctx.thinking_blocks`` (signed thinking is carried in
+    the reasoning items' ``encrypted_content``) and ``ctx.usage``; asks the upstream for an
     identity-encoded body.
     """
 
@@ -54,8 +55,11 @@ class ResponsesMiddleware(TranslatingMiddleware):
         try:
             ctx, body, receive = await receive_json(scope, receive)
             try:
-                chat = translator.request(body)
-                if deployment.provider.api == "openai":  # an Anthropic one: the chat translation fits it
+                openai_chat = deployment.provider.api == "openai"
+                # Signed thinking carried by reasoning items goes back as chat thinking_blocks, which the
+                # translation to Anthropic (or Bedrock) takes; OpenAI chat upstreams refuse the field.
+                chat = translator.request(body, thinking=not openai_chat)
+                if openai_chat:  # an Anthropic one: the chat translation fits it
                     fit(chat, "openai", self._capabilities(deployment), ctx.model)
                 ctx.set_json(chat)
             except TranslationError as exc:
@@ -67,6 +71,7 @@ class ResponsesMiddleware(TranslatingMiddleware):
             logger.info("responses translation for model %r: %s", ctx.model, warning)
         # Inner layers see a chat request; a translation layer further in may set its own path.
         ctx.client_api = ClientAPI.OPENAI_CHAT
+        ctx.thinking_blocks = True  # translated streams carry signed thinking, for the reasoning items
         ctx.upstream_path = _CHAT_PATH
         # The client's query string belongs to its API (`?beta=true` from Claude Code): not the upstream's.
         scope["query_string"] = b""

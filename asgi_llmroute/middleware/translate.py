@@ -92,7 +92,7 @@ class TranslationMiddleware(TranslatingMiddleware):
             if not kind.serves(CHAT):
                 raise _cannot_serve(ctx.model, provider, CHAT)
             wire = get_wire(provider.api)
-            translator = wire.translator(client.wire, _options_for(self._options, provider))
+            translator = wire.translator(client.wire, _options_for(self._options, provider, ctx.thinking_blocks))
             # Translators that need the deployment or the client's headers (Bedrock: model in the
             # URL, anthropic-beta into the body) take them before the request.
             bind = getattr(translator, "bind", None)
@@ -175,7 +175,9 @@ def _warning(send: Send, provider: Provider, dropped: list[str]) -> Send:
 
 
 @functools.lru_cache(maxsize=256)
-def _options_for(options: TranslationOptions, provider: Provider) -> TranslationOptions:
+def _options_for(options: TranslationOptions, provider: Provider, thinking_blocks: bool = False) -> TranslationOptions:
+    if thinking_blocks and not options.thinking_blocks:  # the client echoes signed thinking back
+        options = dataclasses.replace(options, thinking_blocks=True)
     for key, value in provider.headers:
         if key == "anthropic-version":
             return dataclasses.replace(options, anthropic_version=value)

@@ -2,7 +2,7 @@
 // `get_secret`, the SDK runs it and sends the result back), through the gateway.
 //
 // Environment: LLMROUTE_URL, LLMROUTE_TOKEN, AGENT_PROVIDER (openai-chat | openai-responses | anthropic),
-// AGENT_MODEL, AGENT_MODE (text | tool), AGENT_STREAM (0 | 1), AGENT_REASONING (0 | 1).
+// AGENT_MODEL, AGENT_MODE (text | tool), AGENT_STREAM (0 | 1), AGENT_REASONING (0 | 1), AGENT_STORE (0 | 1).
 // Prints one JSON line: {"text": ..., "steps": N, "toolResults": [...]}; exits 1 on any error.
 import { generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
 import { createAnthropic } from "@ai-sdk/anthropic";
@@ -24,6 +24,10 @@ if (kind === "anthropic") {
   const openai = createOpenAI({ baseURL: `${base}/v1`, apiKey });
   model = kind === "openai-chat" ? openai.chat(modelName) : openai.responses(modelName);
   if (reasoning) providerOptions = { openai: { reasoningEffort: "low", reasoningSummary: "auto" } };
+  // A model name the SDK does not know as a reasoning model (routed to Claude): say it reasons.
+  if (reasoning && kind === "openai-responses") providerOptions.openai.forceReasoning = true;
+  // AGENT_STORE=0: store=false, the SDK then sends reasoning items back whole instead of item_reference.
+  if (env.AGENT_STORE === "0") providerOptions.openai = { ...providerOptions.openai, store: false };
 }
 
 const tools = {

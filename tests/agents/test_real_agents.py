@@ -246,7 +246,7 @@ AI_SDK_ROUTES = [
 
 
 def _ai_sdk(
-    setup: Setup, provider: str, model: str, mode: str, stream: bool, reasoning: bool = False
+    setup: Setup, provider: str, model: str, mode: str, stream: bool, reasoning: bool = False, store: bool = True
 ) -> dict[str, Any]:
     script = AGENTS / "ai_sdk_agent.mjs"  # beside node_modules, so that its imports resolve there
     shutil.copyfile(Path(__file__).parent / "ai_sdk_agent.mjs", script)
@@ -260,6 +260,7 @@ def _ai_sdk(
             "AGENT_MODE": mode,
             "AGENT_STREAM": "1" if stream else "0",
             "AGENT_REASONING": "1" if reasoning else "0",
+            "AGENT_STORE": "1" if store else "0",
             "AGENT_SECRET": SECRET,
         }
     )
@@ -292,3 +293,22 @@ def test_ai_sdk_tool_round_with_reasoning(gateway: Setup, fake: FakeAPI, provide
     result = _ai_sdk(gateway, provider, model, "tool", stream=True, reasoning=True)
     assert not fake.violations, fake.violations
     assert result["toolResults"] == [SECRET] and result["text"] == f"RESULT: {SECRET}", result
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("store", [False, True], ids=["store-false", "store-default"])
+def test_ai_sdk_responses_keeps_claude_thinking(gateway: Setup, fake: FakeAPI, store: bool, stream: bool) -> None:
+    """Reasoning + a tool round over /v1/responses to Claude: with store=false the SDK gives the reasoning
+    items back whole, their encrypted_content carries the signed thinking and thinking stays on; with its
+    default (store on) it sends item_reference, which must not fail (thinking is then off, as documented)."""
+    _need(*AI_SDK)
+    result = _ai_sdk(gateway, "openai-responses", "gpt-on-claude", "tool", stream, reasoning=True, store=store)
+    assert not fake.violations, fake.violations
+    assert result["toolResults"] == [SECRET] and result["text"] == f"RESULT: {SECRET}", result
+    first, second = (body for path, body in fake.requests if path == "/v1/messages")
+    assert "thinking" in first  # the SDK asked for reasoning
+    if store:
+        assert "thinking" not in second
+    else:
+        assert second.get("thinking") == first["thinking"]
+        assert second["messages"][1]["content"][0]["type"] == "thinking"  # its signature checked by the fake
