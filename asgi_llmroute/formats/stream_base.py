@@ -173,9 +173,13 @@ class ChatChunkStream(StreamTranslator):
         if error:
             self._upstream_error(error, out)
             return
-        if not self._started:
-            self._start(obj, out)
         usage, delta, reason = chat_chunk_parts(obj)
+        if not self._started:
+            if delta is None and reason is None and usage is None:
+                # An annotation frame (Azure's prompt_filter_results, content-filter results): no id,
+                # model or content of the answer yet, so it does not start the client's stream.
+                return
+            self._start(obj, out)
         if usage is not None:
             self._chat_usage = usage  # last one wins
             self.usage = accounting_from_openai(usage)

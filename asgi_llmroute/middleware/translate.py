@@ -128,7 +128,8 @@ class TranslationMiddleware(TranslatingMiddleware):
         client = ctx.client_api
         dropped: list[str] = []
         try:
-            operation = operation_of(route_path(scope))
+            # A request already translated for this provider (Responses -> chat) is that operation now.
+            operation = operation_of(ctx.upstream_path or route_path(scope))
             if operation is not None and not kind.serves(operation):
                 raise _cannot_serve(ctx.model, provider, operation)
             if kind.refused_params and client is not ClientAPI.PASSTHROUGH:
