@@ -173,9 +173,7 @@ def build_turns(entries: list[tuple[str, list[dict[str, Any]], list[dict[str, An
     turns: list[Turn] = []
     pending: list[str] = []  # tool_use ids of the previous assistant turn still waiting for a result
     for turn in merged:
-        if turn.role == "assistant":
-            if pending:  # cannot happen after merging, kept for safety
-                turns.append(synthetic_results(pending))
+        if turn.role == "assistant":  # merged turns alternate: the user turn before it cleared pending
             pending = [b["id"] for b in turn.blocks if b["type"] == "tool_use"]
             turns.append(turn)
             continue
