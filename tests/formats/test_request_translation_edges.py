@@ -58,7 +58,7 @@ ANTHROPIC_REFUSALS: list[tuple[Any, str | None, str]] = [
         "id and name",
     ),
     (msgs(USER, tools={}), "tools", "array"),
-    (msgs(USER, tools=[{"input_schema": {}}]), "tools[0]", "name"),
+    (msgs(USER, tools=[{"input_schema": {}}]), "tools[0].name", "name"),
     (msgs(USER, tools=[{"name": "f"}], tool_choice={"type": "maybe"}), "tool_choice", "unsupported"),
     (
         msgs(
