@@ -153,7 +153,7 @@ OPENAI_REFUSALS: list[tuple[Any, str | None, str]] = [
     (chat(USER, {"role": "assistant", "tool_calls": ["x"]}), "messages[1].tool_calls[0]", "objects"),
     (
         chat(USER, {"role": "assistant", "tool_calls": [{"id": "c", "function": {}}]}),
-        "messages[1].tool_calls[0].function",
+        "messages[1].tool_calls[0].function.name",
         "function.name",
     ),
     (
