@@ -204,10 +204,10 @@ stream_max_retries = 0
 """
 
 
-def _codex(setup: Setup, model: str, prompt: str, tmp_path: Path) -> str:
+def _codex(setup: Setup, model: str, prompt: str, tmp_path: Path, extra: str = "") -> str:
     home = tmp_path / "codex-home"
     home.mkdir()
-    (home / "config.toml").write_text(CODEX_CONFIG.format(model=model, url=setup.url))
+    (home / "config.toml").write_text(extra + CODEX_CONFIG.format(model=model, url=setup.url))
     env = _clean_env(tmp_path)
     env.update({"CODEX_HOME": str(home), "LLMROUTE_TOKEN": ROUTER_TOKEN, "RUST_LOG": "error"})
     args = [str(BIN / "codex"), "exec", "--skip-git-repo-check", "--color", "never", prompt]
@@ -228,6 +228,19 @@ def test_codex_tool_round(gateway: Setup, fake: FakeAPI, model: str, tmp_path: P
     out = _codex(gateway, model, f"Read the file {SECRET_FILE} and tell me what it says.", tmp_path)
     assert not fake.violations, fake.violations
     assert "RESULT:" in out and SECRET in out, out
+
+
+def test_codex_keeps_claude_thinking(gateway: Setup, fake: FakeAPI, tmp_path: Path) -> None:
+    """Codex with reasoning on, over /v1/responses to Claude: it gives the reasoning items back with their
+    encrypted_content, so the tool-result request keeps thinking on (the fake checks the signed block)."""
+    _need("@openai/codex")
+    extra = 'model_reasoning_effort = "low"\nmodel_supports_reasoning_summaries = true\n'
+    out = _codex(gateway, "gpt-on-claude", f"Read the file {SECRET_FILE} and tell me what it says.", tmp_path, extra)
+    assert not fake.violations, fake.violations
+    assert "RESULT:" in out and SECRET in out, out
+    first, second = (body for path, body in fake.requests if path == "/v1/messages")
+    assert "thinking" in first and second.get("thinking") == first["thinking"]
+    assert second["messages"][1]["content"][0]["type"] == "thinking"
 
 
 # -- The Vercel AI SDK ---------------------------------------------------------------------------
