@@ -16,6 +16,7 @@ import pytest
 from openai.types.responses import Response
 
 from asgi_llmroute.formats import ResponsesTranslator, TranslationError, TranslationOptions, new_translator
+from asgi_llmroute.formats.bedrock import BedrockTranslator
 from asgi_llmroute.formats.thinking_carry import PREFIX, decode_thinking, encode_thinking
 
 from ._helpers import CLOCK, EVENT, events, split
@@ -233,15 +234,65 @@ def test_encoding_is_compact_versioned_and_checked() -> None:
     # Nothing that could go back: unsigned thinking (Gemini thoughts, chat reasoning_content).
     assert encode_thinking([{"type": "thinking", "thinking": "x", "signature": ""}]) is None
     assert decode_thinking("gAAAAAB-openai", "p") is None
+    odd: list[dict[str, Any]] = [{"type": "redacted_thinking", "data": ""}, {"type": "text", "text": "x"}]
+    assert encode_thinking([*odd, BLOCKS[1]]) == encode_thinking([BLOCKS[1]])
     for damaged in ("llmr1:!!!", "llmr1:" + encoded[8:], "llmr1:"):
         with pytest.raises(TranslationError) as exc:
             decode_thinking(damaged, "input[1].encrypted_content")
         assert exc.value.param == "input[1].encrypted_content"
-    wrong_shape = zlib.compressobj(6, zlib.DEFLATED, -15)
-    raw = wrong_shape.compress(b'[["x", 1]]') + wrong_shape.flush()
-    with pytest.raises(TranslationError):
-        decode_thinking(PREFIX + base64.urlsafe_b64encode(raw).decode(), "p")
+    for wrong in (b'[["x", 1]]', b'{"t": 1}'):
+        wrong_shape = zlib.compressobj(6, zlib.DEFLATED, -15)
+        raw = wrong_shape.compress(wrong) + wrong_shape.flush()
+        with pytest.raises(TranslationError):
+            decode_thinking(PREFIX + base64.urlsafe_b64encode(raw).decode(), "p")
     bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
     raw = bomb.compress(b"[" + b" " * (32 * 1024 * 1024) + b"]") + bomb.flush()
     with pytest.raises(TranslationError):
         decode_thinking(PREFIX + base64.urlsafe_b64encode(raw).decode(), "p")
+
+
+def test_stream_ignores_thinking_blocks_that_are_not_objects() -> None:
+    tr = ResponsesTranslator(OPTIONS)
+    tr.request({"model": "m", "input": "hi", "stream": True})
+    head = '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":'
+    chunks = [
+        head + '{"reasoning_content":"hmm"},"finish_reason":null}]}',
+        head + '{"thinking_blocks":["junk",' + json.dumps(BLOCKS[0]) + ']},"finish_reason":null}]}',
+        head + '{"content":"ok"},"finish_reason":"stop"}]}',
+    ]
+    stream = tr.stream()
+    raw = b"".join(stream.feed(f"data: {c}\n\n".encode()) for c in chunks) + stream.feed(b"data: [DONE]\n\n")
+    final = events(raw + stream.close())[-1]["response"]
+    assert decode_thinking(final["output"][0]["encrypted_content"], "x") == BLOCKS[:1]
+    assert final["output"][1]["content"][0]["text"] == "ok"
+
+
+def test_claude_on_bedrock_converse_round_trip() -> None:
+    """Responses -> chat -> Bedrock Converse: the same blocks, as reasoningContent, first in the turn."""
+    converse_answer = {
+        "output": {
+            "message": {
+                "role": "assistant",
+                "content": [
+                    {"reasoningContent": {"reasoningText": {"text": "hmm", "signature": "c2ln"}}},
+                    {"reasoningContent": {"redactedContent": "cmVk"}},
+                    {"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather", "input": {}}},
+                ],
+            }
+        },
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2},
+    }
+    responses = ResponsesTranslator(OPTIONS)
+    bedrock = BedrockTranslator("openai", "converse", "anthropic.claude-sonnet-4-5", OPTIONS)
+    bedrock.request(responses.request(_first_request(False)))
+    output = json.loads(responses.response(bedrock.response(json.dumps(converse_answer).encode())))["output"]
+    assert output[0]["encrypted_content"].startswith(PREFIX)
+    responses = ResponsesTranslator(OPTIONS)
+    bedrock = BedrockTranslator("openai", "converse", "anthropic.claude-sonnet-4-5", OPTIONS)
+    second = bedrock.request(responses.request(_second_request(output, False)))
+    assert second["additionalModelRequestFields"]["thinking"] == {"type": "adaptive"}
+    assert second["messages"][1]["content"][:2] == [
+        {"reasoningContent": {"reasoningText": {"text": "hmm", "signature": "c2ln"}}},
+        {"reasoningContent": {"redactedContent": "cmVk"}},
+    ]
