@@ -17,13 +17,49 @@ import anyio
 
 from .base import CooldownListener, DeploymentKey, Lease, RateLimit, Rejection, UsageRow
 
-__all__ = ["InMemoryRateLimitBackend", "Limiter", "MemoryState", "utc_day"]
+__all__ = ["InMemoryRateLimitBackend", "Limiter", "MemoryState", "UsageTally", "utc_day"]
 
 WINDOW = 60.0  # seconds: the limits are per minute
 
 
 def utc_day(at: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if at is None else at, timezone.utc).strftime("%Y-%m-%d")
+
+
+_Counts = dict[tuple[str, str, str], list[int]]  # (day, token, model) -> [requests, input, output tokens]
+
+
+class UsageTally:
+    """Requests and tokens counted in this process per UTC day, router token and model: MemoryState's
+    record, and RedisState's increments waiting for the next flush."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: _Counts = {}
+
+    def add(self, token: str, model: str, usage: Mapping[str, int]) -> None:
+        """Count one request and its input and output tokens, today."""
+        counts = self.counts.setdefault((utc_day(), token, model), [0, 0, 0])
+        counts[0] += 1
+        counts[1] += usage.get("input_tokens", 0)
+        counts[2] += usage.get("output_tokens", 0)
+
+    def take(self) -> _Counts:
+        """Every count so far, leaving the tally empty."""
+        counts, self.counts = self.counts, {}
+        return counts
+
+    def restore(self, counts: _Counts) -> None:
+        """Add counts taken earlier back (they could not be written)."""
+        for key, values in counts.items():
+            mine = self.counts.setdefault(key, [0, 0, 0])
+            for i, value in enumerate(values):
+                mine[i] += value
+
+    def rows(self, day: str) -> list[UsageRow]:
+        """The day's counts, sorted."""
+        return sorted(UsageRow(d, token, model, *c) for (d, token, model), c in self.counts.items() if d == day)
 
 
 class _Window:
@@ -180,7 +216,7 @@ class MemoryState:
         self._limiters: dict[str, Limiter] = {}
         self._sessions: OrderedDict[tuple[str, str], DeploymentKey] = OrderedDict()
         self._max_sessions = max_sessions
-        self._usage: dict[tuple[str, str, str], list[int]] = {}
+        self._usage = UsageTally()
         self._store_listeners: list[Callable[[], None]] = []
 
     async def start(self) -> None:
@@ -218,16 +254,10 @@ class MemoryState:
             self._sessions.popitem(last=False)
 
     def add_usage(self, token: str, model: str, usage: Mapping[str, int]) -> None:
-        counts = self._usage.setdefault((utc_day(), token, model), [0, 0, 0])
-        counts[0] += 1
-        counts[1] += usage.get("input_tokens", 0)
-        counts[2] += usage.get("output_tokens", 0)
+        self._usage.add(token, model, usage)
 
     async def usage(self, day: str | None = None) -> list[UsageRow]:
-        day = day or utc_day()
-        return sorted(
-            UsageRow(d, token, model, *counts) for (d, token, model), counts in self._usage.items() if d == day
-        )
+        return self._usage.rows(day or utc_day())
 
     def store_changed(self) -> None:
         for listener in self._store_listeners:

@@ -1,3 +1,4 @@
+# Over 400 lines, one thing: RedisState (the Redis backend: its connection, request-path calls, batched writes).
 """Runtime state shared through Redis by every worker and instance that points at it.
 
 Needs the ``redis`` extra (redis-py), imported only when a ``[state] backend = "redis"`` is built.
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from .base import CooldownListener, DeploymentKey, Lease, RateLimit, Rejection, StateUnavailable, UsageRow
-from .memory import utc_day
+from .memory import UsageTally, utc_day
+from .redis_scripts import ACQUIRE, ADMIT, RENEW, SETTLE
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -33,86 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["RedisState", "redact_url"]
 
 logger = logging.getLogger("asgi_llmroute.state")
-
-# KEYS: the rpm window (sorted set of admission times), the tpm window (hash: second -> tokens).
-# ARGV: rpm (0: none), tpm (0: none), tokens to reserve, a unique member for the rpm set.
-# Returns {0, second}: admitted (the tpm bucket reserved in), or {1 (rpm) | 2 (tpm), ms to wait}.
-_ADMIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rpm, tpm, reserve = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local sec = math.floor(now / 1000)
-if tpm > 0 then
-  local all = redis.call('HGETALL', KEYS[2])
-  local sum, buckets = 0, {}
-  for i = 1, #all, 2 do
-    local s, v = tonumber(all[i]), tonumber(all[i + 1])
-    if s <= sec - 60 then
-      redis.call('HDEL', KEYS[2], all[i])
-    else
-      sum = sum + v
-      buckets[#buckets + 1] = {s, v}
-    end
-  end
-  if sum >= tpm then
-    table.sort(buckets, function(a, b) return a[1] < b[1] end)
-    for _, b in ipairs(buckets) do
-      sum = sum - b[2]
-      if sum < tpm then return {2, (b[1] + 61) * 1000 - now} end
-    end
-    return {2, 60000}
-  end
-end
-if rpm > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000)
-  local n = redis.call('ZCARD', KEYS[1])
-  if n >= rpm then
-    local oldest = redis.call('ZRANGE', KEYS[1], n - rpm, n - rpm, 'WITHSCORES')
-    return {1, tonumber(oldest[2]) + 60000 - now}
-  end
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], 61000)
-end
-if tpm > 0 and reserve > 0 then
-  redis.call('HINCRBY', KEYS[2], sec, reserve)
-  redis.call('PEXPIRE', KEYS[2], 62000)
-end
-return {0, sec}
-"""
-
-# KEYS: the tpm window. ARGV: the correction (used - reserved), counted in the current second, as
-# the in-memory backend does.
-_SETTLE = """
-local t = redis.call('TIME')
-redis.call('HINCRBY', KEYS[1], t[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], 62000)
-return 1
-"""
-
-# KEYS: the semaphore (sorted set: lease id -> expiry ms). ARGV: limit, lease id, ttl ms.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
-  return 1
-end
-return 0
-"""
-
-# KEYS: semaphores; ARGV: ttl ms, then one lease id per key. Extends the leases still held.
-_RENEW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, 'XX', now + ttl, ARGV[i + 1])
-  redis.call('PEXPIRE', key, 2 * ttl)
-end
-return 1
-"""
 
 _SESSION_TTL = 3600  # seconds a session is remembered after its last success
 _USAGE_TTL = 90 * 86400  # seconds a day's usage totals are kept
@@ -185,7 +107,7 @@ class RedisState:
         self._reconnecting: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._pending: list[tuple[str, tuple[Any, ...]]] = []  # cooldowns and sessions to write
-        self._usage: dict[tuple[str, str, str], list[int]] = {}  # (day, token, model) -> counts to add
+        self._usage = UsageTally()  # counts to add at the next flush
         self._leases: dict[str, str] = {}  # lease id -> semaphore key, renewed while held
         self._cooldown_listeners: list[CooldownListener] = []
         self._store_listeners: list[Callable[[], None]] = []
@@ -220,7 +142,7 @@ class RedisState:
             return
         self._started = True
         self._redis = self._client()
-        for name, source in (("admit", _ADMIT), ("settle", _SETTLE), ("acquire", _ACQUIRE), ("renew", _RENEW)):
+        for name, source in (("admit", ADMIT), ("settle", SETTLE), ("acquire", ACQUIRE), ("renew", RENEW)):
             self._scripts[name] = self._redis.register_script(source)
         try:
             await self._redis.ping()
@@ -412,10 +334,7 @@ class RedisState:
         self._wake.set()
 
     def add_usage(self, token: str, model: str, usage: Mapping[str, int]) -> None:
-        counts = self._usage.setdefault((utc_day(), token, model), [0, 0, 0])
-        counts[0] += 1
-        counts[1] += usage.get("input_tokens", 0)
-        counts[2] += usage.get("output_tokens", 0)
+        self._usage.add(token, model, usage)
 
     async def usage(self, day: str | None = None) -> list[UsageRow]:
         day = day or utc_day()
@@ -458,7 +377,7 @@ class RedisState:
 
     async def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        usage, self._usage = self._usage, {}
+        usage = self._usage.take()
         if not pending and not usage:
             return
         assert self._redis is not None
@@ -489,10 +408,7 @@ class RedisState:
         try:
             await pipe.execute()
         except BaseException:
-            for (day, token, model), counts in usage.items():  # not lost: added again next time
-                mine = self._usage.setdefault((day, token, model), [0, 0, 0])
-                for i in range(3):
-                    mine[i] += counts[i]
+            self._usage.restore(usage)  # not lost: added again next time
             raise
 
     async def _subscribe(self) -> None:
