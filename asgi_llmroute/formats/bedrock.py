@@ -14,9 +14,10 @@ from urllib.parse import quote
 
 from ._json import dumps_bytes, parse_json_object
 from .accounting import accounting_from_anthropic
-from .bedrock_stream import BedrockStream, ConverseEvents, InvokeChunks
+from .bedrock_stream import BedrockStream, InvokeChunks
 from .converse_request import PASSTHROUGH_FIELDS, anthropic_to_converse_request, is_anthropic_model
 from .converse_response import bedrock_error, converse_to_anthropic_message
+from .converse_stream import ConverseEvents
 from .request_to_anthropic import openai_to_anthropic_request
 from .response_to_openai import anthropic_to_openai_response
 from .state import TranslationState
