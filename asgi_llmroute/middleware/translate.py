@@ -16,7 +16,7 @@ from ..context import ClientAPI, ensure_context, receive_json, route_path
 from ..errors import GatewayError, send_error
 from ..formats import TranslationError, TranslationOptions
 from ..formats.capabilities import ModelCapabilities, default_capabilities, fit_request
-from ..providers.kinds import CHAT, get_wire, operation_of
+from ..providers.kinds import CHAT, ProviderKind, get_wire, operation_of
 from ..providers.types import Deployment, Provider
 from ..send import send_json
 from ._rewrite import ResponseRewriter, ask_for_identity
@@ -107,9 +107,11 @@ class TranslationMiddleware(TranslatingMiddleware):
             await send_error(send, client.wire, exc)
             return
         # Fields the client did not send as such (the translator made them): dropped, with a warning.
-        dropped = [name for name in sorted(kind.refused_params) if name in upstream_body]
+        refused, ignored = kind.params_for(deployment.model)
+        dropped = [name for name in sorted(refused | ignored) if name in upstream_body]
         for name in dropped:
             del upstream_body[name]
+        _rename_max_tokens(upstream_body, kind)
         ctx.set_json(upstream_body)
         upstream_path = getattr(translator, "upstream_path", None)  # a translator that knows its path
         ctx.upstream_path = upstream_path() if upstream_path is not None else wire.chat_path(body.get("stream") is True)
@@ -132,9 +134,12 @@ class TranslationMiddleware(TranslatingMiddleware):
             operation = operation_of(ctx.upstream_path or route_path(scope))
             if operation is not None and not kind.serves(operation):
                 raise _cannot_serve(ctx.model, provider, operation)
-            if kind.refused_params and client is not ClientAPI.PASSTHROUGH:
+            refused, ignored = kind.params_for(ctx.deployment.model if ctx.deployment is not None else None)
+            if (refused or ignored or kind.max_tokens_name) and client is not ClientAPI.PASSTHROUGH:
                 ctx, body, receive = await receive_json(scope, receive)
-                found = [name for name in sorted(kind.refused_params) if name in body]
+                if _rename_max_tokens(body, kind):
+                    ctx.set_json(body)
+                found = [name for name in sorted(refused) if name in body]
                 if found and not provider.drop_params:
                     raise GatewayError(
                         400,
@@ -143,6 +148,7 @@ class TranslationMiddleware(TranslatingMiddleware):
                         param=found[0],
                         code="unsupported_parameter",
                     )
+                found += [name for name in sorted(ignored) if name in body]  # no effect upstream: dropped, said
                 if found:
                     ctx.set_json({k: v for k, v in body.items() if k not in found})
                     dropped = found
@@ -150,6 +156,15 @@ class TranslationMiddleware(TranslatingMiddleware):
             await send_error(send, client.wire, exc)
             return
         await self._app(scope, receive, _warning(send, provider, dropped) if dropped else send)
+
+
+def _rename_max_tokens(body: dict[str, Any], kind: ProviderKind) -> bool:
+    """``max_completion_tokens`` as the field the kind reads instead (``max_tokens``); True if renamed."""
+    name = kind.max_tokens_name
+    if name is None or "max_completion_tokens" not in body or name in body:
+        return False
+    body[name] = body.pop("max_completion_tokens")
+    return True
 
 
 def _cannot_serve(model: str | None, provider: Provider, operation: str | None) -> GatewayError:

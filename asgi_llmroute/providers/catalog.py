@@ -2,9 +2,10 @@
 
 Each row is a :class:`~asgi_llmroute.providers.kinds.ProviderKind` of wire format ``openai`` with
 ``Authorization: Bearer`` credentials: its default base URL, key variable (None for local servers
-that take no key), the operations it serves, the top-level request fields it is known to refuse,
-and whether its answers carry ``reasoning_content``. docs/providers.md lists them and says how to
-add one. The facts come from each provider's own API reference.
+that take no key), the operations it serves, the top-level request fields it is known to refuse or
+ignore (for all its models, or for some: :class:`~asgi_llmroute.providers.kinds.ModelParams`), and
+whether its answers carry ``reasoning_content``. docs/providers.md lists them, with the reference
+each came from, and says how to add one. The facts come from each provider's own API reference.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .kinds import (
     MODERATIONS,
     RERANK,
     RESPONSES,
+    ModelParams,
     ProviderKind,
     register_kind,
 )
@@ -34,6 +36,9 @@ def _row(
     *,
     aliases: tuple[str, ...] = (),
     refused: frozenset[str] = frozenset(),
+    ignored: frozenset[str] = frozenset(),
+    models: tuple[ModelParams, ...] = (),
+    max_tokens_name: str | None = None,
     reasoning_content: bool = False,
     key_required: bool = True,
     notes: str = "",
@@ -48,6 +53,9 @@ def _row(
         key_required=key_required and key_env is not None,
         capabilities=capabilities,
         refused_params=refused,
+        ignored_params=ignored,
+        model_params=models,
+        max_tokens_name=max_tokens_name,
         reasoning_content=reasoning_content,
         notes=notes,
     )
@@ -71,6 +79,10 @@ CATALOG: tuple[ProviderKind, ...] = (
         "https://api.mistral.ai/v1",
         "MISTRAL_API_KEY",
         frozenset({CHAT, EMBEDDINGS, MODERATIONS}),
+        # Its API schema forbids fields it does not define (422 "extra_forbidden"); these OpenAI ones
+        # are not in it (its seed is `random_seed`).
+        refused=frozenset({"logit_bias", "logprobs", "top_logprobs", "seed", "user", "service_tier", "store"}),
+        max_tokens_name="max_tokens",
     ),
     _row(
         "deepseek",
@@ -78,6 +90,15 @@ CATALOG: tuple[ProviderKind, ...] = (
         "https://api.deepseek.com",
         "DEEPSEEK_API_KEY",
         _CHAT,
+        models=(
+            # The reasoning model: logprobs answer 400, the sampling fields are accepted and ignored.
+            ModelParams(
+                ("deepseek-reasoner*",),
+                refused=frozenset({"logprobs", "top_logprobs"}),
+                ignored=frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"}),
+            ),
+        ),
+        max_tokens_name="max_tokens",
         reasoning_content=True,
         notes="thinking models return `reasoning_content`",
     ),
@@ -112,6 +133,19 @@ CATALOG: tuple[ProviderKind, ...] = (
         "https://api.x.ai/v1",
         "XAI_API_KEY",
         frozenset({CHAT, RESPONSES, IMAGES}),
+        models=(
+            ModelParams(("grok-*non-reasoning*",)),  # not reasoning models: the rules below do not apply
+            # Reasoning models answer 400 for penalties and stop; these grok-4 ones for reasoning_effort too.
+            ModelParams(
+                ("grok-4", "grok-4-0709", "grok-4-latest", "grok-4-fast-reasoning", "grok-4-fast"),
+                refused=frozenset({"presence_penalty", "frequency_penalty", "stop", "reasoning_effort"}),
+            ),
+            ModelParams(
+                ("grok-4*", "grok-3-mini*", "grok-code-fast*"),
+                refused=frozenset({"presence_penalty", "frequency_penalty", "stop"}),
+            ),
+            ModelParams(("grok-3", "grok-3-fast*"), refused=frozenset({"reasoning_effort"})),
+        ),
         reasoning_content=True,
     ),
     _row(
@@ -121,6 +155,7 @@ CATALOG: tuple[ProviderKind, ...] = (
         "PERPLEXITY_API_KEY",
         _CHAT,
         aliases=("perplexityai",),
+        max_tokens_name="max_tokens",
         notes="answers add `citations` / `search_results`",
     ),
     _row(
@@ -156,6 +191,9 @@ CATALOG: tuple[ProviderKind, ...] = (
         None,
         frozenset({CHAT, EMBEDDINGS, COMPLETIONS}),
         aliases=("ollama_chat",),
+        # Its OpenAI compatibility list leaves these out: accepted, and without effect.
+        ignored=frozenset({"tool_choice", "logit_bias", "user", "n"}),
+        max_tokens_name="max_tokens",
         notes='local, no key; Ollama\'s cloud: `base_url = "https://ollama.com/v1"` and a key',
     ),
     _row(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -36,6 +37,7 @@ __all__ = [
     "RERANK",
     "RESPONSES",
     "KindError",
+    "ModelParams",
     "ProviderKind",
     "WireFormat",
     "find_kind",
@@ -198,6 +200,22 @@ def _no_check(options: Mapping[str, str], has_key: bool) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelParams:
+    """The request fields some of a kind's models refuse or ignore (DeepSeek's ``deepseek-reasoner``).
+
+    ``models`` are patterns of upstream model ids (``fnmatch``: ``grok-4*``); ``refused`` fields the
+    provider answers 400 for, ``ignored`` ones it accepts and has no effect on.
+    """
+
+    models: tuple[str, ...]
+    refused: frozenset[str] = frozenset()
+    ignored: frozenset[str] = frozenset()
+
+    def matches(self, model: str) -> bool:
+        return any(fnmatchcase(model, pattern) for pattern in self.models)
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderKind:
     """One family of upstreams (``"groq"``, ``"azure"``, ``"anthropic"``, ...).
 
@@ -211,7 +229,9 @@ class ProviderKind:
     - ``capabilities``: the operations it serves (:data:`CHAT`, :data:`EMBEDDINGS`, ...).
     - ``refused_params``: top-level request fields it is known to refuse with a 400; the gateway
       refuses them first with an error naming the field, or drops them with a warning header
-      (``drop_params``).
+      (``drop_params``). ``ignored_params``: fields it accepts but does not act on; the gateway
+      drops them with a warning header, so the client learns they had no effect.
+      ``model_params``: the same for some models only (:class:`ModelParams`, first match wins).
     - ``reasoning_content``: its chat answers carry reasoning as ``reasoning_content``.
     - ``options``: the kind-specific settings a provider of this kind accepts (``api_version``, ...).
 
@@ -236,6 +256,11 @@ class ProviderKind:
     key_required: bool = True
     capabilities: frozenset[str] = frozenset({CHAT})
     refused_params: frozenset[str] = frozenset()
+    ignored_params: frozenset[str] = frozenset()
+    model_params: tuple[ModelParams, ...] = ()
+    #: The output-limit field it reads when that is not OpenAI's ``max_completion_tokens`` (Mistral,
+    #: DeepSeek, Ollama: ``max_tokens``); the gateway renames the field in requests to it.
+    max_tokens_name: str | None = None
     reasoning_content: bool = False
     options: frozenset[str] = frozenset()
     endpoint: Callable[[Provider], UrlBuilder] = field(default=openai_endpoint, compare=False)
@@ -250,10 +275,19 @@ class ProviderKind:
 
     def __post_init__(self) -> None:
         every = _OPENAI_ROUTES if self.wire == "openai" else frozenset({CHAT})
-        object.__setattr__(self, "plain", not self.refused_params and every <= self.capabilities)
+        checks = self.refused_params or self.ignored_params or self.model_params or self.max_tokens_name
+        object.__setattr__(self, "plain", not checks and every <= self.capabilities)
 
     def serves(self, operation: str) -> bool:
         return operation in self.capabilities
+
+    def params_for(self, model: str | None) -> tuple[frozenset[str], frozenset[str]]:
+        """The fields refused and the fields ignored for requests to ``model`` (an upstream model id)."""
+        refused, ignored = self.refused_params, self.ignored_params
+        for rule in self.model_params:
+            if model is not None and rule.matches(model):
+                return refused | rule.refused, ignored | rule.ignored
+        return refused, ignored
 
     def default_key_env(self, options: Mapping[str, str]) -> str | None:
         """The variable ``api_key`` defaults to for a provider with these options."""
