@@ -28,7 +28,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..deferred import require
-from ..providers.kinds import ProviderKind, find_kind
+from ..providers.kinds import ProviderKind, find_kind, get_kind
+from .litellm_google import GOOGLE_PARAMS, GoogleDeployment, UnsupportedModel, google_deployment
 from .plan import Entry, ImportFileError, Issue, KeyRef, ParsedFile, key_from_string
 
 __all__ = [
@@ -214,6 +215,29 @@ def _kind_entry(
     return data, key
 
 
+def _google_entry(
+    google: GoogleDeployment, params: Mapping[str, Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], str | KeyRef | None]:
+    """Spec fields of a ``gemini`` / ``vertex_ai`` / ``vertex_anthropic`` provider, and its key."""
+    data: dict[str, Any] = {"kind": google.kind}
+    if google.base_url:
+        data["base_url"] = google.base_url
+    if google.options:
+        data["options"] = dict(google.options)
+    key: str | KeyRef | None = None
+    if google.kind == "gemini":
+        key = _key_of(params.get("api_key"), env)
+        for variable in google.key_vars:
+            if key is None and (env.get(variable) or os.environ.get(variable)):
+                key = KeyRef("env", variable, env=env)
+        if key is None:
+            key = KeyRef("env", google.key_vars[0], optional=True, env=env)
+    elif google.credentials is not None:
+        how, value = google.credentials
+        key = value if how == "literal" else KeyRef(how, value, env=env)
+    return data, key
+
+
 def _key_of(value: Any, env: Mapping[str, str]) -> str | KeyRef | None:
     if value is None:
         return None
@@ -277,13 +301,24 @@ def _entry(item: Any, where: str, env: Mapping[str, str], groups: dict[str, Entr
         return
     api, upstream, reason = litellm_api(params["model"])
     kind = None
+    google: GoogleDeployment | None = None
     if api is None:
-        kind, upstream, reason = litellm_kind(params["model"])
+        try:  # gemini/, vertex_ai/ (litellm_google.py)
+            google = google_deployment(params["model"], params, env)
+        except UnsupportedModel as exc:
+            parsed.skipped.append(Issue(where, str(exc)))
+            return
+        if google is not None:
+            kind, upstream = get_kind(google.kind), google.model
+        else:
+            kind, upstream, reason = litellm_kind(params["model"])
         if kind is None:
             parsed.skipped.append(Issue(where, reason))
             return
     known = _IMPORTED_PARAMS | (_AZURE_PARAMS if kind is not None and kind.name == "azure" else frozenset())
-    if kind is not None:
+    if google is not None:
+        known |= GOOGLE_PARAMS
+    elif kind is not None:
         known |= {key for key, _ in litellm_kind_options(kind, params).values()}
     ignored = sorted(set(params) - known) + (["model_info"] if "model_info" in item else [])
     extra_keys = sorted(set(item) - {"model_name", "litellm_params", "model_info"})
@@ -299,6 +334,10 @@ def _entry(item: Any, where: str, env: Mapping[str, str], groups: dict[str, Entr
         key: str | KeyRef | None = _key(api, params.get("api_key"), env)
         data: dict[str, Any] = {"api": api, "base_url": base_url, "headers": headers}
         name_of = api
+    elif google is not None:
+        data, key = _google_entry(google, params, env)
+        data["headers"] = headers
+        base_url, name_of = data.get("base_url"), google.kind
     else:
         data, key = _kind_entry(kind, params, env)
         data["headers"] = headers

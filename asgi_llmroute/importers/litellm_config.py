@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, GatewayConfig, parse_config
-from ..providers.kinds import ProviderKind
+from ..providers.kinds import ProviderKind, get_kind
 from ..secret import litellm_env_var
 from .litellm import (
     DEFAULT_KEY_VARS,
@@ -37,6 +37,7 @@ from .litellm import (
     read_litellm,
 )
 from .litellm_bedrock import BEDROCK_PARAMS, bedrock_provider
+from .litellm_google import GOOGLE_PARAMS, GoogleDeployment, UnsupportedModel, google_deployment
 from .plan import ImportFileError
 
 __all__ = ["is_litellm_config", "load_litellm_config"]
@@ -184,14 +185,28 @@ def _translate(
             continue
         api, upstream, reason = litellm_api(params["model"])
         kind = None
+        google: GoogleDeployment | None = None
         if api is None:
-            kind, upstream, reason = litellm_kind(params["model"])
+            try:  # gemini/, vertex_ai/ (litellm_google.py)
+                google = google_deployment(params["model"], params, env)
+            except UnsupportedModel as exc:
+                ignored.append(f"{where} ({name}): {exc}")
+                unsupported.append(f"{where} ({name}): {exc}")
+                continue
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {where}.litellm_params.{exc}") from None
+            if google is not None:
+                kind, upstream = get_kind(google.kind), google.model
+            else:
+                kind, upstream, reason = litellm_kind(params["model"])
             if kind is None:
                 ignored.append(f"{where} ({name}): {reason}")
                 unsupported.append(f"{where} ({name}): {reason}")
                 continue
         known_params = _PARAMS | (_AZURE_PARAMS if kind is not None and kind.name == "azure" else frozenset())
-        if kind is not None:
+        if google is not None:
+            known_params |= GOOGLE_PARAMS
+        elif kind is not None:
             known_params |= {key for key, _ in litellm_kind_options(kind, params).values()}
         ignored += [f"{where}.litellm_params.{k}" for k in sorted(set(params) - known_params)]
         ignored += [f"{where}.{k}" for k in sorted(set(item) - {"model_name", "litellm_params"})]
@@ -203,6 +218,9 @@ def _translate(
             if key is None and os.environ.get(DEFAULT_KEY_VARS[api]):
                 key = f"env:{DEFAULT_KEY_VARS[api]}"  # LiteLLM's default for the provider type
             kind_name = api
+        elif google is not None:
+            provider, key = _google_provider(google, params, where, key_ref, env)
+            base_url, kind_name = provider.get("base_url"), google.kind
         else:
             provider, key = _kind_provider(kind, params, where, key_ref, plain)
             base_url, kind_name = provider.get("base_url"), kind.name
@@ -309,6 +327,29 @@ def _kind_provider(
     variable = LITELLM_KEY_VARS.get(kind.name)
     if key is None and variable is not None and os.environ.get(variable):
         key = f"env:{variable}"  # LiteLLM's default variable for the kind
+    return provider, key
+
+
+def _google_provider(
+    google: GoogleDeployment,
+    params: Mapping[str, Any],
+    where: str,
+    key_ref: Callable[[Any, str], str | None],
+    env: Mapping[str, str],
+) -> tuple[dict[str, Any], str | None]:
+    """A ``gemini`` / ``vertex_ai`` / ``vertex_anthropic`` provider table, and its key (reference)."""
+    provider: dict[str, Any] = {"kind": google.kind, **google.options}
+    if google.base_url:
+        provider["base_url"] = google.base_url
+    key: str | None = None
+    if google.kind == "gemini":
+        key = key_ref(params.get("api_key"), f"{where}.litellm_params.api_key")
+        for variable in google.key_vars:
+            if key is None and (env.get(variable) or os.environ.get(variable)):
+                key = env.get(variable) or f"env:{variable}"
+    elif google.credentials is not None:
+        how, value = google.credentials
+        key = {"env": env.get(value) or f"env:{value}", "file": f"file:{value}"}.get(how, value)
     return provider, key
 
 

@@ -329,8 +329,9 @@ class GoogleTokenSource(TokenSource):
         google-auth) JSON, a static access token, or Application Default Credentials (no key)."""
         if key is not None:
             text = key.reveal().strip()
-            if not text.startswith("{") and text.endswith(".json") and os.path.isfile(text):
-                with open(text, encoding="utf-8") as file:  # GOOGLE_APPLICATION_CREDENTIALS: a path
+            if not text.startswith("{") and os.path.isfile(text):
+                # A key file's path (GOOGLE_APPLICATION_CREDENTIALS, LiteLLM's VERTEXAI_CREDENTIALS).
+                with open(text, encoding="utf-8") as file:
                     text = file.read().strip()
             if not text.startswith("{"):
                 return _StaticToken(text)
