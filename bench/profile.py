@@ -2,6 +2,12 @@
 
     python bench/profile.py [--scenario openai-json] [--concurrency 16] [--duration 10] [--rate 250]
     python bench/profile.py --summarise bench/results/profile-openai-json-c16.txt
+    python bench/profile.py --instructions [--scenario S ...] [--requests 300] [--source DIR ...]
+
+`--instructions` counts the gateway's instructions per request under `valgrind --tool=callgrind` (exact
+counts, independent of what else runs on the machine: the way to compare two versions of the hot path on a
+shared machine). Each `--source DIR` (a `git archive` of another commit, or this tree when omitted) is
+measured in turn on the same upstream; the load is an exact number of requests from an aiohttp client.
 
 Starts the upstream and llmroute (pinned as in run.py), drives the scenario with wrk, and records the gateway
 with `py-spy record --format raw` (collapsed stacks, idle frames left out). The summary gives self and inclusive
@@ -12,6 +18,8 @@ so keep the rate moderate; shares are what matter, not the throughput reached wh
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -26,8 +34,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python bench/profile.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import run_wrk, start_upstreams, wrk_env
-from bench.targets import SCENARIOS, default_llmroute, llmroute_target
+from bench.procs import Server, free_port, pinned
+from bench.run import run_wrk, start_upstream, start_upstreams, wrk_env
+from bench.targets import SCENARIOS, Call, Running, default_llmroute, gateway_config, llmroute_target
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
@@ -166,6 +175,77 @@ def profile(args: argparse.Namespace) -> Path:
     return out
 
 
+async def _drive(call: Call, requests: int, concurrency: int) -> int:
+    """Send exactly ``requests`` POSTs, ``concurrency`` at a time over keep-alive; the number that succeeded."""
+    import aiohttp
+
+    ok = 0
+    todo = iter(range(requests))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
+
+        async def worker() -> None:
+            nonlocal ok
+            for _ in todo:
+                async with session.post(call.url, data=call.body, headers=call.headers) as response:
+                    body = await response.read()
+                    ok += response.status == 200 and call.marker.encode() in body
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ok
+
+
+def _callgrind_total(path: Path) -> int:
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise ValueError(f"no totals in {path}")
+
+
+def count_instructions(args: argparse.Namespace) -> list[tuple[str, str, float]]:
+    """Instructions per request (callgrind's Ir) of the gateway process, per source tree and scenario."""
+    python = str(Path(args.llmroute).with_name("python")) if args.llmroute else sys.executable
+    sources = args.source or [None]
+    results: list[tuple[str, str, float]] = []
+    os.sched_setaffinity(0, {1})  # the load beside the upstream; the gateway gets core 0
+    with tempfile.TemporaryDirectory(prefix="llmroute-instr-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        workdir.chmod(0o755)
+        ns = argparse.Namespace(stream_interval_ms=args.stream_interval_ms, upstream="nginx", load_cpu=1)
+        _, base = start_upstream(stack, workdir, ns)
+        for index, source in enumerate(sources):
+            label = source or "this tree"
+            port = free_port()
+            config = workdir / f"gw{index}.toml"
+            config.write_text(gateway_config(base, port))
+            out = workdir / f"callgrind-{index}.out"
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"]
+            cmd += [python, "-m", "asgi_llmroute.cli", "serve", "--config", str(config)]
+            cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+            here = str(Path(__file__).resolve().parent.parent)
+            env = {**os.environ, "PYTHONPATH": source or here}
+            gateway_url = f"http://127.0.0.1:{port}"
+            with Server(f"gw{index}", pinned(cmd, 0), log=workdir / f"gw{index}.log", env=env, cwd=workdir) as gw:
+                gw.wait_http(gateway_url + "/health", timeout=600)
+                running = Running("llmroute", gw, gateway_url, "gateway")
+                for name in args.scenarios:
+                    scenario = next(s for s in SCENARIOS if s.name == name)
+                    call = running.call(scenario)
+                    warm = asyncio.run(_drive(call, args.warmup_requests, args.concurrency))
+                    subprocess.run(["callgrind_control", "--zero", str(gw.pid)], check=True, capture_output=True)
+                    ok = asyncio.run(_drive(call, args.requests, args.concurrency))
+                    for old in workdir.glob(f"callgrind-{index}.out*"):
+                        old.unlink()
+                    subprocess.run(["callgrind_control", "--dump", str(gw.pid)], check=True, capture_output=True)
+                    dumps = sorted(workdir.glob(f"callgrind-{index}.out*"), key=lambda p: p.stat().st_mtime)
+                    total = _callgrind_total(dumps[-1])
+                    if ok != args.requests or warm != args.warmup_requests:
+                        print(f"warning: {label} {name}: {ok}/{args.requests} OK", file=sys.stderr)
+                    per = total / max(ok, 1)
+                    results.append((label, name, per))
+                    print(f"{label}\t{name}\t{per / 1e6:.3f} M instructions/request", file=sys.stderr, flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="openai-json", choices=[s.name for s in SCENARIOS])
@@ -183,7 +263,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--summarise", type=Path, metavar="FILE", help="only summarise an existing raw profile")
+    parser.add_argument("--instructions", action="store_true", help="count instructions per request (callgrind)")
+    parser.add_argument(
+        "--scenarios", nargs="+", default=["openai-json", "openai-stream", "openai-client->anthropic-stream"]
+    )
+    parser.add_argument("--source", action="append", metavar="DIR", help="asgi_llmroute source tree (repeatable)")
+    parser.add_argument("--requests", type=int, default=300, help="measured requests per scenario (--instructions)")
+    parser.add_argument("--warmup-requests", type=int, default=100)
     args = parser.parse_args(argv)
+    if args.instructions:
+        results = count_instructions(args)
+        print("| source | scenario | instructions/request |\n|---|---|---:|")
+        for label, name, per in results:
+            print(f"| {label} | {name} | {per / 1e6:.3f} M |")
+        return 0
     path = args.summarise or profile(args)
     print(f"## {path.name}\n")
     with open(path) as f:
