@@ -89,8 +89,24 @@ class ModelNameRewriter:
                 self._done = True
                 out, self._tail = out + self._tail, b""
             return out
-        lines = data.split(b"\n")
-        for i, line in enumerate(lines):
-            if _KEY in line:
-                lines[i] = _MODEL.sub(self._member, line, count=1)
-        return b"\n".join(lines)
+        if data.count(_KEY) == 1:  # one event per read, the usual case
+            return _MODEL.sub(self._member, data, count=1)
+        # The first span of each line: one regex pass over the read, a step per span found.
+        parts: list[bytes] = []
+        pos = 0
+        line_end = -1
+        member = self._member
+        for match in _MODEL.finditer(data):
+            start = match.start()
+            if start < line_end:
+                continue  # a second span in the same line stays
+            parts.append(data[pos:start])
+            parts.append(member)
+            pos = match.end()
+            line_end = data.find(b"\n", pos)
+            if line_end < 0:
+                line_end = len(data)
+        if not parts:
+            return data
+        parts.append(data[pos:])
+        return b"".join(parts)

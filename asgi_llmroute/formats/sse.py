@@ -58,6 +58,11 @@ class SSEParser:
         self._last_id = ""
         self._max = max_event_bytes
 
+    @property
+    def idle(self) -> bool:
+        """Between events: no partial line, no pending CR and no event being assembled."""
+        return not self._pending and not self._cr_pending and self._data is None and not self._event
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume one network read; return the events it completed (possibly none)."""
         if not chunk:

@@ -203,6 +203,11 @@ class OpenAIUsageStripper:
         self.usage: dict[str, int] | None = None
 
     def feed(self, chunk: bytes) -> bytes:
+        if self._newline in (None, b"\n") and chunk.endswith(b"\n\n") and self._parser.idle:
+            out = _strip_data_events(chunk)
+            if out is not None:
+                self._newline = b"\n"
+                return out
         if self._newline is None and chunk:
             if self._cr_end:
                 self._newline = b"\r\n" if chunk[:1] == b"\n" else b"\r"
@@ -236,6 +241,34 @@ class OpenAIUsageStripper:
                 if '"usage"' in data:
                     data = _NULL_USAGE_TEXT.sub("", data)  # any other spacing or position
         return encode_sse(data, None if event.event == "message" else event.event)
+
+
+_NULL_TAIL = b',"usage":null}'
+
+
+def _strip_data_events(chunk: bytes) -> bytes | None:
+    """The usual read of a chat stream, whole one-line ``data:`` events with LF line ends, rewritten
+    without the parser: each event's trailing ``,"usage":null`` member of the top-level object (the
+    last ``}`` of a one-line JSON text closes it) is cut out. None for anything else (another framing,
+    a partial or multi-line event, the usage chunk, another spacing): the parser's way then."""
+    n = chunk.count(b"\n\n")
+    if (
+        not chunk.startswith(b"data: ")
+        or chunk.count(b"\n") != 2 * n
+        or chunk.count(b"\n\ndata: ") != n - 1
+        or b"\r" in chunk
+        or b"data: \n" in chunk
+    ):
+        return None
+    if b'"usage"' not in chunk:
+        return chunk  # what the parser would write again, byte for byte
+    events = chunk[:-2].split(b"\n\n")
+    for i, event in enumerate(events):
+        if b'"usage"' in event:
+            if not event.endswith(_NULL_TAIL) or event.count(b'"usage"') != 1:
+                return None
+            events[i] = event[: -len(_NULL_TAIL)] + b"}"
+    return b"\n\n".join(events) + b"\n\n"
 
 
 def _line_end(chunk: bytes) -> bytes | None:

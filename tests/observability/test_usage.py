@@ -182,3 +182,29 @@ def test_responses_api_usage() -> None:
     assert scanner.usage is not None and scanner.usage["output_tokens"] == 3
     assert usage_from_json("openai", b"not json") is None
     assert usage_from_json("anthropic", b'{"usage": null}') is None
+
+
+def test_stripper_whole_events_take_the_short_way_to_the_same_bytes() -> None:
+    # OpenAI's own framing: compact JSON, one data line per event, LF. Reads of whole events skip the
+    # parser (usage:null cut from each chunk's end); anything else in a read goes the parser's way.
+    def sse(obj: dict[str, Any]) -> bytes:
+        return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+    head = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
+    chunks = [{**head, "choices": [{"index": 0, "delta": {"content": w}}]} for w in ("a", '"usage":null}', "b")]
+    asked = [sse({**c, "usage": None}) for c in chunks]
+    asked.append(sse({**head, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}))
+    asked.append(b"data: [DONE]\n\n")
+    want = b"".join(sse(c) for c in chunks) + b"data: [DONE]\n\n"
+    for reads in (asked, [b"".join(asked)], [asked[0] + asked[1], b"".join(asked[2:])], [b": hi\n\n", *asked]):
+        stripper = OpenAIUsageStripper()
+        assert b"".join(stripper.feed(r) for r in reads) + stripper.close() == want
+        assert stripper.usage == {
+            "input_tokens": 3,
+            "output_tokens": 2,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+        }
+    # A nested usage:null is not the chunk's own member: left as it is (the parser's way).
+    nested = sse({**head, "choices": [{"index": 0, "delta": {"x": {"a": 1, "usage": None}}}]})
+    assert OpenAIUsageStripper().feed(nested) == nested
