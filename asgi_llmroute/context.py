@@ -241,8 +241,30 @@ class RequestContext:
                 raise GatewayError(400, f"Invalid form: {exc}.", param="model", code="invalid_form") from None
         else:
             body = self.json()
+            raw = self._body
             body["model"] = model
-            self.set_json(body)
+            spliced = _splice_model(raw, model) if raw is not None else None
+            if spliced is None:
+                self.set_json(body)
+            else:
+                self._body = spliced  # the client's bytes with only the model's value replaced
+
+
+# The value of a `"model"` member, a JSON string.
+_MODEL_MEMBER = re.compile(rb'"model"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+def _splice_model(raw: bytes, model: str) -> bytes | None:
+    """``raw`` (the JSON text the body was parsed from) with its model's value replaced in place, or
+    None if that is not certain. ``"model"`` occurring once in the text is the top-level member (the
+    body has one; any other, key or string, would be a second occurrence; escaped quotes do not match)."""
+    if raw.count(b'"model"') != 1:
+        return None
+    match = _MODEL_MEMBER.search(raw)
+    if match is None:
+        return None
+    value = json.dumps(model, ensure_ascii=False).encode()
+    return raw[: match.start(1)] + value + raw[match.end(1) :]
 
 
 #: JSON nested deeper than this is refused (400): no API request needs it, and it keeps every

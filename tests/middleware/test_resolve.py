@@ -115,3 +115,26 @@ async def test_a_client_gone_before_its_body_arrived_gets_nothing() -> None:
     scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [], SCOPE_KEY: ctx}
     await ProviderResolverMiddleware(spy, routes=TABLE)(scope, receive, send)  # no exception
     assert (spy.scope, sent, ctx.last_error) == (None, [], "disconnect")
+
+
+@pytest.mark.parametrize(
+    ("raw", "spliced"),
+    [
+        # The client's bytes kept, only the model's value replaced: spacing, key order, escapes.
+        (b'{ "messages": [{"content": "a \\"model\\""}], "model" : "alias" }', True),
+        (b'{"model":"al\\u0069as","stream":true}', True),
+        # "model" twice (a nested key, a string value, a duplicate key): parsed and written again.
+        (b'{"model":"alias","metadata":{"model":"x"}}', False),
+        (b'{"model":"alias","messages":[{"role":"model"}]}', False),
+        (b'{"model":"x","model":"alias"}', False),
+    ],
+)
+def test_set_model_splices_the_value_into_the_clients_bytes(raw: bytes, spliced: bool) -> None:
+    ctx = RequestContext(client_api=ClientAPI.OPENAI_CHAT)
+    ctx.body = raw
+    assert ctx.requested_model() == "alias"
+    ctx.set_model('up/stream "v2"')
+    assert json.loads(ctx.body) == {**json.loads(raw), "model": 'up/stream "v2"'}
+    assert ctx.json()["model"] == 'up/stream "v2"'
+    if spliced:
+        assert ctx.body == raw.replace(b'"al\\u0069as"', b'"alias"').replace(b'"alias"', b'"up/stream \\"v2\\""')
