@@ -22,8 +22,20 @@ __all__ = ["InMemoryRateLimitBackend", "Limiter", "MemoryState", "UsageTally", "
 WINDOW = 60.0  # seconds: the limits are per minute
 
 
+_DAY_SECONDS = 86400  # POSIX time has no leap seconds: every UTC day starts at a multiple of this
+_last_day: tuple[float, str] = (float("inf"), "")  # (start, "YYYY-MM-DD") of the day utc_day() last named
+
+
 def utc_day(at: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if at is None else at, timezone.utc).strftime("%Y-%m-%d")
+    """The UTC date of ``at`` (default: now) as ``YYYY-MM-DD``; formatted once per day, not per call."""
+    global _last_day
+    now = time.time() if at is None else at
+    start, day = _last_day
+    if start <= now < start + _DAY_SECONDS:
+        return day
+    day = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+    _last_day = (now - now % _DAY_SECONDS, day)
+    return day
 
 
 _Counts = dict[tuple[str, str, str], list[int]]  # (day, token, model) -> [requests, input, output tokens]
