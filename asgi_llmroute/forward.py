@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -17,7 +17,7 @@ from .providers.auth import AuthError
 from .providers.types import Deployment, Provider
 from .relay import Relay
 from .timeouts import UpstreamTimeouts
-from .transport import UpstreamTransport
+from .transport import UpstreamResponse, UpstreamTransport, _HttpxBody
 from .upstream_headers import header_plan
 
 __all__ = ["Forwarder", "pooled_client"]
@@ -48,14 +48,42 @@ def pooled_client(**options: Any) -> httpx.AsyncClient:
 
 
 class _UpstreamClient(httpx.AsyncClient):
-    """httpx's client with a direct path for the forwarder's streamed requests.
+    """httpx's client with direct paths for the forwarder's streamed requests.
 
-    With no auth, no event hooks and no redirects (the gateway's own client), ``send(stream=True)``
-    calls the transport as httpx's ``_send_single_request`` does, without the auth and redirect
-    generators, the response-stream wrapper and cookie extraction that would do nothing here (the jar
-    stores nothing): that layer cost a third of the upstream hop's CPU (docs/performance.md).
-    Anything else goes through httpx unchanged.
+    With no auth, no event hooks and no redirects (the gateway's own client), the httpx client layer
+    (request building, the auth and redirect generators, the response-stream wrapper, cookie
+    extraction) would do nothing here (the jar stores nothing), and it cost a third of the upstream
+    hop's CPU (docs/performance.md). So :meth:`direct` hands the forwarder the :class:`UpstreamTransport`
+    that serves a URL, to send on without any httpx objects, and ``send(stream=True)`` calls the
+    transport as httpx's ``_send_single_request`` does. Anything else goes through httpx unchanged.
     """
+
+    _direct_cache: dict[str, UpstreamTransport | None]
+    _default_headers: tuple[tuple[bytes, bytes], ...]
+
+    def _plain(self) -> bool:
+        hooks = self.event_hooks
+        return not self.follow_redirects and self.auth is None and not hooks["request"] and not hooks["response"]
+
+    def direct(self, url: str) -> tuple[UpstreamTransport, tuple[tuple[bytes, bytes], ...]] | None:
+        """The transport that sends to ``url`` and the client's default headers, when the request
+        may skip httpx (see the class docstring); None otherwise (a mount, a user's transport)."""
+        if not self._plain():
+            return None
+        try:
+            cache = self._direct_cache
+        except AttributeError:
+            cache = self._direct_cache = {}
+            self._default_headers = tuple((k.lower(), v) for k, v in self.headers.raw)
+        if url in cache:
+            transport = cache[url]
+        else:
+            found = self._transport_for_url(httpx.URL(url))
+            transport = found if isinstance(found, UpstreamTransport) else None
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[url] = transport
+        return (transport, self._default_headers) if transport is not None else None
 
     async def send(
         self,
@@ -65,16 +93,7 @@ class _UpstreamClient(httpx.AsyncClient):
         auth: Any = httpx.USE_CLIENT_DEFAULT,
         follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
-        hooks = self.event_hooks
-        if (
-            stream
-            and auth is httpx.USE_CLIENT_DEFAULT
-            and follow_redirects is not True
-            and not self.follow_redirects
-            and self.auth is None
-            and not hooks["request"]
-            and not hooks["response"]
-        ):
+        if stream and auth is httpx.USE_CLIENT_DEFAULT and follow_redirects is not True and self._plain():
             response = await self._transport_for_url(request.url).handle_async_request(request)
             response.request = request
             return response
@@ -84,6 +103,13 @@ class _UpstreamClient(httpx.AsyncClient):
 @functools.lru_cache(maxsize=256)
 def _default_timeouts(total: float) -> UpstreamTimeouts:
     return UpstreamTimeouts.from_total(total)
+
+
+@functools.lru_cache(maxsize=256)
+def _timeout_tuple(timeouts: UpstreamTimeouts) -> tuple[float | None, float | None, float | None]:
+    """(connect, read, pool) of :func:`_httpx_timeout`, for the direct path."""
+    timeout = _httpx_timeout(timeouts)
+    return timeout.connect, timeout.read, timeout.pool
 
 
 @functools.lru_cache(maxsize=256)
@@ -153,14 +179,31 @@ class Forwarder:
         ctx.attempts += 1
         ctx.gateway_error, ctx.gateway_error_rendered = None, False  # a retry starts afresh
         try:
-            request = self._build_request(scope, ctx, deployment, timeouts)
+            url, headers = self._target(scope, ctx, deployment)
         except UpstreamError as exc:  # a misconfigured provider (header_plan): nothing was sent
             ctx.gateway_error = exc
             await send_error(send, provider.api, exc)
             return
-        if provider.auth is not None and not await self._authorize(send, ctx, provider, request):
-            return
-        await Relay(send, ctx, provider, timeouts)(self._client, request, receive)
+        client = self._client
+        direct = client.direct(url) if provider.auth is None and isinstance(client, _UpstreamClient) else None
+        open_upstream: Callable[[], Awaitable[UpstreamResponse]]
+        if direct is not None:
+            # The gateway's own client: straight to aiohttp, no httpx objects on the way.
+            transport, defaults = direct
+            if defaults:
+                present = {name for name, _ in headers}
+                headers.extend(item for item in defaults if item[0] not in present)
+            open_upstream = functools.partial(
+                transport.open, scope["method"], url, headers, ctx.body, _timeout_tuple(timeouts)
+            )
+        else:
+            request = client.build_request(
+                scope["method"], url, headers=headers, content=ctx.body, timeout=_httpx_timeout(timeouts)
+            )
+            if provider.auth is not None and not await self._authorize(send, ctx, provider, request):
+                return
+            open_upstream = functools.partial(_send_httpx, client, request)
+        await Relay(send, ctx, provider, timeouts)(open_upstream, receive)
 
     async def _authorize(self, send: Send, ctx: RequestContext, provider: Provider, request: httpx.Request) -> bool:
         """Let the provider's authenticator (token source, signer) add its credentials; False if it failed."""
@@ -175,20 +218,23 @@ class Forwarder:
             return False
         return True
 
-    def _build_request(
-        self, scope: Scope, ctx: RequestContext, deployment: Deployment, timeouts: UpstreamTimeouts
-    ) -> httpx.Request:
-        provider = deployment.provider
-        plan = header_plan(provider)
+    def _target(
+        self, scope: Scope, ctx: RequestContext, deployment: Deployment
+    ) -> tuple[str, list[tuple[bytes, bytes]]]:
+        """The upstream URL and request headers (the client's, less the plan's drops, plus its own)."""
+        plan = header_plan(deployment.provider)
         url = plan.url(ctx.upstream_path or route_path(scope), deployment.model)
         query: bytes = scope.get("query_string", b"")
         if query:
             url = f"{url}{'&' if '?' in url else '?'}{query.decode('latin-1')}"
-        headers = [(name, value) for name, value in scope["headers"] if name not in plan.drop]
+        drop = plan.drop
+        headers = [(name, value) for name, value in scope["headers"] if name not in drop]
         if plan.version is not None and any(name == b"anthropic-version" for name, _ in headers):
             headers.extend(plan.fixed)  # the Anthropic client's own version wins over the provider's
         else:
             headers.extend(plan.fixed_with_version)
-        return self._client.build_request(
-            scope["method"], url, headers=headers, content=ctx.body, timeout=_httpx_timeout(timeouts)
-        )
+        return url, headers
+
+
+async def _send_httpx(client: httpx.AsyncClient, request: httpx.Request) -> UpstreamResponse:
+    return _HttpxBody(await client.send(request, stream=True))

@@ -11,18 +11,19 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 import anyio
 import httpx
 from starlette.types import Receive, Send
 
 from .context import RequestContext
+from .disconnect import until_disconnect
 from .errors import GatewayError, ResponseComplete, UpstreamError, render_stream_error, send_error
 from .headers import HOP_BY_HOP_HEADERS
 from .providers.types import Provider
 from .timeouts import UpstreamTimeouts
+from .transport import UpstreamResponse
 
 __all__ = ["Relay", "classify_transport_error"]
 
@@ -86,8 +87,9 @@ class Relay:
         self.finished = False  # ran to its end (an error response counts), not cut by a deadline
         self.disconnected = False
 
-    async def __call__(self, client: httpx.AsyncClient, request: httpx.Request, receive: Receive) -> None:
-        """Relay ``request``'s answer; on a deadline or a disconnect, end the way the client expects."""
+    async def __call__(self, open_upstream: Callable[[], Awaitable[UpstreamResponse]], receive: Receive) -> None:
+        """Relay the answer to ``open_upstream()`` (which sends the request); on a deadline or a
+        disconnect, end the way the client expects."""
         timeouts = self.timeouts
         now = anyio.current_time()
         self.total_deadline = now + timeouts.total
@@ -95,18 +97,37 @@ class Relay:
         deadline = self.total_deadline if first_byte is None else min(self.total_deadline, now + first_byte)
         with anyio.CancelScope(deadline=deadline) as scope:
             self.scope = scope
-            async with _watch_disconnect(receive, self):
-                await self.run(client, request)
+            # The disconnect watcher runs beside the relay. On asyncio it is one plain task, cancelled
+            # when the relay ends: an anyio task group per request costs several times the CPU of the
+            # rest of the relay's bookkeeping (docs/performance.md), and the watcher needs none of its
+            # guarantees (it only ever calls ``scope.cancel()``). Elsewhere (trio) it is in a task group.
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                watcher = loop.create_task(_cancel_on_disconnect(receive, self, scope))
+                try:
+                    await self.run(open_upstream)
+                finally:
+                    watcher.cancel()
+            else:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_cancel_on_disconnect, receive, self, scope)
+                    try:
+                        await self.run(open_upstream)
+                    finally:
+                        tg.cancel_scope.cancel()
         if scope.cancelled_caught and not self.finished and not self.disconnected:
             await self.timed_out()
 
-    async def run(self, client: httpx.AsyncClient, request: httpx.Request) -> None:
+    async def run(self, open_upstream: Callable[[], Awaitable[UpstreamResponse]]) -> None:
         # Errors are written in the provider's format, like everything else on this response, so
         # that a translation layer in front translates them too (without one, the formats agree).
         ctx, send = self.ctx, self.send
         name, wire = self.provider.name, self.provider.api
         try:
-            response = await client.send(request, stream=True)
+            response = await open_upstream()
         except httpx.TransportError as exc:
             logger.warning("upstream %s failed before responding: %s", name, _reason(exc))
             ctx.last_error, error = classify_transport_error(exc, name)
@@ -115,16 +136,27 @@ class Relay:
             return
         try:
             # ASGI wants lowercase header names; upstreams (nginx, ...) may send them capitalised.
-            headers = [(k, v) for k, v in ((k.lower(), v) for k, v in response.headers.raw) if k not in _RESPONSE_DROP]
-            start = {"type": "http.response.start", "status": response.status_code, "headers": headers}
-            self.is_stream = response.headers.get("content-type", "").startswith("text/event-stream")
+            headers: list[tuple[bytes, bytes]] = []
+            for key, value in response.headers:
+                key = key.lower()
+                if key not in _RESPONSE_DROP:
+                    headers.append((key, value))
+                    if key == b"content-type":
+                        self.is_stream = value.startswith(b"text/event-stream")
+            start = {"type": "http.response.start", "status": response.status, "headers": headers}
+            read = response.read
             try:
-                async for chunk in response.aiter_raw():
+                # Everything that has arrived goes in one message; the last piece carries the end.
+                while chunk := await read():
                     if not self.started:
                         self._committed()
                         await send(start)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     self.last = chunk
+                    if response.eof:
+                        break
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                else:
+                    chunk = b""
             except httpx.TransportError as exc:
                 logger.warning("upstream %s failed mid-response: %s", name, _reason(exc))
                 ctx.last_error, error = classify_transport_error(exc, name)
@@ -140,7 +172,7 @@ class Relay:
             if not self.started:
                 self._committed()
                 await send(start)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": chunk, "more_body": False})
             self.finished = True
         except ResponseComplete:
             # A layer in front finished the response itself (e.g. answered 502 for a body too large to
@@ -213,48 +245,14 @@ def _stream_error_tail(wire: str, error: GatewayError, last: bytes) -> bytes:
 
 
 async def _cancel_on_disconnect(receive: Receive, relay: Relay, scope: anyio.CancelScope) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            if relay.finished:
-                return  # servers also say "disconnect" once the response is complete
-            if relay.ctx.completed:
-                # The final event reached the client, which then left (the SDKs do): the request is
-                # complete; only the upstream's end of body is not waited for.
-                relay.finished = True
-                scope.cancel()
-                return
-            relay.disconnected = True
-            relay.ctx.last_error = "disconnect"
-            scope.cancel()
-            return
-
-
-@asynccontextmanager
-async def _watch_disconnect(receive: Receive, relay: Relay) -> AsyncIterator[None]:
-    """Run the disconnect watcher beside the relay.
-
-    On asyncio the watcher is one plain task, cancelled when the relay ends: an anyio task group per
-    request costs several times the CPU of the rest of the relay's bookkeeping (docs/performance.md),
-    and the watcher needs none of its guarantees (it only ever calls ``scope.cancel()``). Elsewhere
-    (trio) it runs in a task group.
-    """
-    scope = relay.scope
-    assert scope is not None
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
-    if loop is None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_disconnect, receive, relay, scope)
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
-        return
-    watcher = loop.create_task(_cancel_on_disconnect(receive, relay, scope))
-    try:
-        yield
-    finally:
-        watcher.cancel()
+    await until_disconnect(receive)
+    if relay.finished:
+        return  # servers also say "disconnect" once the response is complete
+    if relay.ctx.completed:
+        # The final event reached the client, which then left (the SDKs do): the request is
+        # complete; only the upstream's end of body is not waited for.
+        relay.finished = True
+    else:
+        relay.disconnected = True
+        relay.ctx.last_error = "disconnect"
+    scope.cancel()

@@ -31,7 +31,7 @@ import base64
 import re
 import ssl
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import unquote, urlsplit
 
@@ -39,10 +39,14 @@ import aiohttp
 import httpx
 import yarl
 
-__all__ = ["UpstreamTransport", "validate_header"]
+__all__ = ["UpstreamResponse", "UpstreamTransport", "validate_header"]
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Names joined with ":" (not a token character): all of a request's names checked in one match.
+_TOKENS = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?::[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*")
 _BAD_VALUE = re.compile(rb"[\r\n\x00]")
+# Upstream URLs seen (a handful per provider), each worked out once: more are forgotten together.
+_MAX_TARGETS = 4096
 _PROXY_SCHEMES = ("http", "https")
 
 
@@ -52,6 +56,21 @@ def validate_header(name: bytes, value: bytes) -> None:
         raise ValueError(f"invalid HTTP header name {name!r}")
     if _BAD_VALUE.search(value) is not None:
         raise ValueError(f"the value of HTTP header {name.decode('latin-1')!r} contains CR, LF or NUL")
+
+
+def _checked_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """``headers`` as aiohttp takes them, without ``transfer-encoding`` (the body goes with a length);
+    ``ValueError`` for a malformed one. One regular expression pass over all names and one over all
+    values; the header at fault is looked for only when one failed."""
+    names = b":".join([name for name, _ in headers])
+    if (headers and _TOKENS.fullmatch(names) is None) or _BAD_VALUE.search(b"".join([v for _, v in headers])):
+        for name, value in headers:
+            validate_header(name, value)
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in headers
+        if name.lower() != b"transfer-encoding"
+    ]
 
 
 def environment_proxies() -> dict[str, str]:
@@ -97,6 +116,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         self._proxies = environment_proxies()
         self._proxy_cache: dict[tuple[str, str, int | None], tuple[str | None, str | None]] = {}
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._targets: dict[str, tuple[yarl.URL, str | None, str | None, httpx.URL]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._fallback: httpx.AsyncClient | None = None
         self._closed = False
@@ -166,8 +186,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             found = self._proxy_cache[key] = (proxy or None, authorization)
         return found
 
-    def _timeout(self, timeouts: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
-        key = (timeouts.get("connect"), timeouts.get("read"), timeouts.get("pool"))
+    def _timeout(self, key: tuple[float | None, float | None, float | None]) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(key)
         if timeout is None:
             connect, read, pool = key
@@ -178,16 +197,89 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             )
         return timeout
 
+    def _target(self, url: str) -> tuple[yarl.URL, str | None, str | None, httpx.URL]:
+        """``url`` parsed and encoded as httpx does, its proxy and ``Proxy-Authorization`` (once per URL)."""
+        found = self._targets.get(url)
+        if found is None:
+            parsed = httpx.URL(url)
+            if parsed.scheme not in ("http", "https"):
+                raise httpx.UnsupportedProtocol(f"Unsupported URL scheme {parsed.scheme!r}")
+            proxy, authorization = self._proxy_for(parsed)
+            if len(self._targets) >= _MAX_TARGETS:
+                self._targets.clear()
+            found = self._targets[url] = (yarl.URL(str(parsed), encoded=True), proxy, authorization, parsed)
+        return found
+
+    async def open(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeouts: tuple[float | None, float | None, float | None],
+    ) -> UpstreamResponse:
+        """Send one request; the response once its head is in (the body is read with ``read()``).
+
+        The forwarder's direct path (no ``httpx.Request`` or ``httpx.Response`` built): ``url`` as a
+        string (encoded as httpx encodes it), ``headers`` as raw pairs, ``timeouts`` as
+        ``(connect, read, pool)`` seconds. Failures raise the same ``httpx`` exceptions as
+        :meth:`handle_async_request`, which sends through here too.
+        """
+        target = self._target(url)
+        try:
+            checked = _checked_headers(headers)
+        except ValueError as exc:
+            raise httpx.LocalProtocolError(str(exc)) from None
+        if self._closed:
+            raise RuntimeError("the upstream transport is closed")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): httpx's own transport works everywhere
+            request = httpx.Request(method, target[3], headers=headers, content=body)
+            connect, read, pool = timeouts
+            request.extensions["timeout"] = {"connect": connect, "read": read, "pool": pool}
+            return _HttpxBody(await self._fallback_client().send(request, stream=True))
+        return await self._send(method, target, checked, body, timeouts)
+
+    async def _send(
+        self,
+        method: str,
+        target: tuple[yarl.URL, str | None, str | None, httpx.URL],
+        checked: list[tuple[str, str]],
+        body: bytes,
+        timeouts: tuple[float | None, float | None, float | None],
+    ) -> _AiohttpBody:
+        url, proxy, authorization, _ = target
+        session = self._session
+        if session is None:
+            session = self._session = self._open_session()
+        proxy_headers = None
+        if authorization is not None:  # aiohttp sends it on CONNECT (https), or we do on the request (http)
+            if url.scheme == "https":
+                proxy_headers = {"Proxy-Authorization": authorization}
+            else:
+                checked.append(("Proxy-Authorization", authorization))
+        try:
+            response = await session._request(
+                method,
+                url,
+                headers=checked,
+                data=body or None,
+                allow_redirects=False,
+                timeout=self._timeout(timeouts),
+                proxy=proxy,
+                proxy_headers=proxy_headers,
+            )
+        except Exception as exc:
+            raise _translate(exc, before_response=True) from exc
+        return _AiohttpBody(response)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"Unsupported URL scheme {url.scheme!r}", request=request)
-        headers: list[tuple[str, str]] = []
         try:
-            for name, value in request.headers.raw:
-                validate_header(name, value)
-                if name.lower() != b"transfer-encoding":  # the body goes with a length
-                    headers.append((name.decode("latin-1"), value.decode("latin-1")))
+            checked = _checked_headers(request.headers.raw)
         except ValueError as exc:
             raise httpx.LocalProtocolError(str(exc), request=request) from None
         if self._closed:
@@ -196,35 +288,25 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             asyncio.get_running_loop()
         except RuntimeError:  # not asyncio (trio): httpx's own transport works everywhere
             return await self._fallback_client().send(request, stream=True)
-        session = self._session
-        if session is None:
-            session = self._session = self._open_session()
         body = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
-        proxy, authorization = self._proxy_for(url)
-        proxy_headers = None
-        if authorization is not None:  # aiohttp sends it on CONNECT (https), or we do on the request (http)
-            if url.scheme == "https":
-                proxy_headers = {"Proxy-Authorization": authorization}
-            else:
-                headers.append(("Proxy-Authorization", authorization))
+        timeout = request.extensions.get("timeout", {})
         try:
-            response = await session._request(
+            response = await self._send(
                 request.method,
-                yarl.URL(str(url), encoded=True),
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
-                proxy=proxy,
-                proxy_headers=proxy_headers,
+                self._target(str(url)),
+                checked,
+                body,
+                (timeout.get("connect"), timeout.get("read"), timeout.get("pool")),
             )
-        except Exception as exc:
-            raise _translate(exc, request, before_response=True) from exc
+        except httpx.RequestError as exc:
+            exc.request = request
+            raise
+        raw = response.response
         return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
+            raw.status,
+            headers=raw.raw_headers,
             stream=_ResponseStream(response, request),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode("latin-1")},
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (raw.reason or "").encode("latin-1")},
         )
 
     async def aclose(self) -> None:
@@ -235,40 +317,101 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             await self._fallback.aclose()
 
 
-class _ResponseStream(httpx.AsyncByteStream):
-    """The response body as it arrives (what is buffered, in one piece); closing early drops the connection."""
+class UpstreamResponse:
+    """An upstream response as the forwarder reads it: ``status``, ``headers`` (raw pairs, names as
+    the upstream wrote them), and the body by :meth:`read`.
 
-    __slots__ = ("_done", "_request", "_response")
+    ``read()`` returns what has arrived (everything buffered, in one piece; ``b""`` at the end) and
+    raises ``httpx`` exceptions; after it, ``eof`` says whether the body is complete, so that the
+    last piece and the end can go to the client together. :meth:`aclose` never waits: it also runs
+    in a cancelled scope (the client went away).
+    """
 
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
-        self._response = response
-        self._request = request
-        self._done = False
+    __slots__ = ("eof", "headers", "status")
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        content = self._response.content
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        self.headers = headers
+        self.eof = False
+
+    async def read(self) -> bytes:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def aclose(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class _AiohttpBody(UpstreamResponse):
+    __slots__ = ("_content", "response")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        super().__init__(response.status, response.raw_headers)  # type: ignore[arg-type]
+        self.response = response
+        self._content = response.content
+
+    async def read(self) -> bytes:
+        content = self._content
         try:
-            while True:
-                chunk = await content.readany()
-                if not chunk:
-                    break
-                yield chunk
+            chunk = await content.readany()
         except BaseException as exc:
-            self._response.close()
+            self.response.close()
             if isinstance(exc, Exception):
-                raise _translate(exc, self._request, before_response=False) from exc
+                raise _translate(exc, before_response=False) from exc
             raise
-        self._done = True
+        self.eof = content.at_eof()
+        return chunk
 
     async def aclose(self) -> None:
-        # No awaiting here: this also runs inside a cancelled scope (the client went away).
-        if self._done:
-            self._response.release()  # back to the pool
+        if self.eof:
+            self.response.release()  # back to the pool
         else:
-            self._response.close()  # unread body: the connection cannot be reused
+            self.response.close()  # unread body: the connection cannot be reused
 
 
-def _translate(exc: Exception, request: httpx.Request, *, before_response: bool) -> Exception:
+class _HttpxBody(UpstreamResponse):
+    """An ``httpx.Response`` (any client, any transport) read the same way."""
+
+    __slots__ = ("_chunks", "_response")
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code, response.headers.raw)
+        self._response = response
+        self._chunks = response.aiter_raw().__aiter__()
+
+    async def read(self) -> bytes:
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self.eof = True
+            return b""
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    """The body of :meth:`UpstreamTransport.handle_async_request`'s response (httpx's stream API)."""
+
+    __slots__ = ("_body", "_request")
+
+    def __init__(self, body: _AiohttpBody, request: httpx.Request) -> None:
+        self._body = body
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        read = self._body.read
+        try:
+            while chunk := await read():
+                yield chunk
+        except httpx.RequestError as exc:
+            exc.request = self._request
+            raise
+
+    async def aclose(self) -> None:
+        await self._body.aclose()
+
+
+def _translate(exc: Exception, *, before_response: bool) -> Exception:
     """The httpx exception for an aiohttp failure, with aiohttp's message (it holds no secret)."""
     message = str(exc) or type(exc).__name__
     error: type[httpx.TransportError]
@@ -298,4 +441,4 @@ def _translate(exc: Exception, request: httpx.Request, *, before_response: bool)
         error = httpx.LocalProtocolError
     else:
         return exc
-    return error(message, request=request)
+    return error(message)

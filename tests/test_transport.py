@@ -6,6 +6,7 @@ The servers run in threads on blocking sockets, so the same tests drive the tran
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import socket
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from asgi_llmroute import pooled_client
+from asgi_llmroute.forward import _UpstreamClient
 from asgi_llmroute.transport import UpstreamTransport, environment_proxies, validate_header
 from tests.support.raw import Conn, keep_alive, raw_server
 
@@ -35,8 +37,31 @@ def _collect() -> Iterator[None]:
     gc.collect()  # an unclosed connection warns here, in the test that left it
 
 
-async def fetch(client: httpx.AsyncClient, url: str, method: str = "POST", **kwargs: object) -> httpx.Response:
+# The two ways through the transport: httpx's client API (any caller), and the forwarder's direct path
+# (``UpstreamTransport.open``: no httpx request or response objects).
+HOPS = ["httpx", "direct"]
+
+
+async def fetch(
+    client: httpx.AsyncClient, url: str, method: str = "POST", hop: str = "httpx", **kwargs: object
+) -> httpx.Response:
     content = b'{"x": 1}' if method == "POST" else None
+    if hop == "direct":
+        assert isinstance(client, _UpstreamClient)
+        found = client.direct(url)
+        assert found is not None
+        transport, defaults = found
+        given = [(k.lower().encode(), v.encode()) for k, v in dict(kwargs.pop("headers", {})).items()]  # type: ignore[call-overload]
+        timeout = kwargs.pop("timeout", 600.0)
+        headers = [*given, *(d for d in defaults if d[0] not in {k for k, _ in given})]
+        upstream = await transport.open(method, url, headers, content or b"", (timeout, timeout, timeout))  # type: ignore[arg-type]
+        chunks = []
+        try:
+            while chunk := await upstream.read():
+                chunks.append(chunk)
+        finally:
+            await upstream.aclose()
+        return httpx.Response(upstream.status, headers=upstream.headers, content=b"".join(chunks))
     request = client.build_request(method, url, content=content, **kwargs)  # type: ignore[arg-type]
     response = await client.send(request, stream=True)
     await response.aread()
@@ -44,27 +69,29 @@ async def fetch(client: httpx.AsyncClient, url: str, method: str = "POST", **kwa
     return response
 
 
-async def test_connections_are_reused() -> None:
+@pytest.mark.parametrize("hop", HOPS)
+async def test_connections_are_reused(hop: str) -> None:
     with raw_server(keep_alive(b'{"ok":true}')) as server:
         async with pooled_client() as client:
             for _ in range(20):
-                response = await fetch(client, server.url)
+                response = await fetch(client, server.url, hop=hop)
                 assert response.json() == {"ok": True}
             async with anyio.create_task_group() as tg:
                 for _ in range(8):
-                    tg.start_soon(fetch, client, server.url)
+                    tg.start_soon(functools.partial(fetch, client, server.url, hop=hop))
     assert server.connections <= 8
     assert len(server.requests) == 28
 
 
-async def test_the_request_reaches_the_server_as_sent() -> None:
+@pytest.mark.parametrize("hop", HOPS)
+async def test_the_request_reaches_the_server_as_sent(hop: str) -> None:
     def handler(conn: Conn) -> None:
         conn.read_request()
         conn.send(b"HTTP/1.1 201 Created\r\nX-Upstream: Yes\r\nContent-Length: 2\r\n\r\nok")
 
     with raw_server(handler) as server:
         async with pooled_client() as client:
-            response = await fetch(client, f"{server.url}/v1/files/a%2Fb?a=1&b=%20", headers={"X-Custom": "v"})
+            response = await fetch(client, f"{server.url}/v1/files/a%2Fb?a=1&b=%20", headers={"X-Custom": "v"}, hop=hop)
     assert response.status_code == 201 and response.text == "ok"
     assert (b"X-Upstream", b"Yes") in response.headers.raw  # case kept: the forwarder lowercases
     head, _, body = server.requests[0].partition(b"\r\n\r\n")
@@ -76,7 +103,8 @@ async def test_the_request_reaches_the_server_as_sent() -> None:
 
 
 @pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
-async def test_a_request_the_server_received_is_never_sent_again(method: str) -> None:
+@pytest.mark.parametrize("hop", HOPS)
+async def test_a_request_the_server_received_is_never_sent_again(method: str, hop: str) -> None:
     # The first request is answered; the second is read in full and the connection then closes
     # without an answer. The request reached the server: sending it again would run it twice.
     def handler(conn: Conn) -> None:
@@ -86,13 +114,14 @@ async def test_a_request_the_server_received_is_never_sent_again(method: str) ->
 
     with raw_server(handler) as server:
         async with pooled_client() as client:
-            assert (await fetch(client, server.url, method)).text == "ok"
+            assert (await fetch(client, server.url, method, hop=hop)).text == "ok"
             with pytest.raises(httpx.RemoteProtocolError):
-                await fetch(client, server.url, method)
+                await fetch(client, server.url, method, hop=hop)
     assert len(server.requests) == 2
 
 
-async def test_an_idle_connection_the_server_closed_is_replaced() -> None:
+@pytest.mark.parametrize("hop", HOPS)
+async def test_an_idle_connection_the_server_closed_is_replaced(hop: str) -> None:
     def one_then_close(conn: Conn) -> None:
         conn.read_request()
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -101,7 +130,7 @@ async def test_an_idle_connection_the_server_closed_is_replaced() -> None:
     with raw_server(one_then_close) as server:
         async with pooled_client() as client:
             for _ in range(3):
-                assert (await fetch(client, server.url)).text == "ok"
+                assert (await fetch(client, server.url, hop=hop)).text == "ok"
                 await anyio.sleep(0.05)
     assert server.connections == 3 and len(server.requests) == 3
 
@@ -124,12 +153,18 @@ async def test_a_malformed_header_is_refused_before_anything_is_sent(name: bytes
             request = client.build_request("POST", server.url, content=b"{}", headers=[(name, value)])
             with pytest.raises(httpx.LocalProtocolError):
                 await client.send(request, stream=True)
+            assert isinstance(client, _UpstreamClient)
+            direct = client.direct(server.url)
+            assert direct is not None
+            with pytest.raises(httpx.LocalProtocolError):
+                await direct[0].open("POST", server.url, [(b"accept", b"*/*"), (name, value)], b"{}", (5, 5, 5))
     assert server.requests == []
     with pytest.raises(ValueError):
         validate_header(name, value)
 
 
-async def test_head_is_answered_without_waiting_for_a_body() -> None:
+@pytest.mark.parametrize("hop", HOPS)
+async def test_head_is_answered_without_waiting_for_a_body(hop: str) -> None:
     def handler(conn: Conn) -> None:
         while True:
             head, _ = conn.read_request()
@@ -141,10 +176,10 @@ async def test_head_is_answered_without_waiting_for_a_body() -> None:
     with raw_server(handler) as server:
         async with pooled_client() as client:
             with anyio.fail_after(3):
-                response = await fetch(client, server.url, "HEAD", timeout=10)
+                response = await fetch(client, server.url, "HEAD", timeout=10, hop=hop)
                 assert response.status_code == 200 and response.content == b""
                 assert response.headers["content-length"] == "1234"
-                assert (await fetch(client, server.url)).text == "ok"
+                assert (await fetch(client, server.url, hop=hop)).text == "ok"
     assert server.connections == 1  # and the connection stayed usable
 
 
@@ -172,7 +207,8 @@ async def test_interim_1xx_chunked_and_close_delimited_bodies() -> None:
             assert response.status_code == 200 and response.text == "all of it"
 
 
-async def test_failures_raise_httpx_errors_with_their_reason() -> None:
+@pytest.mark.parametrize("hop", HOPS)
+async def test_failures_raise_httpx_errors_with_their_reason(hop: str) -> None:
     def truncated(conn: Conn) -> None:
         conn.read_request()
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
@@ -187,16 +223,16 @@ async def test_failures_raise_httpx_errors_with_their_reason() -> None:
 
     async with pooled_client() as client:
         with raw_server(truncated) as server, pytest.raises(httpx.RemoteProtocolError):
-            await fetch(client, server.url)
+            await fetch(client, server.url, hop=hop)
         with raw_server(silent) as server, pytest.raises(httpx.ReadTimeout):
-            await fetch(client, server.url, timeout=0.2)
+            await fetch(client, server.url, timeout=0.2, hop=hop)
         with raw_server(garbage) as server, pytest.raises(httpx.RemoteProtocolError):
-            await fetch(client, server.url)
+            await fetch(client, server.url, hop=hop)
         closed = socket.create_server(("127.0.0.1", 0))
         port = closed.getsockname()[1]
         closed.close()
         with pytest.raises(httpx.ConnectError) as refused:
-            await fetch(client, f"http://127.0.0.1:{port}/")
+            await fetch(client, f"http://127.0.0.1:{port}/", hop=hop)
         assert str(refused.value)  # the reason, for the log: refused, DNS, certificate, ...
 
 
@@ -271,13 +307,14 @@ def proxy_handler(conn: Conn) -> None:
     conn.send(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
 
-async def test_requests_go_through_the_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("hop", HOPS)
+async def test_requests_go_through_the_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch, hop: str) -> None:
     with raw_server(proxy_handler) as proxy:
         for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy", "NO_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://user:p%40ss@"))
         async with pooled_client() as client:
-            response = await fetch(client, "http://upstream.invalid:8080/v1/chat/completions")
+            response = await fetch(client, "http://upstream.invalid:8080/v1/chat/completions", hop=hop)
         assert response.json() == {"target": "http://upstream.invalid:8080/v1/chat/completions"}
         lines = [line.lower() for line in proxy.requests[0].split(b"\r\n")]
         assert b"proxy-authorization: basic dxnlcjpwqhnz" in lines, lines  # user:p@ss
@@ -285,7 +322,7 @@ async def test_requests_go_through_the_proxy_from_the_environment(monkeypatch: p
         with raw_server(keep_alive(b'{"direct":true}')) as direct:
             monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
             async with pooled_client() as client:
-                assert (await fetch(client, direct.url)).json() == {"direct": True}
+                assert (await fetch(client, direct.url, hop=hop)).json() == {"direct": True}
             assert len(direct.requests) == 1 and len(proxy.requests) == 1
 
 
