@@ -34,9 +34,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python bench/profile.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.load import Call
 from bench.procs import Server, free_port, pinned
 from bench.run import run_wrk, start_upstream, start_upstreams, wrk_env
-from bench.targets import SCENARIOS, Call, Running, default_llmroute, gateway_config, llmroute_target
+from bench.targets import SCENARIOS, Running, default_llmroute, gateway_config, llmroute_target
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
