@@ -1,5 +1,7 @@
 """``llmroute providers ...`` and ``llmroute store rotate-secret``: the provider store from the shell.
 
+One cohesive thing over 400 lines: the command's arguments and the action each runs, side by side.
+
 Keys never go on the command line (shell history, ``ps``): ``--api-key-env NAME``,
 ``--api-key-file PATH``, ``--api-key-stdin``, or an interactive prompt. Listings redact keys;
 ``export`` writes them only with ``--include-keys``.

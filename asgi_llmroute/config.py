@@ -1,6 +1,6 @@
 """The configuration file: its schema (pydantic models), loading (TOML or ``.lenv``) and validation.
 
-One cohesive thing, the configuration's public schema, kept in one file so that it reads as a whole.
+One cohesive thing over 400 lines: the configuration's public schema, kept in one file so that it reads as a whole.
 
 The schema is a public contract (see docs/configuration.md). Every problem is reported as a
 :class:`ConfigError` naming the file, the key and what is wrong, never with a traceback or a secret.

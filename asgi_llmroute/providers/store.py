@@ -1,5 +1,8 @@
 """The embedded provider store: one SQLite file, API keys encrypted with AES-256-GCM.
 
+One cohesive thing over 400 lines: the store's transactions, reads, writes and key rotation share one
+connection discipline and one error mapping, so they are read together.
+
 SQLite (standard library) because the store is small, must be transactional, and is read and
 written by several gateway worker processes and CLI invocations at once: WAL mode lets readers run
 while one writer commits; every write is one ``BEGIN IMMEDIATE`` transaction (so a multi-record
