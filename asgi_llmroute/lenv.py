@@ -12,7 +12,8 @@ more indented lines under it are its children (docs/configuration.md, "Links not
         api openai
         base_url "http://127.0.0.1:8000/v1"
 
-A value holding ``:``, spaces or ``#`` is quoted (``"env:NAME"``, URLs). :func:`read_tree` gives
+A value holding ``:``, spaces or ``#`` is quoted (``"env:NAME"``, URLs). The colon forms of the
+notation read the same (``port: 4000``; ``server:`` with its lines under it), lino-env style. :func:`read_tree` gives
 the lines as :class:`Node` trees; :func:`to_data` turns a tree into the mapping a pydantic model
 expects, typing each value by the model's field (so ``port 4000`` is an int, ``models "*"`` a
 list) and writing list-of-table sections (``providers``, ``tokens``, ...) as one child per entry,
@@ -64,18 +65,17 @@ def read_tree(text: str) -> list[Node]:
     try:
         links = lino.Parser().parse(text)
     except (lino.ParseError, ValueError) as exc:
-        line = getattr(exc, "line", None)
+        where = getattr(exc, "line", None)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LenvError(f"line {line}: {first}" if line and "line" not in first else first) from None
+        raise LenvError(f"line {where}: {first}" if where and "line" not in first else first) from None
     lines = _source_lines(text)
-    if len(lines) != len(links):
-        lines = []  # multi-line values: positions cannot be matched to links one to one
+    exact = len(lines) == len(links)  # one link per line; else (``key:`` blocks) lines are found by key
+    cursor = 0
     roots: list[Node] = []
     # The parser writes an indented line as (parent-path  line): its first value is the link it wrote
     # for the parent line. ``chain`` holds the open ancestors, each with the link written for it.
     chain: list[tuple[Node, Any]] = []
     for i, link in enumerate(links):
-        line = lines[i] if lines else None
         parent: Node | None = None
         own = link
         values = link.values or []
@@ -85,7 +85,12 @@ def read_tree(text: str) -> list[Node]:
                     parent, own = chain[depth][0], values[1]
                     del chain[depth + 1 :]
                     break
-        node = Node(_words(own, line), line)
+        line: int | None
+        if exact:
+            line = lines[i][0]
+        else:
+            line, cursor = _find_line(lines, cursor, _first_word(own), top=parent is None)
+        node = _node(own, line)
         if parent is None:
             chain.clear()
             roots.append(node)
@@ -95,14 +100,54 @@ def read_tree(text: str) -> list[Node]:
     return roots
 
 
-def _source_lines(text: str) -> list[int]:
-    """The numbers of the lines that hold a link (not blank, not only a comment)."""
+def _source_lines(text: str) -> list[tuple[int, bool, str]]:
+    """The lines that hold a link (not blank, not only a comment): number, at the margin, text."""
     out = []
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
-            out.append(number)
+            out.append((number, not line[:1].isspace(), stripped))
     return out
+
+
+def _first_word(link: Any) -> str | None:
+    if link.id is not None:
+        return str(link.id).split()[0] if str(link.id).split() else None
+    values = link.values or []
+    return str(values[0].id) if values and values[0].id is not None else None
+
+
+def _find_line(
+    lines: list[tuple[int, bool, str]], cursor: int, word: str | None, *, top: bool
+) -> tuple[int | None, int]:
+    """The next line (from ``cursor``) at the margin (``top``) or indented that starts with ``word``."""
+    if word is None:
+        return None, cursor
+    for index in range(cursor, len(lines)):
+        number, margin, stripped = lines[index]
+        if margin == top and stripped.lstrip("(\"'").startswith(word):
+            return number, index + 1
+    return None, cursor
+
+
+def _simple(link: Any) -> bool:
+    return link.id is not None and not link.values
+
+
+def _node(link: Any, line: int | None) -> Node:
+    """A line as a node; a ``key:`` line with its block under it (one link holding it all) as a tree."""
+    values = link.values or []
+    if all(_simple(v) for v in values):
+        return Node(_words(link, line), line)
+    if link.id is not None:  # ``key:`` and the lines under it
+        head, rest = (link.id,), values
+    elif _simple(values[0]) and not any(_simple(v) for v in values[1:]):  # a line and its children, in a block
+        head, rest = (values[0].id,), values[1:]
+    else:
+        return Node(_words(link, line), line)  # refused there, naming the line
+    if any(c.isspace() for c in head[0]):
+        _words(link, line)
+    return Node(head, line, [_node(child, None) for child in rest])
 
 
 def _words(link: Any, line: int | None) -> tuple[str, ...]:

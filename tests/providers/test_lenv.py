@@ -285,3 +285,19 @@ def test_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     path.write_text("server\n  port 1\n")
     with pytest.raises(MissingExtraError, match="'lenv' extra"):
         load_config(path)
+
+
+def test_the_colon_forms_read_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_TOKEN_FOR_TEST", ROUTER_TOKEN)
+    path = tmp_path / "colon.lenv"
+    path.write_text(
+        'server:\n  port 4001\ntokens:\n  alice:\n    key "env:ROUTER_TOKEN_FOR_TEST"\n'
+        'providers:\n  local\n    api openai\n    base_url "http://127.0.0.1:9/v1"\n    retry_on 429 503\n'
+        "routing:\n  strategy: least_in_flight\n"
+    )
+    config = load_config(path)
+    assert config.server.port == 4001 and config.tokens[0].name == "alice"
+    assert config.providers[0].retry_on == [429, 503] and config.routing.strategy == "least_in_flight"
+    path.write_text("server:\n  port 4001\nrouting:\n  strategy: sideways\n")
+    with pytest.raises(ConfigError, match=r"colon.lenv: line 3: routing.strategy: Input should be 'weighted'"):
+        load_config(path)
