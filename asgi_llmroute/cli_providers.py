@@ -128,7 +128,7 @@ def _record_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--drop-params",
         action=argparse.BooleanOptionalAction,
-        help="drop request fields the kind refuses (with a warning header) instead of a 400",
+        help="drop request fields the kind refuses (with a warning header) instead of a 400 (default: [translation])",
     )
     parser.add_argument("--connect-timeout", type=float, metavar="SECONDS")
     parser.add_argument("--first-byte-timeout", type=float, metavar="SECONDS")

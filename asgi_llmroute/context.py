@@ -170,6 +170,8 @@ class RequestContext:
     # The chat client takes signed thinking back (ResponsesMiddleware: it carries it in reasoning items), so
     # translated chat streams carry the thinking_blocks extension whatever the translation options say.
     thinking_blocks: bool = False
+    # A warning for the client about this attempt (translation: fields dropped), sent as x-llmroute-warning.
+    warning: str | None = None
     _body: bytes | None = None
     _json: Any = None
     _json_parsed: bool = False

@@ -168,6 +168,11 @@ def live_routes(config: GatewayConfig, base: RouteTable) -> LiveRouteTable:
     """The gateway's resolver for ``config``'s store; start-time problems become :class:`ConfigError`."""
     assert config.store is not None
     try:
-        return LiveRouteTable(base, open_store(config), refresh_interval=config.store.refresh_ms / 1000)
+        return LiveRouteTable(
+            base,
+            open_store(config),
+            refresh_interval=config.store.refresh_ms / 1000,
+            drop_params=config.translation.drop_params,
+        )
     except (StoreError, StoreConflictError) as exc:
         raise ConfigError(f"{config.source}: [store]: {exc}") from None

@@ -266,6 +266,8 @@ class _Run:
             if value.isascii() and value.isprintable():
                 headers.append((b"x-llmroute-deployment", value.encode("ascii")))
         headers.append((b"x-llmroute-attempts", str(self._attempt).encode()))
+        if self._ctx.warning is not None:  # the gateway's own, not an upstream's (those are dropped above)
+            headers.append((b"x-llmroute-warning", self._ctx.warning.encode()))
         return {**start, "headers": headers}
 
     async def _flush(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..context import ClientAPI, ensure_context, receive_json, route_path
+from ..context import ClientAPI, RequestContext, ensure_context, receive_json, route_path
 from ..errors import GatewayError, send_error
 from ..formats import TranslationError, TranslationOptions
 from ..formats.capabilities import ModelCapabilities, default_capabilities, fit_request
@@ -76,6 +76,7 @@ class TranslationMiddleware(TranslatingMiddleware):
             return
         provider = deployment.provider
         kind = provider.kind
+        ctx.warning = None  # this attempt's own (a retry may reach another provider)
         if provider.api == client.wire:
             if kind.plain:  # the usual case: nothing to check, nothing to translate
                 await self._app(scope, receive, send)
@@ -120,7 +121,7 @@ class TranslationMiddleware(TranslatingMiddleware):
         # Drop the other API's protocol headers (anthropic-version to an OpenAI upstream, ...).
         scope["headers"] = ask_for_identity(scope["headers"], wire.foreign_headers)
         if dropped:
-            send = _warning(send, provider, dropped)
+            send = _warning(send, ctx, provider, dropped)
         await self._app(scope, receive, ResponseRewriter(send, translator, ctx, client.wire).send)
 
     async def _same_format(self, scope: Scope, receive: Receive, send: Send, provider: Provider) -> None:
@@ -155,7 +156,7 @@ class TranslationMiddleware(TranslatingMiddleware):
         except GatewayError as exc:
             await send_error(send, client.wire, exc)
             return
-        await self._app(scope, receive, _warning(send, provider, dropped) if dropped else send)
+        await self._app(scope, receive, _warning(send, ctx, provider, dropped) if dropped else send)
 
 
 def _rename_max_tokens(body: dict[str, Any], kind: ProviderKind) -> bool:
@@ -178,8 +179,10 @@ def _cannot_serve(model: str | None, provider: Provider, operation: str | None) 
     )
 
 
-def _warning(send: Send, provider: Provider, dropped: list[str]) -> Send:
-    value = f"dropped {', '.join(dropped)}: not accepted by kind {provider.kind.name!r}".encode()
+def _warning(send: Send, ctx: RequestContext, provider: Provider, dropped: list[str]) -> Send:
+    """Say which fields were dropped: ``ctx.warning`` (the retry layer stamps it) and the response header."""
+    ctx.warning = f"dropped {', '.join(dropped)}: not accepted by kind {provider.kind.name!r}"
+    value = ctx.warning.encode()
     logger.info("provider %s: dropped %s", provider.name, ", ".join(dropped))
 
     async def warn(message: Message) -> None:

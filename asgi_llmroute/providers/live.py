@@ -44,8 +44,10 @@ class LiveRouteTable:
         *,
         refresh_interval: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
+        drop_params: bool = False,
     ) -> None:
         self._base = base
+        self._drop_params = drop_params  # for records that set none ([translation] drop_params)
         self._store = store
         self._interval = refresh_interval
         self._clock = clock
@@ -120,8 +122,9 @@ class LiveRouteTable:
         for message in conflicts:
             self._report(f"store vs config file: {message}; the config file's wins")
         records = [r for r in snapshot.records if r.name not in self._base.providers]
-        providers = [*self._base.providers.values(), *(r.provider() for r in records)]
-        routes = [*self._base.routes.values(), *merge_routes(records, taken=list(self._base.routes))]
+        made = {r.name: r.provider(self._drop_params) for r in records}
+        providers = [*self._base.providers.values(), *made.values()]
+        routes = [*self._base.routes.values(), *merge_routes(records, taken=list(self._base.routes), providers=made)]
         self._table = RouteTable(providers, routes)
 
     def _report(self, message: str) -> None:

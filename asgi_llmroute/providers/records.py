@@ -61,12 +61,15 @@ class ProviderRecord:
     updated_at: str | None = field(default=None, compare=False)
     kind: str | None = None
     options: Mapping[str, str] = field(default_factory=dict)
-    drop_params: bool = False
+    #: None: the gateway's ``[translation] drop_params``.
+    drop_params: bool | None = None
     tuning: Mapping[str, Any] = field(default_factory=dict)
 
-    def provider(self) -> Provider:
+    def provider(self, drop_params: bool = False) -> Provider:
+        """The runtime provider; ``drop_params`` is the gateway's default for records that set none."""
         headers = tuple((k.lower(), v) for k, v in sorted(self.headers.items()))
         timeouts, retry = self._timeouts(), self._retry()
+        drop = self.drop_params if self.drop_params is not None else drop_params
         if self.kind is None:
             return Provider(
                 self.name,
@@ -76,7 +79,7 @@ class ProviderRecord:
                 headers,
                 self.timeout,
                 responses_api=bool(self.responses_api),
-                drop_params=self.drop_params,
+                drop_params=drop,
                 timeouts=timeouts,
                 retry=retry,
                 max_in_flight=self.tuning.get("max_in_flight"),
@@ -90,7 +93,7 @@ class ProviderRecord:
             timeout=self.timeout,
             options=options_tuple(self.options),
             responses_api=self.responses_api,
-            drop_params=self.drop_params,
+            drop_params=drop,
         )
         limit = self.tuning.get("max_in_flight")
         if timeouts is None and retry is None and limit is None:
@@ -140,8 +143,8 @@ class ProviderRecord:
             out["kind"] = self.kind
         if self.options:
             out["options"] = dict(self.options)
-        if self.drop_params:
-            out["drop_params"] = True
+        if self.drop_params is not None:
+            out["drop_params"] = self.drop_params
         out.update(self.tuning)
         return out
 
@@ -178,7 +181,8 @@ class ProviderSpec(BaseModel):
     responses_api: bool | None = None
     #: The kind's own settings (Azure's ``api_version``, ...), checked against the kind.
     options: dict[str, str] = Field(default_factory=dict)
-    drop_params: bool = False
+    #: Unset: the gateway's ``[translation] drop_params``.
+    drop_params: bool | None = None
     #: Per-provider timeouts, retries and limits, as in ``[[providers]]`` (docs/routing.md).
     connect_timeout: float | None = Field(default=None, gt=0)
     first_byte_timeout: float | None = Field(default=None, gt=0)
@@ -316,12 +320,17 @@ def describe_validation(exc: ValidationError) -> list[str]:
     return lines
 
 
-def merge_routes(records: Iterable[ProviderRecord], taken: Sequence[str] = ()) -> list[Route]:
-    """Routes for the records' models; a name several providers serve gets one deployment each."""
+def merge_routes(
+    records: Iterable[ProviderRecord], taken: Sequence[str] = (), providers: Mapping[str, Provider] | None = None
+) -> list[Route]:
+    """Routes for the records' models; a name several providers serve gets one deployment each.
+
+    ``providers`` are the records' runtime providers by name, if already made (one object per record).
+    """
     deployments: dict[str, list[Deployment]] = {}
     skip = set(taken)
     for record in records:
-        provider = record.provider()
+        provider = providers[record.name] if providers is not None else record.provider()
         for client, upstream in record.models.items():
             if client not in skip:
                 deployments.setdefault(client, []).append(Deployment(provider, upstream))

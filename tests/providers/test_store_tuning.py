@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -164,3 +165,34 @@ def test_the_cli_sets_and_checks_them(tmp_path: Path) -> None:
     llmroute(tmp_path, "providers", "update", "p", "--max-in-flight", "1")
     shown = json.loads(llmroute(tmp_path, "providers", "show", "p", "--json").stdout)
     assert shown["max_in_flight"] == 1 and shown["stream_timeout"] == 30  # the other settings kept
+
+
+def test_store_providers_follow_the_gateways_drop_params_unless_they_set_their_own(tmp_path: Path) -> None:
+    upstream = Upstream(reply=json_reply(COMPLETION))
+    config = store_config(tmp_path, translation={"drop_params": True})
+    with serve(upstream) as up, serve(build_gateway(config)) as url:
+        for name, own in (("inherits", None), ("strict", False)):
+            body: dict[str, Any] = {
+                "name": name,
+                "kind": "groq",
+                "base_url": f"{up}/v1",
+                "api_key": "gsk-0123456789abcdef",
+            }
+            body |= {"models": {f"{name}-m": "llama"}} | ({} if own is None else {"drop_params": own})
+            assert httpx.post(f"{url}/api/providers", headers=ADMIN, json=body).status_code == 201
+        shown = httpx.get(f"{url}/api/providers/inherits", headers=ADMIN).json()
+        assert "drop_params" not in shown  # unset, not false
+        asked = {**CHAT, "logprobs": True}
+        dropped = httpx.post(f"{url}/v1/chat/completions", headers=CLIENT, json={**asked, "model": "inherits-m"})
+        assert dropped.status_code == 200 and dropped.headers["x-llmroute-warning"].startswith("dropped logprobs")
+        assert "logprobs" not in upstream.last.json()
+        refused = httpx.post(f"{url}/v1/chat/completions", headers=CLIENT, json={**asked, "model": "strict-m"})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "logprobs"
+
+
+def test_an_upstreams_own_warning_header_does_not_reach_the_client(tmp_path: Path) -> None:
+    spoofing = Upstream(reply=json_reply(COMPLETION, headers={"x-llmroute-warning": "dropped everything"}))
+    with serve(spoofing) as up, serve(build_gateway(store_config(tmp_path))) as url:
+        assert httpx.post(f"{url}/api/providers", headers=ADMIN, json=provider(up)).status_code == 201
+        reply = httpx.post(f"{url}/v1/chat/completions", headers=CLIENT, json=CHAT)
+        assert reply.status_code == 200 and "x-llmroute-warning" not in reply.headers
