@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ._json import dumps_bytes, loads
+from ._json import loads
 from .errors import anthropic_error_body, openai_error_body, openai_error_type
 from .tools import ToolNames
 from .types import UpstreamProtocolError
@@ -227,10 +227,3 @@ def converse_to_anthropic_message(
         "stop_sequence": stop_sequence,
         "usage": _usage(parsed.get("usage")),
     }
-
-
-def converse_to_anthropic_response(
-    body: bytes, names: ToolNames, model: str, warnings: list[str] | None = None
-) -> tuple[bytes, dict[str, int]]:
-    message = converse_to_anthropic_message(body, names, model, warnings)
-    return dumps_bytes(message), message["usage"]

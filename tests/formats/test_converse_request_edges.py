@@ -4,11 +4,12 @@ tool results, cache points, hosted tools and model-specific fields translate as 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
 
-from asgi_llmroute.formats import TranslationError, TranslationOptions
+from asgi_llmroute.formats import TranslationError, TranslationOptions, UpstreamProtocolError
 from asgi_llmroute.formats.bedrock import BedrockTranslator
 
 OPTIONS = TranslationOptions(clock=lambda: 1700000000)
@@ -256,3 +257,116 @@ def test_claude_only_fields_are_dropped_with_a_warning_elsewhere() -> None:
     assert "additionalModelRequestFields" not in out
     assert any(w.startswith("thinking dropped") for w in tr.warnings)
     assert any(w.startswith("top_k dropped") for w in tr.warnings)
+
+
+# -- responses and errors ------------------------------------------------------------------------
+
+
+def answer(content: Any, stop: str = "end_turn", **extra: Any) -> bytes:
+    body = {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop, **extra}
+    return json.dumps(body).encode()
+
+
+def responded(client: str, body: bytes) -> dict[str, Any]:
+    tr = BedrockTranslator(client, "converse", CLAUDE, OPTIONS)  # type: ignore[arg-type]
+    request: dict[str, Any] = {"model": "m", "messages": [USER]}
+    if client == "anthropic":
+        request["max_tokens"] = 10
+    tr.request(request)
+    result: dict[str, Any] = json.loads(tr.response(body))
+    return result
+
+
+@pytest.mark.parametrize("client", ["anthropic", "openai"])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{oops", "invalid JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"output": {}}', "no output message"),
+        (answer(["text"]), "not an object"),
+        (answer([{"toolUse": {"name": "f"}}]), "lacks toolUseId"),
+        (answer([], "malformed_model_output"), "malformed_model_output"),
+    ],
+)
+def test_malformed_converse_answers_are_protocol_errors(client: str, body: bytes, message: str) -> None:
+    with pytest.raises(UpstreamProtocolError, match=message):
+        responded(client, body)
+
+
+def test_converse_answer_blocks() -> None:
+    body = answer(
+        [
+            {"reasoningContent": {"reasoningText": {"text": "hm", "signature": "sig"}}},
+            {"reasoningContent": {"redactedContent": "opaque"}},
+            {"reasoningContent": "junk"},
+            {"citationsContent": {"content": [{"text": "cited "}, {"text": "text"}, "x"]}},
+            {"citationsContent": {}},
+            {"image": {"format": "png"}},
+            {"text": 5},
+            {"toolUse": {"toolUseId": "t1", "name": "f", "input": "not a dict"}},
+        ],
+        "tool_use",
+        usage={"inputTokens": 4, "outputTokens": 2, "cacheReadInputTokens": 1, "cacheWriteInputTokens": True},
+        additionalModelResponseFields={"stop_sequence": "END"},
+    )
+    message = responded("anthropic", body)
+    assert message["content"] == [
+        {"type": "thinking", "thinking": "hm", "signature": "sig"},
+        {"type": "redacted_thinking", "data": "opaque"},
+        {"type": "text", "text": "cited text"},
+        {"type": "tool_use", "id": "t1", "name": "f", "input": {}},
+    ]
+    assert message["stop_reason"] == "tool_use" and message["stop_sequence"] == "END"
+    assert message["usage"] == {
+        "input_tokens": 4,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 1,
+        "output_tokens": 2,
+    }
+
+
+def test_a_malformed_stop_with_content_returns_the_partial_answer() -> None:
+    tr = BedrockTranslator("anthropic", "converse", CLAUDE, OPTIONS)
+    tr.request(msgs(USER))
+    message = json.loads(tr.response(answer([{"text": "partial"}], "malformed_tool_use")))
+    assert message["stop_reason"] == "end_turn" and message["content"] == [{"type": "text", "text": "partial"}]
+    assert any("partial answer" in w for w in tr.warnings)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error_type", "anthropic_type", "message", "code"),
+    [
+        (
+            429,
+            b'{"message": "slow down"}',
+            "ThrottlingException",
+            "rate_limit_error",
+            "slow down",
+            "ThrottlingException",
+        ),
+        (
+            400,
+            b'{"Message": "bad", "__type": "com.amazon#ValidationException"}',
+            None,
+            "invalid_request_error",
+            "bad",
+            "ValidationException",
+        ),
+        (424, b'{"error": {"message": "model said no"}}', None, "api_error", "model said no", None),
+        (418, b"", None, "invalid_request_error", "upstream returned HTTP 418", None),
+        (500, b"<html>", None, "api_error", "upstream returned HTTP 500", None),
+        (503, b'{"code": "ServiceUnavailableException"}', None, "overloaded_error", "upstream returned HTTP 503", None),
+    ],
+)
+def test_bedrock_errors_in_each_client_format(
+    status: int, body: bytes, error_type: str | None, anthropic_type: str, message: str, code: str | None
+) -> None:
+    anthropic_tr = BedrockTranslator("anthropic", "converse", CLAUDE, OPTIONS)
+    anthropic_tr.error_type = error_type
+    out = json.loads(anthropic_tr.error(status, body))
+    assert out["type"] == "error" and out["error"] == {"type": anthropic_type, "message": message}
+    openai_tr = BedrockTranslator("openai", "converse", CLAUDE, OPTIONS)
+    openai_tr.error_type = error_type
+    error = json.loads(openai_tr.error(status, body))["error"]
+    assert error["message"] == message and error["code"] == code
