@@ -74,9 +74,8 @@ def source(url: str) -> EntraTokenSource:
     ],
 )
 async def test_token_endpoint_failures(status: int, body: bytes, message: str) -> None:
-    with raw_server(answer(status, body)) as server:
-        with pytest.raises(AuthError, match=message) as info:
-            await source(server.url).fetch()
+    with raw_server(answer(status, body)) as server, pytest.raises(AuthError, match=message) as info:
+        await source(server.url).fetch()
     assert SECRET not in str(info.value)
 
 
