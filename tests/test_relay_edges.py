@@ -5,6 +5,7 @@ written ends the relay quietly, and a client that leaves after the answer is not
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import anyio
@@ -30,11 +31,14 @@ def head_then_close(conn: Conn) -> None:
 
 
 def stream(conn: Conn) -> None:
+    """Three events, each in its own write with a pause between, so that each reaches the relay in
+    its own read (the relay sends what one read brings, and the end of the body with the last one)."""
     conn.read_request()
     conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
     for i in range(3):
         piece = b'data: {"n": %d}\n\n' % i
         conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        time.sleep(0.2)
     conn.send(b"0\r\n\r\n")
 
 
