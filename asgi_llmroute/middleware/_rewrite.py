@@ -11,8 +11,9 @@ from starlette.types import Message, Send
 from ..context import RequestContext
 from ..errors import ResponseComplete, UpstreamError, render_stream_error, send_error
 from ..formats import StreamTranslator, UpstreamProtocolError
+from ..formats.gemini import retry_after as google_retry_after
 
-__all__ = ["BodyTranslator", "ResponseRewriter", "ask_for_identity"]
+__all__ = ["BodyTranslator", "ResponseRewriter", "ask_for_identity", "google_retry_after_header"]
 
 _STREAM_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -169,6 +170,46 @@ class ResponseRewriter:
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
         await self._send({**self._start, "headers": headers})
         await self._send({"type": "http.response.body", "body": out, "more_body": False})
+
+
+# Largest relayed error body held back to read Google's retry delay from (errors are a few hundred bytes).
+_MAX_ERROR_HELD = 64 * 1024
+
+
+def google_retry_after_header(send: Send) -> Send:
+    """``send`` for a relayed Google-format response: a 429/5xx error's ``RetryInfo.retryDelay`` (in
+    its body, where Google puts it) also becomes a ``Retry-After`` header, for the retry layer
+    outside and for the client. Other responses, and error bodies over 64 KiB or not Google's
+    shape, pass unchanged."""
+    held: Message | None = None
+    parts: list[bytes] = []
+    size = 0
+
+    async def relay(message: Message) -> None:
+        nonlocal held, size
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = message.get("headers", [])
+            if (status == 429 or status >= 500) and not any(k == b"retry-after" for k, _ in headers):
+                held = message
+                return
+        elif held is not None and message["type"] == "http.response.body":
+            body = message.get("body", b"")
+            parts.append(body)
+            size += len(body)
+            if message.get("more_body", False) and size <= _MAX_ERROR_HELD:
+                return
+            start, held = held, None
+            raw = b"".join(parts)
+            delay = google_retry_after(raw) if size <= _MAX_ERROR_HELD and not message.get("more_body") else None
+            if delay is not None:
+                start = {**start, "headers": [*start.get("headers", []), (b"retry-after", str(delay).encode())]}
+            await send(start)
+            await send({**message, "body": raw})
+            return
+        await send(message)
+
+    return relay
 
 
 def ask_for_identity(

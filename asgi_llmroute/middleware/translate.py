@@ -19,7 +19,7 @@ from ..formats.capabilities import ModelCapabilities, default_capabilities, fit_
 from ..providers.kinds import CHAT, ProviderKind, get_wire, operation_of
 from ..providers.types import Deployment, Provider
 from ..send import send_json
-from ._rewrite import ResponseRewriter, ask_for_identity
+from ._rewrite import ResponseRewriter, ask_for_identity, google_retry_after_header
 
 __all__ = ["TranslatingMiddleware", "TranslationMiddleware", "fit", "upstream_defaults"]
 
@@ -78,6 +78,8 @@ class TranslationMiddleware(TranslatingMiddleware):
         kind = provider.kind
         ctx.warning = None  # this attempt's own (a retry may reach another provider)
         if provider.api == client.wire:
+            if client is ClientAPI.GEMINI_GENERATE:  # Google's retry delay is in the error body: a header too
+                send = google_retry_after_header(send)
             if kind.plain:  # the usual case: nothing to check, nothing to translate
                 await self._app(scope, receive, send)
                 return

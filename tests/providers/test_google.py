@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -40,6 +41,7 @@ from tests.support.google_servers import (
 from tests.support.servers import serve, with_forwarder_lifespan
 
 GEMINI_KEY = "AIza-gemini-SECRET-0123456789"
+PROVIDERS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 ROUTER_TOKEN = "router-token-for-google-tests"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 TOOLS: Any = [
@@ -530,3 +532,36 @@ def test_refresh_ahead_of_expiry_does_not_make_requests_wait(servers: Servers) -
         assert second != first and second in servers.tokens.issued
 
     anyio.run(run)
+
+
+def test_retry_delay_header_on_relayed_google_errors() -> None:
+    import anyio
+
+    from asgi_llmroute.middleware._rewrite import google_retry_after_header
+
+    throttled = (PROVIDERS_DIR / "gemini" / "error_429_resource_exhausted.json").read_bytes()
+
+    def relay(status: int, chunks: list[bytes], headers: list[tuple[bytes, bytes]] | None = None) -> list[Any]:
+        sent: list[Any] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        async def go() -> None:
+            wrapped = google_retry_after_header(send)
+            await wrapped({"type": "http.response.start", "status": status, "headers": headers or []})
+            for i, chunk in enumerate(chunks):
+                await wrapped({"type": "http.response.body", "body": chunk, "more_body": i < len(chunks) - 1})
+
+        anyio.run(go)
+        return sent
+
+    half = len(throttled) // 2
+    start, body = relay(429, [throttled[:half], throttled[half:]])  # the body in two reads, held, one out
+    assert (b"retry-after", b"37") in start["headers"] and body["body"] == throttled and not body["more_body"]
+    start, _ = relay(503, [throttled], [(b"retry-after", b"5")])  # the upstream's own header wins
+    assert start["headers"] == [(b"retry-after", b"5")]
+    for status, chunks in ((200, [throttled]), (429, [b"not json"]), (429, [b" " * 70000, throttled])):
+        sent = relay(status, chunks)
+        assert not any(k == b"retry-after" for k, _ in sent[0]["headers"])
+        assert b"".join(m["body"] for m in sent[1:]) == b"".join(chunks)

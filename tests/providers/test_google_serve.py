@@ -96,5 +96,14 @@ def test_three_sdks_through_llmroute_serve(served: tuple[Served, GoogleUpstream,
     with pytest.raises(errors.ClientError) as gerr:
         client.models.generate_content(model="nope/gemini-2.5-flash", contents="x")
     assert gerr.value.code == 404
+    # Relayed as it is, Google's 429 gets its body's RetryInfo delay as Retry-After: the retry layer
+    # sees 37 s (over its 30 s limit) and does not hammer the upstream; the client gets the header.
+    before = sum(1 for r in gemini.requests if "gemini-throttled" in r.path)
+    with pytest.raises(errors.ClientError) as gerr:
+        client.models.generate_content(model="gem/gemini-throttled", contents="x")
+    assert gerr.value.code == 429 and gerr.value.status == "RESOURCE_EXHAUSTED"
+    assert gerr.value.response.headers["retry-after"] == "37"
+    assert gerr.value.response.headers["x-llmroute-attempts"] == "1"
+    assert sum(1 for r in gemini.requests if "gemini-throttled" in r.path) == before + 1
     for upstream in (gemini, vertex):
         assert all(TOKEN not in json.dumps(r.headers) and TOKEN not in r.query for r in upstream.requests)
