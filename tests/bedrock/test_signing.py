@@ -23,7 +23,7 @@ from tests.support.fake_bedrock import (
     SESSION_TOKEN,
     FakeBedrock,
 )
-from tests.support.servers import serve
+from tests.support.servers import read_body, serve
 
 pytest.importorskip("botocore")
 
@@ -134,12 +134,7 @@ class FakeSTS:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         form = dict(urllib.parse.parse_qsl(body.decode()))
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         assert headers["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/")

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from asgi_llmroute import build_gateway
 from asgi_llmroute.config import parse_config
-from tests.support.servers import Recorded, serve
+from tests.support.servers import Recorded, read_body, serve
 
 AZURE_KEY = "azure-stream-SECRET-0123456789"
 TOKEN = "sk-router-azure-streams-0123456789"
@@ -84,12 +84,7 @@ class AzureStreams:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         self.requests.append(Recorded(scope["method"], scope["path"], scope["query_string"].decode(), headers, body))
         path_ok = scope["path"] == f"/openai/deployments/{DEPLOYMENT}/chat/completions"

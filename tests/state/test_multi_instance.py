@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from tests.support.cli import LLMROUTE, Served, llmroute_serve
 from tests.support.dbservers import PostgresServer, RedisServer
-from tests.support.servers import serve
+from tests.support.servers import read_body, serve
 
 UPSTREAM_KEY = "sk-upstream-multi-0123456789"
 ADMIN = "sk-admin-multi-0123456789abcdef"
@@ -44,12 +44,7 @@ class FakeProvider:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = dict(scope["headers"])
         if (
             scope["path"] != "/v1/chat/completions"

@@ -32,6 +32,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 from asgi_llmroute.formats import encode_message
+from tests.support.servers import read_body
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
 ACCESS_KEY = "AKIAFAKEBEDROCK00001"
@@ -69,12 +70,7 @@ class FakeBedrock:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         raw_path = scope.get("raw_path") or scope["path"].encode()
         status, reply_headers, chunks = self.handle(scope["method"], raw_path.decode("latin-1"), headers, body)

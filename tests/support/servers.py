@@ -56,6 +56,16 @@ class Recorded:
 Reply = Callable[[Recorded, Send], Awaitable[None]]
 
 
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body of an ASGI request, however many messages it came in."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return bytes(body)
+
+
 @dataclass
 class Upstream:
     """A scriptable upstream: records every request, answers with ``reply`` (JSON 200 by default)."""
@@ -67,12 +77,7 @@ class Upstream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers: dict[str, str] = {}
         for k, v in scope["headers"]:
             name = k.decode("latin-1")
