@@ -1,6 +1,6 @@
 """Canned upstream responses and client request bodies for the benchmark.
 
-The shapes follow `shared/protocols/fixtures/` (what api.openai.com and api.anthropic.com send): OpenAI bodies
+The shapes follow what api.openai.com and api.anthropic.com send (docs/translation.md): OpenAI bodies
 pretty-printed with a 2-space indent, Anthropic bodies compact, SSE events separated by a blank line.
 
 Run `python bench/bodies.py DIR` to write them to DIR and print their sizes.
