@@ -10,6 +10,7 @@ import hmac
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "REFERENCE_PREFIXES",
@@ -18,6 +19,7 @@ __all__ = [
     "is_reference",
     "litellm_env_var",
     "redact",
+    "redact_url",
     "resolve_reference",
 ]
 
@@ -71,6 +73,18 @@ def redact(value: str) -> str:
         return "****"
     prefix = value[:3] if value[:3].isalpha() or value.startswith("sk-") else ""
     return f"{prefix}...{value[-4:]}"
+
+
+def redact_url(url: str, unparsable: str) -> str:
+    """``url`` (a Redis URL, a PostgreSQL DSN) without its password, for messages; ``unparsable`` if unreadable."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return unparsable
 
 
 def is_reference(value: str) -> bool:

@@ -8,7 +8,7 @@ from starlette.types import Message
 
 from asgi_llmroute import GatewayError, Principal, Secret
 from asgi_llmroute.disconnect import run_while_connected, until_disconnect
-from asgi_llmroute.secret import SecretReferenceError, litellm_env_var, resolve_reference
+from asgi_llmroute.secret import SecretReferenceError, litellm_env_var, redact_url, resolve_reference
 from asgi_llmroute.tokens import AdminTokens, presented_tokens
 
 
@@ -70,6 +70,21 @@ def _receive(messages: list[Message], then_wait: bool = True):
         return {"type": "http.disconnect"}
 
     return receive
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("rediss://user:pw@h:6380/2", "rediss://user:***@h:6380/2"),
+        ("postgresql://u:pw@h:5/d", "postgresql://u:***@h:5/d"),
+        ("redis://:hunter2@127.0.0.1/0", "redis://:***@127.0.0.1/0"),
+        ("postgresql://u@h/d?sslmode=require", "postgresql://u@h/d?sslmode=require"),
+        ("redis://h:99999999/0", "redis://h:99999999/0"),  # no password: as given
+        ("redis://u:pw@h:99999999/0", "<redis url>"),  # a port urlsplit rejects: nothing of it is shown
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url, "<redis url>") == shown
 
 
 @pytest.mark.anyio

@@ -29,15 +29,15 @@ import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from ..keys.store import KEY_TABLES
+from ..secret import redact_url
 from .store import SCHEMA_VERSION, ProviderStore, SecretSource, StoreError
 
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["MIGRATIONS", "PostgresProviderStore", "postgres_ddl", "redact_dsn"]
+__all__ = ["MIGRATIONS", "PostgresProviderStore", "postgres_ddl"]
 
 _T = TypeVar("_T")
 
@@ -76,18 +76,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 _CHANNEL = "llmroute_store"
 _LOCK = 0x6C6C_6D72  # the advisory lock of writers and migrations ("llmr")
 _POLL = 5.0  # seconds between version checks, besides notifications
-
-
-def redact_dsn(dsn: str) -> str:
-    """``dsn`` without its password, for messages."""
-    try:
-        parts = urlsplit(dsn)
-        if parts.password is None:
-            return dsn
-        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<postgresql dsn>"
 
 
 _PLACEHOLDER = re.compile(r"\?")
@@ -181,7 +169,7 @@ class PostgresProviderStore(ProviderStore):
                 "[store] backend = \"postgres\" needs asyncpg: pip install 'asgi-llmroute[postgres]'"
             ) from None
         # Not the SQLite store's __init__: no file. ``path`` names the database in messages.
-        self.path = redact_dsn(dsn)  # type: ignore[assignment]
+        self.path = redact_url(dsn, "<postgresql dsn>")  # type: ignore[assignment]
         self._dsn = dsn
         self._source: SecretSource = (lambda: (secret,)) if isinstance(secret, str) else secret
         self._create = True

@@ -23,8 +23,8 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
+from ..secret import redact_url
 from .base import CooldownListener, DeploymentKey, Lease, RateLimit, Rejection, StateUnavailable, UsageRow
 from .memory import UsageTally, utc_day
 from .redis_scripts import ACQUIRE, ADMIT, RENEW, SETTLE
@@ -32,7 +32,7 @@ from .redis_scripts import ACQUIRE, ADMIT, RENEW, SETTLE
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RedisState", "redact_url"]
+__all__ = ["RedisState"]
 
 logger = logging.getLogger("asgi_llmroute.state")
 
@@ -42,17 +42,8 @@ _FLUSH_INTERVAL = 0.2  # seconds between background batches (cooldowns are sent 
 _SEP = "\x1f"
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its password, for messages."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<redis url>"
+def _shown(url: str) -> str:
+    return redact_url(url, "<redis url>")
 
 
 class _RedisLease:
@@ -114,7 +105,7 @@ class RedisState:
         self._started = False
 
     def __repr__(self) -> str:
-        return f"RedisState({redact_url(self.url)!r})"
+        return f"RedisState({_shown(self.url)!r})"
 
     @property
     def up(self) -> bool:
@@ -147,7 +138,7 @@ class RedisState:
         try:
             await self._redis.ping()
         except Exception as exc:
-            message = f"cannot reach Redis at {redact_url(self.url)}: {_describe(exc)}"
+            message = f"cannot reach Redis at {_shown(self.url)}: {_describe(exc)}"
             if self.on_error == "fail":
                 await self._redis.aclose()
                 self._redis = None
@@ -196,13 +187,13 @@ class RedisState:
             self._up = False
             logger.error(
                 "lost Redis at %s: %s; limits now %s, reconnecting",
-                redact_url(self.url),
+                _shown(self.url),
                 _describe(exc),
                 {"open": "fail open", "closed": "fail closed", "local": "count locally"}[self.when_down],
             )
         if self._reconnecting is None or self._reconnecting.done():
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
-        return StateUnavailable(f"Redis at {redact_url(self.url)} is unreachable")
+        return StateUnavailable(f"Redis at {_shown(self.url)} is unreachable")
 
     async def _reconnect(self) -> None:
         delay = 0.05
@@ -217,7 +208,7 @@ class RedisState:
                 delay = min(delay * 2, 2.0)
                 continue
             self._up = True
-            logger.warning("Redis at %s is reachable again; shared state resumed", redact_url(self.url))
+            logger.warning("Redis at %s is reachable again; shared state resumed", _shown(self.url))
             self._wake.set()
             return
 
