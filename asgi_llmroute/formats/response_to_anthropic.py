@@ -12,7 +12,8 @@ from .tools import new_tool_id, parse_tool_arguments, sanitize_id
 from .types import TranslationOptions, UpstreamProtocolError
 
 
-def _text(content: Any) -> str:
+def message_text(content: Any) -> str:
+    """The text of a chat completion message's ``content`` (a string, or text parts from some compatible servers)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # some compatible servers return text parts
@@ -42,7 +43,7 @@ def openai_to_anthropic_response(body: bytes, ctx: TranslationState, options: Tr
         reasoning = message.get("reasoning_content") or message.get("reasoning")
         if isinstance(reasoning, str) and reasoning:
             content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    text = _text(message.get("content"))
+    text = message_text(message.get("content"))
     if text:
         content.append({"type": "text", "text": text})
     refusal = message.get("refusal")

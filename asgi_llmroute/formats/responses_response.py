@@ -12,7 +12,7 @@ from typing import Any
 
 from ._json import dumps_bytes, loads
 from .errors import _error_fields, openai_error_body, openai_error_type
-from .response_to_anthropic import parse_chat_completion
+from .response_to_anthropic import message_text, parse_chat_completion
 from .thinking_carry import encode_thinking
 from .types import TranslationOptions, UpstreamProtocolError
 
@@ -138,14 +138,6 @@ def function_call_item(
     return item
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # some compatible servers return text parts
-        return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return ""
-
-
 def chat_to_responses_response(
     body: bytes,
     echo: dict[str, Any],
@@ -165,7 +157,7 @@ def chat_to_responses_response(
     encrypted = encode_thinking([b for b in blocks if isinstance(b, dict)]) if isinstance(blocks, list) else None
     if reasoning or encrypted is not None:
         output.append(reasoning_item(item_id("rs_", base, len(output)), item_status, reasoning, encrypted))
-    text = _text(message.get("content"))
+    text = message_text(message.get("content"))
     refusal = message.get("refusal")
     refusal = refusal if isinstance(refusal, str) and refusal else None
     if text or refusal is not None:
