@@ -159,6 +159,29 @@ def test_provider_prefix_routes_without_a_models_entry(gateway_url: str, oa: Ups
     assert oa.last.json()["model"] == "gpt-5"
 
 
+# Control characters are refused in model names (400), so these are the escapes a relayed name can carry.
+ESCAPING_NAMES = ["back\\slash", 'quo"te', "lit\\u0041", "\\1\\g<0>", "tab\\t"]
+
+
+@pytest.mark.parametrize("name", [f"openai/{n}" for n in ESCAPING_NAMES])
+def test_model_names_with_json_escapes_come_back_intact(gateway_url: str, oa: Upstream, name: str) -> None:
+    """The name the client asked for is spliced into the answer as JSON, whatever it escapes to."""
+    headers = {"authorization": f"Bearer {ROUTER_TOKEN}"}
+    oa.reply = json_reply(json.loads(fixture("openai/completion_text.json")))
+    response = httpx.post(f"{gateway_url}/v1/chat/completions", headers=headers, json={"model": name, "messages": []})
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == name
+    body = fixture("openai/stream_text.sse")
+    oa.reply = sse_reply([body[i : i + 37] for i in range(0, len(body), 37)])
+    request = {"model": name, "messages": [], "stream": True}
+    response = httpx.post(f"{gateway_url}/v1/chat/completions", headers=headers, json=request)
+    assert response.status_code == 200, response.text
+    events = [e for e in response.content.split(b"\n\n") if e.strip()]
+    assert events[-1] == b"data: [DONE]"
+    assert len(events) == body.count(b"\n\n")  # no newline slipped into an event
+    assert {json.loads(e.removeprefix(b"data: "))["model"] for e in events[:-1]} == {name}
+
+
 # -- Anthropic clients --------------------------------------------------------------------------
 
 
@@ -207,6 +230,24 @@ def test_x_api_key_and_bearer_either_may_hold_the_router_token(gateway_url: str,
         assert response.status_code == 200, response.text
         assert "sk-ant-other" not in json.dumps(an.last.headers)
         assert "oauth" not in json.dumps(an.last.headers)
+
+
+@pytest.mark.parametrize("name", [f"anthropic/{n}" for n in ESCAPING_NAMES])
+def test_anthropic_model_names_with_json_escapes_come_back_intact(gateway_url: str, an: Upstream, name: str) -> None:
+    headers = {"x-api-key": ROUTER_TOKEN}
+    request = {"model": name, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    an.reply = json_reply(json.loads(fixture("anthropic/message_text.json")))
+    response = httpx.post(f"{gateway_url}/v1/messages", headers=headers, json=request)
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == name
+    body = fixture("anthropic/stream_text_tool_use.sse")
+    an.reply = sse_reply([body[i : i + 50] for i in range(0, len(body), 50)])
+    response = httpx.post(f"{gateway_url}/v1/messages", headers=headers, json={**request, "stream": True})
+    assert response.status_code == 200, response.text
+    events = [e for e in response.content.split(b"\n\n") if e.strip()]
+    assert len(events) == body.count(b"\n\n")
+    data = [json.loads(e.split(b"\ndata: ", 1)[1]) for e in events]
+    assert data[0]["message"]["model"] == name
 
 
 # -- errors, in both formats --------------------------------------------------------------------

@@ -12,6 +12,8 @@ findable span:
 The span is found with one regular expression per line that contains ``"model"``; a JSON string can hold
 ``"model"`` only escaped (``\\"model\\"``), so the match is always a member name. Bytes without the key pass
 unchanged, and a stream's reads are passed on at once unless one ends inside a line (held until its end).
+The new value is spliced in as the literal bytes of its JSON encoding (never as a ``re`` template, which would
+read the backslashes of ``\\``, ``\\n`` or ``\\u0001`` as escapes).
 """
 
 from __future__ import annotations
@@ -72,10 +74,10 @@ class ModelNameRewriter:
         return self._lines(tail) if self._stream else self._json(tail, final=True)
 
     def _json(self, data: bytes, *, final: bool) -> bytes:
-        out, count = _MODEL.subn(self._member, data, count=1)
-        if count:
+        match = _MODEL.search(data)
+        if match is not None:
             self._done = True
-            return out
+            return data[: match.start()] + self._member + data[match.end() :]
         if final or len(data) > _MAX_HELD:
             self._done = True  # no model member where one would be: relay the rest as it is
             return data
@@ -84,13 +86,16 @@ class ModelNameRewriter:
 
     def _lines(self, data: bytes) -> bytes:
         if self._once:
-            out, count = _MODEL.subn(self._member, data, count=1)
-            if count:
-                self._done = True
-                out, self._tail = out + self._tail, b""
+            match = _MODEL.search(data)
+            if match is None:
+                return data
+            self._done = True
+            out = data[: match.start()] + self._member + data[match.end() :] + self._tail
+            self._tail = b""
             return out
         if data.count(_KEY) == 1:  # one event per read, the usual case
-            return _MODEL.sub(self._member, data, count=1)
+            match = _MODEL.search(data)
+            return data if match is None else data[: match.start()] + self._member + data[match.end() :]
         # The first span of each line: one regex pass over the read, a step per span found.
         parts: list[bytes] = []
         pos = 0

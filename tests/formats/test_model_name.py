@@ -6,6 +6,8 @@ import json
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asgi_llmroute.formats.model_name import ModelNameRewriter
 
@@ -65,3 +67,20 @@ def test_a_body_without_a_model_is_unchanged() -> None:
     body = b'{"a":1,' + b'"b":"' + b"x" * 100_000 + b'"}'
     assert run(body, [10, 70_000], stream=False, once=True) == body
     assert run(b"data: {}\n\ndata: {", [3], stream=True, once=False) == b"data: {}\n\ndata: {"
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(), cut=st.integers(min_value=1, max_value=len(CHUNKS) - 1))
+def test_any_model_name_is_spliced_as_json_in_bodies_and_streams(name: str, cut: int) -> None:
+    # The name is written as the JSON string it encodes to: no escape in it is read as a template.
+    rewriter = ModelNameRewriter(name, stream=False, once=True)
+    assert json.loads(rewriter.feed(MESSAGE) + rewriter.close()) == {**json.loads(MESSAGE), "model": name}
+    for once, body in ((False, CHUNKS), (True, ANTHROPIC)):
+        rewriter = ModelNameRewriter(name, stream=True, once=once)
+        cut = min(cut, len(body) - 1)
+        out = rewriter.feed(body[:cut]) + rewriter.feed(body[cut:]) + rewriter.close()
+        events = out.split(b"\n\n")
+        assert len(events) == len(body.split(b"\n\n"))
+        data = [json.loads(e.split(b"data: ", 1)[1]) for e in events if e and e != b"data: [DONE]"]
+        models = [d["model"] for d in data] if not once else [data[0]["message"]["model"]]
+        assert set(models) == {name}
