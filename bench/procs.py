@@ -193,11 +193,41 @@ def rss_bytes(root: int) -> int:
 
 def open_sockets(root: int) -> int:
     """Sockets held open by the process tree under `root` (client and upstream connections, listeners)."""
-    count = 0
+    return len(socket_inodes(root))
+
+
+def socket_inodes(root: int) -> set[int]:
+    """Inodes of the sockets held open by the process tree under `root`."""
+    inodes: set[int] = set()
     for pid in process_tree(root):
         with contextlib.suppress(OSError):
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                        count += 1
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if link.startswith("socket:["):
+                        inodes.add(int(link[8:-1]))
+    return inodes
+
+
+_TCP_ESTABLISHED = "01"
+
+
+def connections_to(port: int, root: int) -> int:
+    """Established TCP connections from the process tree under `root` to `port` on any address, from
+    /proc/net/tcp and tcp6: the upstream connections a gateway really holds open (a gateway that queues
+    requests behind a small pool holds fewer than it has clients)."""
+    inodes = socket_inodes(root)
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            # sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
+            fields = line.split()
+            if len(fields) < 10 or fields[3] != _TCP_ESTABLISHED:
+                continue
+            if int(fields[2].rsplit(":", 1)[1], 16) == port and int(fields[9]) in inodes:
+                count += 1
     return count

@@ -148,7 +148,7 @@ def profile(args: argparse.Namespace) -> Path:
     with tempfile.TemporaryDirectory(prefix="llmroute-profile-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         ns = argparse.Namespace(stream_interval_ms=args.stream_interval_ms, upstream="nginx", load_cpu=1)
-        _, upstreams = start_upstreams(stack, workdir, ns, paced=scenario.paced)
+        upstreams = start_upstreams(stack, workdir, ns, paced=scenario.paced).upstreams
         running = stack.enter_context(llmroute_target(workdir, upstreams, binary=args.llmroute, cpu=0))
         call = running.call(scenario)
         body = workdir / "body.json"

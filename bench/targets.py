@@ -168,6 +168,15 @@ class Running:
     #: TensorZero and Portkey have their own conventions.
     style: Style = "llmroute"
     upstreams: Upstreams | None = None
+    #: The upstream target only: the Python server that answers (and paces) the `/paced/` streams.
+    paced_server: Server | None = None
+
+    def charged(self, scenario: Scenario) -> Server:
+        """The process tree whose CPU time a measurement of `scenario` is charged to: the server that answers
+        the call (for the upstream called directly, the paced scenarios' Python server)."""
+        if self.kind == "upstream" and scenario.paced and self.paced_server is not None:
+            return self.paced_server
+        return self.server
 
     def call(self, scenario: Scenario) -> Call:
         if self.style == "tensorzero":
@@ -337,8 +346,12 @@ LITELLM_ENV = {
 
 
 @contextmanager
-def upstream_target(server: Server, base_url: str, upstreams: Upstreams | None = None) -> Iterator[Running]:
-    yield Running("upstream", server, base_url, "upstream", style="upstream", upstreams=upstreams)
+def upstream_target(
+    server: Server, base_url: str, upstreams: Upstreams | None = None, *, paced_server: Server | None = None
+) -> Iterator[Running]:
+    yield Running(
+        "upstream", server, base_url, "upstream", style="upstream", upstreams=upstreams, paced_server=paced_server
+    )
 
 
 def llmroute_command(
@@ -425,8 +438,13 @@ def tensorzero_target(workdir: Path, upstreams: Upstreams, *, python: str, cpu: 
         yield Running("tensorzero", server, base, "gateway", style="tensorzero", upstreams=upstreams)
 
 
+#: Preloaded into Portkey so that it listens on 127.0.0.1 only (its start-server.js binds all interfaces and
+#: has no option for the host).
+PORTKEY_LOOPBACK = Path(__file__).resolve().parent / "portkey_loopback.cjs"
+
+
 def portkey_command(node: str, script: str, port: int) -> list[str]:
-    return [node, script, f"--port={port}", "--headless"]
+    return [node, "--require", str(PORTKEY_LOOPBACK), script, f"--port={port}", "--headless"]
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,104 @@ def test_peer_configs_and_calls() -> None:
     assert call.url == "http://gw/v1/chat/completions" and call.marker == "[DONE]"
     assert call.headers["x-portkey-provider"] == "anthropic"
     assert call.headers["x-portkey-custom-host"] == "http://127.0.0.1:1/stream/v1"
+
+
+def _run_bench(tmp_path: Path, *args: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    out = tmp_path / "run.json"
+    cmd = [sys.executable, "-m", "bench.run", "--llmroute", _llmroute(), *args, "--json", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc
+
+
+def test_paced_upstream_charged_and_streams_counted_upstream(tmp_path: Path) -> None:
+    """The upstream called directly is charged the CPU of the server that paces its streams (not the idle main
+    upstream), and rss-1000-streams counts the streams open upstream; the special scenarios run for
+    --special-targets only."""
+    result, proc = _run_bench(
+        tmp_path,
+        *("--targets", "upstream", "llmroute", "--special-targets", "llmroute"),
+        *("--scenarios", "paced-openai-stream", "rss-1000-streams", "--concurrency", "2", "--duration", "2"),
+        *("--warmup", "0", "--load", "python", "--rss-streams", "12", "--rss-interval-ms", "20"),
+        *("--rss-duration", "2"),
+    )
+    cells = {(m["target"], m["scenario"]): m for m in result["medians"]}
+    upstream = cells[("upstream", "paced-openai-stream")]
+    assert upstream["error"] is None, upstream
+    # 500 events written one by one by the Python upstream cost it far more than 0.05 ms per stream.
+    assert upstream["cpu_ms"] > 0.05, upstream
+    (rss,) = result["special_medians"]
+    assert (rss["scenario"], rss["target"]) == ("rss-1000-streams", "llmroute"), rss
+    assert rss["error"] is None, rss
+    assert rss["values"]["upstream_peak"] >= 12 * 0.95, rss
+    assert rss["values"]["p50_s"] > 0.5, rss  # 50 events 20 ms apart
+    assert "upstream streams open (peak)" in proc.stdout
+
+
+def test_connections_to_counts_established_connections_of_the_tree() -> None:
+    import socket
+
+    from bench.procs import connections_to
+
+    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
+    ports = [s.getsockname()[1] for s in listeners]
+    clients = [socket.create_connection(("127.0.0.1", ports[0])) for _ in range(3)]
+    clients.append(socket.create_connection(("127.0.0.1", ports[1])))
+    try:
+        assert connections_to(ports[0], os.getpid()) == 3
+        assert connections_to(ports[1], os.getpid()) == 1
+        clients[0].close()
+        assert connections_to(ports[0], os.getpid()) == 2
+    finally:
+        for s in [*clients, *listeners]:
+            s.close()
+
+
+def test_rss_counts_only_when_the_streams_were_open_upstream() -> None:
+    from bench.run import _rss_problem
+
+    assert _rss_problem({"upstream_peak": 1000.0, "bad": 0.0}, 1000) is None
+    assert _rss_problem({"upstream_peak": 960.0}, 1000) is None
+    queued = _rss_problem({"upstream_peak": 100.0}, 1000)
+    assert queued is not None and "only 100 of 1000" in queued
+    bad = _rss_problem({"upstream_peak": 1000.0, "bad": 3.0}, 1000)
+    assert bad is not None and "3 bad responses" in bad
+
+
+def test_special_targets() -> None:
+    from bench.run import parse_args, special_targets
+
+    args = parse_args(["--targets", "upstream", "llmroute", "litellm"])
+    assert special_targets(args, ["upstream", "llmroute", "litellm"]) == (["llmroute", "litellm"], [])
+    args = parse_args(["--special-targets", "llmroute", "--llmroute", sys.executable])
+    assert special_targets(args, ["upstream", "llmroute", "litellm"]) == (["llmroute"], [])
+    args = parse_args(["--special-targets", "llmroute", "portkey", "--llmroute", sys.executable, "--node", ""])
+    gateways, notes = special_targets(args, ["upstream", "llmroute"])
+    assert gateways == ["llmroute"] and len(notes) == 1 and notes[0].startswith("portkey: ")
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node")
+def test_portkey_listens_on_loopback_only() -> None:
+    from bench.targets import portkey_command
+
+    script = "\n".join(
+        [
+            'const http = require("http");',
+            "const shapes = [[0], [0, undefined, () => {}], [0, () => {}], [{ port: 0 }], [0, 16]];",
+            "let left = shapes.length;",
+            "for (const args of shapes) {",
+            "  const server = http.createServer();",
+            '  server.on("listening", () => {',
+            "    console.log(server.address().address);",
+            "    server.close();",
+            "  });",
+            "  server.listen(...args);",
+            "}",
+        ]
+    )
+    cmd = portkey_command("node", "-e", 0)
+    assert cmd[:3] == ["node", "--require", cmd[2]] and cmd[3] == "-e"
+    proc = subprocess.run([*cmd[:3], "-e", script], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["127.0.0.1"] * 5
