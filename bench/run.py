@@ -95,6 +95,8 @@ TARGET_CPU_STREAM_MS = 0.7
 TARGET_RPS_C16 = 2000.0
 # Issue 15's.
 TARGET_PACED_CPU_US = 10.0
+#: "With no added latency per event": at most 1 ms over a 500-event stream, per event.
+TARGET_PACED_ADDED_US = 2.0
 TARGET_RSS_MIB = 100.0
 TARGET_STARTUP_S = 0.5
 #: rss-1000-streams counts only if at least this share of the streams was open upstream at one moment.
@@ -841,6 +843,18 @@ def verdicts(med: dict[tuple[str, str, int], Measurement]) -> list[str]:
         lines.append(
             f"- llmroute paced-openai-stream c=16 CPU per event <= {TARGET_PACED_CPU_US:g} µs: "
             f"{per_event:.1f} → {verdict}"
+        )
+    # "No added latency per event": a 500-event stream ends within TARGET_PACED_ADDED_US × 500 of the upstream
+    # called directly (c=1; a fixed cost per request of a fraction of a millisecond is not per event).
+    for scenario in ("paced-openai-stream", "paced-openai-client->anthropic-stream"):
+        m, up = med.get(("llmroute", scenario, 1)), med.get(("upstream", scenario, 1))
+        if m is None or up is None or m.p50_ms is None or up.p50_ms is None:
+            continue
+        added = (m.p50_ms - up.p50_ms) * 1000 / bodies.PACED_EVENTS
+        verdict = "met" if added <= TARGET_PACED_ADDED_US else "NOT met"
+        lines.append(
+            f"- llmroute {scenario} c=1 latency added per event <= {TARGET_PACED_ADDED_US:g} µs: "
+            f"{added:.1f} → {verdict}"
         )
     return lines
 

@@ -120,6 +120,13 @@ def test_paced_upstream_charged_and_streams_counted_upstream(tmp_path: Path) -> 
     assert rss["values"]["upstream_peak"] >= 12 * 0.95, rss
     assert rss["values"]["p50_s"] > 0.5, rss  # 50 events 20 ms apart
     assert "upstream streams open (peak)" in proc.stdout
+    assert "paced-openai-stream c=1 latency added per event" not in proc.stdout  # measured at c=2 only
+
+    from bench.report import report
+
+    again = report(result)
+    assert "paced streams: CPU µs per event (c=2)" in again and "upstream streams open (peak)" in again
+    assert again.split("Targets:")[1].strip() in proc.stdout
 
 
 def test_connections_to_counts_established_connections_of_the_tree() -> None:
