@@ -7,7 +7,9 @@
   {location}/publishers/google/models/{model}:generateContent`` (and the stream), the host derived
   from the location (``{location}-aiplatform.googleapis.com``; ``global`` ->
   ``aiplatform.googleapis.com``; ``us``/``eu`` -> ``aiplatform.{us|eu}.rep.googleapis.com``) unless
-  ``base_url`` is given. Credentials: OAuth2 access tokens (:mod:`.google_auth`).
+  ``base_url`` is given. Credentials: OAuth2 access tokens (:mod:`.google_auth`); or, in express mode
+  (``auth = "api-key"``), an API key in ``x-goog-api-key`` on ``{host}/{api_version}/publishers/google/
+  models/{model}:...`` (no project or location; the global host ``aiplatform.googleapis.com``).
 - ``vertex_anthropic`` (Claude on Vertex AI): ``:rawPredict`` / ``:streamRawPredict`` with the
   Anthropic body (:mod:`asgi_llmroute.formats.vertex_claude`), the same credentials.
 
@@ -137,26 +139,49 @@ def vertex_host(location: str) -> str:
     return f"https://{location}-aiplatform.googleapis.com"
 
 
-def _vertex_check(options: Mapping[str, str], has_key: bool) -> None:
+def _express(options: Mapping[str, str]) -> bool:
+    """Vertex AI in express mode: an API key instead of OAuth2, no project or location."""
+    return options.get("auth") == "api-key"
+
+
+def _project_check(options: Mapping[str, str], has_key: bool, hint: str = "") -> None:
     for name in ("project", "location"):
         value = options.get(name)
         if value is None:
-            raise KindError(f"Vertex AI providers need {name} (the Google Cloud {name})")
+            raise KindError(f"Vertex AI providers need {name} (the Google Cloud {name}){hint}")
         if not _NAME.match(value):
             raise KindError(f"{name}: {value!r} is not a Google Cloud {name} id")
+
+
+def _vertex_check(options: Mapping[str, str], has_key: bool) -> None:
+    auth = options.get("auth", "oauth")
+    if auth not in ("oauth", "api-key"):
+        raise KindError(f"auth: {auth!r} must be 'oauth' (default) or 'api-key' (Vertex AI express mode)")
+    if _express(options):
+        found = sorted(name for name in ("project", "location") if name in options)
+        if found:
+            raise KindError(f'{found[0]}: Vertex AI express mode (auth = "api-key") URLs have no project or location')
+    else:
+        _project_check(options, has_key, ', or auth = "api-key" for an express-mode API key')
     version = options.get("api_version")
     if version is not None and not _VERSION.match(version):
         raise KindError(f"api_version: {version!r} is not a Vertex AI API version (v1 or v1beta1)")
 
 
-def _vertex_endpoint(provider: Provider) -> UrlBuilder:
+def _vertex_root(provider: Provider, version: str) -> str:
+    """``{host}/{version}/projects/{project}/locations/{location}``, or ``{host}/{version}`` in express mode."""
+    host = provider.base_url
+    if provider.option("auth") == "api-key":
+        return f"{host}/{version}"
     project = provider.option("project") or ""
     location = provider.option("location") or "global"
-    version = provider.option("api_version", "v1") or "v1"
-    host = provider.base_url
     if host == VERTEX_DEFAULT_HOST:
         host = vertex_host(location)
-    root = f"{host}/{version}/projects/{quote_segment(project)}/locations/{quote_segment(location)}"
+    return f"{host}/{version}/projects/{quote_segment(project)}/locations/{quote_segment(location)}"
+
+
+def _vertex_endpoint(provider: Provider) -> UrlBuilder:
+    root = _vertex_root(provider, provider.option("api_version", "v1") or "v1")
 
     def url(path: str, model: str) -> str:
         method = gemini_method(path)
@@ -172,8 +197,21 @@ def _no_credentials(provider: Provider) -> list[tuple[str, str]]:
     return []
 
 
+def _vertex_credentials(provider: Provider) -> list[tuple[str, str]]:
+    return _key_credentials(provider) if provider.option("auth") == "api-key" else []
+
+
 def _vertex_authenticator(provider: Provider) -> Authenticator | None:
+    if provider.option("auth") == "api-key":
+        if provider.api_key is None:
+            raise KindError(f"provider {provider.name!r}: Vertex AI express mode needs its API key (api_key)")
+        return None
     return GoogleTokenSource.for_key(provider.api_key, provider.name)
+
+
+def _vertex_key_env(options: Mapping[str, str]) -> str:
+    # google-genai's variable for an express-mode key; otherwise a key file's path, as Google's libraries read it
+    return "GOOGLE_API_KEY" if _express(options) else "GOOGLE_APPLICATION_CREDENTIALS"
 
 
 VERTEX_AI = register_kind(
@@ -183,15 +221,17 @@ VERTEX_AI = register_kind(
         title="Google Vertex AI (Gemini)",
         aliases=("vertex_ai_beta", "vertex"),
         default_base_url=VERTEX_DEFAULT_HOST,
-        key_env="GOOGLE_APPLICATION_CREDENTIALS",  # a key file's path, as Google's libraries read it
+        key_env="GOOGLE_APPLICATION_CREDENTIALS",
         key_required=False,  # no key: Application Default Credentials
         capabilities=frozenset({CHAT}),
-        options=frozenset({"project", "location", "api_version"}),
+        options=frozenset({"project", "location", "api_version", "auth"}),
         endpoint=_vertex_endpoint,
-        credentials=_no_credentials,
+        credentials=_vertex_credentials,
         authenticator=_vertex_authenticator,
         check=_vertex_check,
-        notes="project and location; OAuth2 tokens from a service-account JSON key or ADC (extra `google`)",
+        key_env_for=_vertex_key_env,
+        notes="project and location; OAuth2 tokens from a service-account JSON key or ADC (extra `google`); "
+        '`auth = "api-key"`: express mode',
     )
 )
 
@@ -217,12 +257,7 @@ VERTEX_ANTHROPIC_WIRE = register_wire(
 
 
 def _vertex_claude_endpoint(provider: Provider) -> UrlBuilder:
-    project = provider.option("project") or ""
-    location = provider.option("location") or "global"
-    host = provider.base_url
-    if host == VERTEX_DEFAULT_HOST:
-        host = vertex_host(location)
-    root = f"{host}/v1/projects/{quote_segment(project)}/locations/{quote_segment(location)}"
+    root = _vertex_root(provider, "v1")
 
     def url(path: str, model: str) -> str:
         if path not in (":rawPredict", ":streamRawPredict"):
@@ -246,7 +281,7 @@ VERTEX_ANTHROPIC = register_kind(
         endpoint=_vertex_claude_endpoint,
         credentials=_no_credentials,
         authenticator=_vertex_authenticator,
-        check=_vertex_check,
+        check=_project_check,
         notes="`:rawPredict` / `:streamRawPredict`, `anthropic_version: vertex-2023-10-16` in the body",
     )
 )

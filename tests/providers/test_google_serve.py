@@ -20,13 +20,14 @@ from tests.support.servers import serve
 
 TOKEN = "sk-router-google-serve-0123456789"
 GEMINI_KEY = "AIza-serve-SECRET-0123456789"
+EXPRESS_KEY = "AIza-express-serve-SECRET-0123456789"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, GoogleUpstream, GoogleUpstream]]:
     tmp = tmp_path_factory.mktemp("google-serve")
     gemini, tokens = GoogleUpstream(api_key=GEMINI_KEY), TokenEndpoint()
-    vertex = GoogleUpstream(vertex=True, tokens=tokens)
+    vertex = GoogleUpstream(vertex=True, tokens=tokens, express_key=EXPRESS_KEY)
     with ExitStack() as running:
         gemini_url, vertex_url = running.enter_context(serve(gemini)), running.enter_context(serve(vertex))
         token_url = running.enter_context(serve(tokens))
@@ -54,12 +55,22 @@ base_url = "{vertex_url}"
 project = "fixture-project"
 location = "us-central1"
 api_key = "file:{key_file}"
+
+[[providers]]
+name = "vx"
+kind = "vertex_ai"
+auth = "api-key"      # express mode; the key from GOOGLE_API_KEY
+base_url = "{vertex_url}"
 """
         )
-        env = {**os.environ, "TEST_GEMINI_KEY": GEMINI_KEY}
+        env = {**os.environ, "TEST_GEMINI_KEY": GEMINI_KEY, "GOOGLE_API_KEY": EXPRESS_KEY}
         with llmroute_serve(["--config", str(tmp / "llmroute.toml")], cwd=tmp, env=env) as server:
             yield server, gemini, vertex
-        assert GEMINI_KEY not in server.output and info["private_key"][40:80] not in server.output
+        assert (
+            GEMINI_KEY not in server.output
+            and EXPRESS_KEY not in server.output
+            and info["private_key"][40:80] not in server.output
+        )
 
 
 def test_three_sdks_through_llmroute_serve(served: tuple[Served, GoogleUpstream, GoogleUpstream]) -> None:
@@ -76,6 +87,9 @@ def test_three_sdks_through_llmroute_serve(served: tuple[Served, GoogleUpstream,
             )
         )
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: yo"
+        done = oa.chat.completions.create(model="vx/gemini-2.5-flash", messages=[{"role": "user", "content": "ex"}])
+        assert done.choices[0].message.content == "echo: ex"
+        assert vertex.requests[-1].path == "/v1/publishers/google/models/gemini-2.5-flash:generateContent"
         with pytest.raises(openai.RateLimitError) as info:
             oa.chat.completions.create(model="gem/gemini-throttled", messages=[{"role": "user", "content": "x"}])
         assert info.value.response.headers.get("retry-after") == "37"

@@ -31,6 +31,10 @@ _VERTEX_PATH = re.compile(
     r"^/v1/projects/([a-z0-9-]+)/locations/([a-z0-9-]+)/publishers/google/models/([A-Za-z0-9._@-]+)"
     r":(generateContent|streamGenerateContent)$"
 )
+#: Vertex AI in express mode: no project, no location, an API key (aiplatform.googleapis.com only).
+_EXPRESS_PATH = re.compile(
+    r"^/v1(?:beta1)?/publishers/google/models/([A-Za-z0-9._@-]+):(generateContent|streamGenerateContent)$"
+)
 
 
 async def _read(receive: Receive) -> bytes:
@@ -106,6 +110,8 @@ class GoogleUpstream:
 
     api_key: str = ""
     vertex: bool = False
+    #: Vertex only: the express-mode API key accepted on ``/v1/publishers/google/models/...``.
+    express_key: str = ""
     tokens: TokenEndpoint | None = None
     requests: list[Recorded] = field(default_factory=list)
 
@@ -117,11 +123,25 @@ class GoogleUpstream:
         record = Recorded(scope["method"], scope["path"], scope["query_string"].decode(), headers, raw)
         self.requests.append(record)
         match = (_VERTEX_PATH if self.vertex else _GEMINI_PATH).match(scope["path"])
+        express = False
+        if self.vertex and match is None:
+            match = _EXPRESS_PATH.match(scope["path"])
+            express = match is not None
         if scope["method"] != "POST" or match is None:
             await _send(send, 404, google_error(404, "NOT_FOUND", f"Not found: {scope['path']}"))
             return
         model, method = match.groups()[-2:]
-        if self.vertex:
+        if express:
+            key = headers.get("x-goog-api-key")
+            if not self.express_key or key != self.express_key or "authorization" in headers or "key=" in record.query:
+                details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]
+                await _send(send, 400, google_error(400, "INVALID_ARGUMENT", "API key not valid.", details))
+                return
+        elif self.vertex and "x-goog-api-key" in headers:
+            message = "API keys are not supported by this API. Expected OAuth2 access token."
+            await _send(send, 401, google_error(401, "UNAUTHENTICATED", message))
+            return
+        elif self.vertex:
             token = headers.get("authorization", "")
             if (
                 self.tokens is None
