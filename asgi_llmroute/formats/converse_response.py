@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from ._json import loads
-from .errors import anthropic_error_body, openai_error_body, openai_error_type
+from .errors import anthropic_error_body, error_type_for, openai_error_body, openai_error_type
 from .tools import ToolNames
 from .types import UpstreamProtocolError
 
@@ -64,10 +64,7 @@ def exception_status(name: str | None, default: int = 500) -> int:
 
 
 def bedrock_anthropic_type(status: int) -> str:
-    known = _ANTHROPIC_TYPES.get(status)
-    if known is not None:
-        return known
-    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+    return error_type_for(status, _ANTHROPIC_TYPES, "api_error")
 
 
 def error_type_name(header_value: str | None) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ._json import dumps_bytes, loads
@@ -32,26 +33,25 @@ _OPENAI_TYPES = {
 }
 
 
+def error_type_for(status: int, known: Mapping[int, str], otherwise: str) -> str:
+    """The one rule for an error ``type``: the status's own in ``known``, else ``invalid_request_error`` for
+    a 4xx and ``otherwise`` (the API's server error type) for anything else."""
+    found = known.get(status)
+    if found is not None:
+        return found
+    return "invalid_request_error" if 400 <= status < 500 else otherwise
+
+
 def anthropic_error_type(status: int) -> str:
     """Anthropic ``error.type`` for an HTTP status: other 4xx -> invalid_request_error,
     other 5xx (and anything else) -> api_error."""
-    known = _ANTHROPIC_TYPES.get(status)
-    if known is not None:
-        return known
-    if 400 <= status < 500:
-        return "invalid_request_error"
-    return "api_error"
+    return error_type_for(status, _ANTHROPIC_TYPES, "api_error")
 
 
 def openai_error_type(status: int) -> str:
     """OpenAI ``error.type`` for an HTTP status: 401 authentication_error, 403 permission_error,
     429 rate_limit_error, other 4xx invalid_request_error, 5xx (and anything else) server_error."""
-    known = _OPENAI_TYPES.get(status)
-    if known is not None:
-        return known
-    if 400 <= status < 500:
-        return "invalid_request_error"
-    return "server_error"
+    return error_type_for(status, _OPENAI_TYPES, "server_error")
 
 
 def openai_error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> bytes:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from asgi_llmroute.formats import UpstreamProtocolError, anthropic_error_type, openai_error_type
+from asgi_llmroute.formats.converse_response import bedrock_anthropic_type
 
 from ._helpers import CLOCK, anthropic_client, openai_client
 
@@ -180,6 +181,25 @@ def test_openai_bad_bodies(body: bytes) -> None:
 def test_error_type_tables(status: int, anthropic: str, openai: str) -> None:
     assert anthropic_error_type(status) == anthropic
     assert openai_error_type(status) == openai
+
+
+@pytest.mark.parametrize(
+    ("status", "anthropic"),
+    [
+        (400, "invalid_request_error"),
+        (402, "invalid_request_error"),
+        (408, "timeout_error"),
+        (424, "api_error"),
+        (429, "rate_limit_error"),
+        (503, "overloaded_error"),
+        (504, "api_error"),
+        (529, "api_error"),
+        (418, "invalid_request_error"),
+        (200, "api_error"),
+    ],
+)
+def test_bedrock_error_types(status: int, anthropic: str) -> None:
+    assert bedrock_anthropic_type(status) == anthropic
 
 
 def test_openai_error_bodies_to_anthropic() -> None:
