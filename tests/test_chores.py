@@ -8,6 +8,7 @@ from starlette.types import Message
 
 from asgi_llmroute import GatewayError, Principal, Secret
 from asgi_llmroute.disconnect import run_while_connected, until_disconnect
+from asgi_llmroute.formats.stream_base import StreamProtocolError, load_event_object
 from asgi_llmroute.secret import SecretReferenceError, litellm_env_var, redact_url, resolve_reference
 from asgi_llmroute.tokens import AdminTokens, presented_tokens
 
@@ -85,6 +86,27 @@ def _receive(messages: list[Message], then_wait: bool = True):
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url, "<redis url>") == shown
+
+
+@pytest.mark.parametrize("data", ['{"type": "ping"}', b'{"type": "ping"}'])
+def test_load_event_object(data: str | bytes) -> None:
+    assert load_event_object(data) == {"type": "ping"}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("{nope", "upstream sent a chunk that is not valid JSON"),
+        (b"\xff{}", "upstream sent a chunk that is not valid JSON"),
+        ("[" * 100_000, "upstream sent a chunk that is not valid JSON"),
+        ("[1]", "upstream sent a chunk that is not a JSON object"),
+        (b"null", "upstream sent a chunk that is not a JSON object"),
+    ],
+)
+def test_load_event_object_refuses(data: str | bytes, message: str) -> None:
+    with pytest.raises(StreamProtocolError) as info:
+        load_event_object(data, "a chunk")
+    assert info.value.message == message
 
 
 @pytest.mark.anyio

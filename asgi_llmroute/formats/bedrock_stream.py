@@ -26,7 +26,7 @@ from .converse_stream import ConverseEvents, Event, EventHandler, StreamExceptio
 from .eventstream import EventStreamDecoder, EventStreamError, EventStreamMessage
 from .sse import SSEEvent
 from .state import TranslationState
-from .stream_base import StreamProtocolError, StreamTranslator
+from .stream_base import StreamProtocolError, StreamTranslator, load_event_object
 from .stream_to_openai import AnthropicToOpenAIStream
 from .types import TranslationOptions
 
@@ -198,12 +198,7 @@ class BedrockStream(StreamTranslator):
             event_type = headers.get(":event-type")
             if not isinstance(event_type, str):
                 raise StreamProtocolError("upstream event has no :event-type")
-            try:
-                payload = loads(message.payload) if message.payload else {}
-            except (ValueError, RecursionError):
-                raise StreamProtocolError("upstream event payload is not valid JSON") from None
-            if not isinstance(payload, dict):
-                raise StreamProtocolError("upstream event payload is not a JSON object")
+            payload = load_event_object(message.payload, "an event payload") if message.payload else {}
             return self._handler.event(event_type, payload, out)
         if kind == "exception":
             name = headers.get(":exception-type")

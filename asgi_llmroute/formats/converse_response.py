@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ._json import loads
+from ._json import loads, parse_json_object
 from .errors import anthropic_error_body, error_type_for, openai_error_body, openai_error_type
 from .tools import ToolNames
 from .types import UpstreamProtocolError
@@ -193,12 +193,7 @@ def converse_to_anthropic_message(
     body: bytes, names: ToolNames, model: str, warnings: list[str] | None = None
 ) -> dict[str, Any]:
     """A non-stream Converse response body -> Anthropic Message object; raises UpstreamProtocolError."""
-    try:
-        parsed = loads(body)
-    except (ValueError, RecursionError):
-        raise UpstreamProtocolError("upstream returned an invalid JSON response") from None
-    if not isinstance(parsed, dict):
-        raise UpstreamProtocolError("upstream response is not a JSON object")
+    parsed = parse_json_object(body, "response")
     output = parsed.get("output")
     message = output.get("message") if isinstance(output, dict) else None
     content = message.get("content") if isinstance(message, dict) else None

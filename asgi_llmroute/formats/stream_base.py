@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._json import loads_str
+from ._json import loads, loads_str
 from .accounting import accounting_from_openai
 from .sse import SSEBufferOverflow, SSEEvent, SSEParser
 from .types import TranslationOptions
@@ -18,14 +18,14 @@ class StreamProtocolError(Exception):
         self.message = message
 
 
-def load_chat_chunk(data: str) -> dict[str, Any]:
-    """An OpenAI ``chat.completion.chunk`` event's data as a JSON object (StreamProtocolError if not)."""
+def load_event_object(data: str | bytes, what: str = "an event") -> dict[str, Any]:
+    """One stream event's JSON data as an object, or StreamProtocolError saying what came (``what``: "a chunk")."""
     try:
-        obj = loads_str(data)
+        obj = loads_str(data) if type(data) is str else loads(data)
     except (ValueError, RecursionError):
-        raise StreamProtocolError("upstream sent a chunk that is not valid JSON") from None
+        raise StreamProtocolError(f"upstream sent {what} that is not valid JSON") from None
     if not isinstance(obj, dict):
-        raise StreamProtocolError("upstream sent a chunk that is not a JSON object")
+        raise StreamProtocolError(f"upstream sent {what} that is not a JSON object")
     return obj
 
 
@@ -168,7 +168,7 @@ class ChatChunkStream(StreamTranslator):
         if data == "[DONE]":
             self._finish_stream(out)
             return
-        obj = load_chat_chunk(data)
+        obj = load_event_object(data, "a chunk")
         error = obj.get("error")
         if error:
             self._upstream_error(error, out)

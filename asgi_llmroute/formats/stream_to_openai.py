@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._json import dumps, loads_str
+from ._json import dumps
 from .accounting import accounting_from_anthropic, openai_usage
 from .mapping import finish_reason
 from .sse import SSEEvent, sse_frame, sse_head
 from .state import TranslationState
-from .stream_base import StreamProtocolError, StreamTranslator
+from .stream_base import StreamProtocolError, StreamTranslator, load_event_object
 from .types import TranslationOptions
 
 _DONE = sse_frame("[DONE]")
@@ -88,12 +88,7 @@ class AnthropicToOpenAIStream(StreamTranslator):
         data = event.data
         if data == "[DONE]":  # some "Anthropic-compatible" upstreams append it; meaningless here
             return
-        try:
-            obj = loads_str(data)
-        except (ValueError, RecursionError):
-            raise StreamProtocolError("upstream sent an event that is not valid JSON") from None
-        if not isinstance(obj, dict):
-            raise StreamProtocolError("upstream sent an event that is not a JSON object")
+        obj = load_event_object(data)
         kind = obj.get("type")
         self.event_object(obj, kind if isinstance(kind, str) else event.event, out)
 
