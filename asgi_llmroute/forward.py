@@ -28,10 +28,11 @@ logger = logging.getLogger("asgi_llmroute.forward")
 def pooled_client(**options: Any) -> httpx.AsyncClient:
     """An upstream client fit for a gateway; ``options`` override the defaults.
 
-    No redirects; the aiohttp-backed transport (``transport.py``: keep-alive, no replay of sent
-    requests, header validation, proxies from the environment, a bound on connections per origin);
-    and a cookie jar that stores nothing, since one client serves every caller and a cookie set for
-    one must not reach another. ``trust_env`` is off because the transport reads the proxy variables
+    No redirects; no ``Accept-Encoding`` of its own (the client's is forwarded, or none); the
+    aiohttp-backed transport (``transport.py``: keep-alive, no replay of sent requests, header
+    validation, proxies from the environment, a bound on connections per origin); and a cookie jar
+    that stores nothing, since one client serves every caller and a cookie set for one must not
+    reach another. ``trust_env`` is off because the transport reads the proxy variables
     itself (httpx would otherwise route proxied requests around it).
     """
     defaults: dict[str, Any] = {
@@ -44,7 +45,12 @@ def pooled_client(**options: Any) -> httpx.AsyncClient:
     }
     if "transport" not in options:
         defaults["transport"] = UpstreamTransport()
-    return _UpstreamClient(**{**defaults, **options})
+    client = _UpstreamClient(**{**defaults, **options})
+    if "headers" not in options:
+        # httpx's default ``Accept-Encoding: gzip, deflate`` would ask the upstream for a compressed body
+        # that is relayed as it is, to a client that did not ask for one: the client's own header goes.
+        del client.headers["accept-encoding"]
+    return client
 
 
 class _UpstreamClient(httpx.AsyncClient):

@@ -300,3 +300,20 @@ async def test_a_cookie_one_caller_got_is_never_sent_for_another() -> None:
         await forwarder.aclose()
     assert len(server.requests) == 2
     assert b"alice-only" not in server.requests[1]
+
+
+@pytest.mark.parametrize("sent", [None, b"br"])
+async def test_accept_encoding_goes_upstream_only_as_the_client_sent_it(sent: bytes | None) -> None:
+    # httpx's default (gzip, deflate) would get the client a compressed body it did not ask for.
+    with raw_server(keep_alive(b"{}")) as server:
+        forwarder = Forwarder()
+        scope = scope_for(provider(server.url))
+        if sent is not None:
+            scope["headers"].append((b"accept-encoding", sent))
+        client = Client()
+        await forwarder(scope, client.receive, client.send)
+        await forwarder.aclose()
+    assert client.status == 200
+    head = server.requests[0].split(b"\r\n\r\n")[0].lower()
+    values = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n") if line.startswith(b"accept-encoding:")]
+    assert values == ([] if sent is None else [sent])
