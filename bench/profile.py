@@ -34,9 +34,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python bench/profile.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.bodies import PACED_EVENTS
 from bench.load import Call
 from bench.procs import Server, free_port, pinned
-from bench.run import run_wrk, start_upstream, start_upstreams, wrk_env
+from bench.run import run_wrk, start_upstreams, wrk_env
 from bench.targets import SCENARIOS, Running, default_llmroute, gateway_config, llmroute_target
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -212,7 +213,8 @@ def count_instructions(args: argparse.Namespace) -> list[tuple[str, str, float]]
         workdir = Path(tmp)
         workdir.chmod(0o755)
         ns = argparse.Namespace(stream_interval_ms=args.stream_interval_ms, upstream="nginx", load_cpu=1)
-        _, base = start_upstream(stack, workdir, ns)
+        chosen = [next(s for s in SCENARIOS if s.name == name) for name in args.scenarios]
+        _, base = start_upstreams(stack, workdir, ns, paced=any(s.paced for s in chosen))
         for index, source in enumerate(sources):
             label = source or "this tree"
             port = free_port()
@@ -228,8 +230,8 @@ def count_instructions(args: argparse.Namespace) -> list[tuple[str, str, float]]
             with Server(f"gw{index}", pinned(cmd, 0), log=workdir / f"gw{index}.log", env=env, cwd=workdir) as gw:
                 gw.wait_http(gateway_url + "/health", timeout=600)
                 running = Running("llmroute", gw, gateway_url, "gateway")
-                for name in args.scenarios:
-                    scenario = next(s for s in SCENARIOS if s.name == name)
+                for scenario in chosen:
+                    name = scenario.name
                     call = running.call(scenario)
                     warm = asyncio.run(_drive(call, args.warmup_requests, args.concurrency))
                     subprocess.run(["callgrind_control", "--zero", str(gw.pid)], check=True, capture_output=True)
@@ -244,6 +246,8 @@ def count_instructions(args: argparse.Namespace) -> list[tuple[str, str, float]]
                     per = total / max(ok, 1)
                     results.append((label, name, per))
                     print(f"{label}\t{name}\t{per / 1e6:.3f} M instructions/request", file=sys.stderr, flush=True)
+                    if scenario.paced:
+                        print(f"{label}\t{name}\t{per / PACED_EVENTS / 1e3:.1f} k instructions/event", file=sys.stderr)
     return results
 
 
