@@ -87,19 +87,19 @@ class GatewayMetrics:
             ["model", "deployment", "status"],
             registry=r,
         )
-        self.duration = Histogram(
+
+        def per_deployment(name: str, doc: str, buckets: tuple[float, ...]) -> Any:  # a prometheus_client Histogram
+            return Histogram(name, doc, ["model", "deployment"], buckets=buckets, registry=r)
+
+        self.duration = per_deployment(
             "llmroute_request_duration_seconds",
             "Total time from request to the end of the response.",
-            ["model", "deployment"],
-            buckets=_DURATION_BUCKETS,
-            registry=r,
+            _DURATION_BUCKETS,
         )
-        self.ttft = Histogram(
+        self.ttft = per_deployment(
             "llmroute_time_to_first_token_seconds",
             "Time from request to the first response byte of a successful event stream.",
-            ["model", "deployment"],
-            buckets=_TTFT_BUCKETS,
-            registry=r,
+            _TTFT_BUCKETS,
         )
         self.in_flight = Gauge(
             "llmroute_requests_in_flight",
