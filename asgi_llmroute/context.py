@@ -1,5 +1,8 @@
 """The per-request context every middleware reads and writes: ``scope["llmroute"]``.
 
+One cohesive thing over 400 lines: the context and the one reading of the request body that fills it
+(size limit, JSON checks, the model name), which every middleware shares.
+
 Whichever middleware runs first creates it (:func:`ensure_context`); the others fill in their
 fields. The context is the contract between layers; no middleware reaches into another's state.
 """

@@ -1,5 +1,8 @@
 """The forwarder's upstream hop: aiohttp's HTTP/1.1 client under the httpx transport API.
 
+One cohesive thing over 400 lines: the upstream hop, its two backends (aiohttp, httpcore under trio) and
+their response bodies, which must keep the same guarantees and are read side by side.
+
 The forwarder speaks httpx (requests, responses, timeouts, exceptions, ``mounts`` for in-process
 providers); below it, :class:`UpstreamTransport` sends each request with aiohttp's client, a mature
 HTTP/1.1 implementation with a C parser, keep-alive pooling without per-request socket polling, and

@@ -1,5 +1,8 @@
 """OpenAI Responses request -> OpenAI Chat Completions request.
 
+One cohesive thing over 400 lines: one request translation (input items, content parts, tools, options),
+read top to bottom as the request is.
+
 Only what Chat Completions can express is translated: stateless conversations (``input`` items),
 function tools and the sampling/output knobs. Features that need server-side storage
 (``previous_response_id``, ``conversation``, stored prompts, ``background``) and hosted tools are

@@ -1,5 +1,8 @@
 """Serve a LiteLLM proxy ``config.yaml`` as it is: ``llmroute serve --config litellm_config.yaml``.
 
+One cohesive thing over 400 lines: a LiteLLM ``config.yaml`` to a GatewayConfig, key by key, with what is
+ignored named beside what is kept.
+
 The parts we support become a :class:`GatewayConfig`; everything else is named, key by key, in
 the list of ignored keys that ``llmroute serve`` prints at start (docs/litellm.md has the table).
 

@@ -1,5 +1,7 @@
-# Over 400 lines, one thing: RedisState (the Redis backend: its connection, request-path calls, batched writes).
 """Runtime state shared through Redis by every worker and instance that points at it.
+
+One cohesive thing over 400 lines: RedisState, the Redis backend (its connection, request-path calls and batched
+writes).
 
 Needs the ``redis`` extra (redis-py), imported only when a ``[state] backend = "redis"`` is built.
 
