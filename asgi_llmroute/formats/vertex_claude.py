@@ -104,6 +104,13 @@ class VertexClaudeTranslator(Translator):
         out["anthropic_version"] = self.anthropic_version
         return out
 
+    def count_tokens(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An Anthropic ``count_tokens`` body for Vertex's ``count-tokens:rawPredict``: ``model`` stays
+        in the body (the URL names no model), ``anthropic_version`` is added. Anthropic clients only."""
+        if self._inner is not None:
+            raise ValueError("count_tokens is an Anthropic client's request")
+        return {**body, "anthropic_version": self.anthropic_version}
+
     def response(self, body: bytes) -> bytes:
         if self._inner is not None:
             out = self._inner.response(body)

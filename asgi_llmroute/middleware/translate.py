@@ -16,7 +16,7 @@ from ..context import ClientAPI, RequestContext, ensure_context, receive_json, r
 from ..errors import GatewayError, send_error
 from ..formats import TranslationError, TranslationOptions
 from ..formats.capabilities import ModelCapabilities, default_capabilities, fit_request
-from ..providers.kinds import CHAT, ProviderKind, get_wire, operation_of
+from ..providers.kinds import CHAT, COUNT_TOKENS, ProviderKind, get_wire, operation_of
 from ..providers.types import Deployment, Provider
 from ..send import send_json
 from ._rewrite import ResponseRewriter, ask_for_identity, google_retry_after_header
@@ -89,10 +89,11 @@ class TranslationMiddleware(TranslatingMiddleware):
             if client not in (ClientAPI.OPENAI_CHAT, ClientAPI.ANTHROPIC_MESSAGES):
                 raise _cannot_serve(ctx.model, provider, operation_of(route_path(scope)))
             ctx, body, receive = await receive_json(scope, receive)
-            if client is ClientAPI.ANTHROPIC_MESSAGES and _is_count_tokens(scope):
+            counting = client is ClientAPI.ANTHROPIC_MESSAGES and _is_count_tokens(scope)
+            if counting and not kind.serves(COUNT_TOKENS):
                 await send_json(send, 200, {"input_tokens": _estimate_tokens(ctx.body)})
                 return
-            if not kind.serves(CHAT):
+            if not counting and not kind.serves(CHAT):
                 raise _cannot_serve(ctx.model, provider, CHAT)
             wire = get_wire(provider.api)
             translator = wire.translator(client.wire, _options_for(self._options, provider, ctx.thinking_blocks))
@@ -102,8 +103,11 @@ class TranslationMiddleware(TranslatingMiddleware):
             if bind is not None:
                 bind(deployment, scope["headers"])
             try:
-                upstream_body = translator.request(body)
-                fit(upstream_body, provider.api, self._capabilities(deployment), ctx.model)
+                if counting:  # a kind that counts natively in another wire format (Claude on Vertex)
+                    upstream_body = translator.count_tokens(body)  # type: ignore[attr-defined]
+                else:
+                    upstream_body = translator.request(body)
+                    fit(upstream_body, provider.api, self._capabilities(deployment), ctx.model)
             except TranslationError as exc:
                 raise GatewayError(400, exc.message, param=exc.param) from None
         except GatewayError as exc:
@@ -117,7 +121,12 @@ class TranslationMiddleware(TranslatingMiddleware):
         _rename_max_tokens(upstream_body, kind)
         ctx.set_json(upstream_body)
         upstream_path = getattr(translator, "upstream_path", None)  # a translator that knows its path
-        ctx.upstream_path = upstream_path() if upstream_path is not None else wire.chat_path(body.get("stream") is True)
+        if counting:
+            ctx.upstream_path = COUNT_TOKENS_PATH
+        elif upstream_path is not None:
+            ctx.upstream_path = upstream_path()
+        else:
+            ctx.upstream_path = wire.chat_path(body.get("stream") is True)
         # The client's query string belongs to its API (`?beta=true` from Claude Code): not the upstream's.
         scope["query_string"] = b""
         # Drop the other API's protocol headers (anthropic-version to an OpenAI upstream, ...).
@@ -216,9 +225,12 @@ def fit(body: dict[str, Any], api: str, caps: ModelCapabilities, model: str | No
         logger.info("translation for model %r: %s", model, change)
 
 
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+
+
 def _is_count_tokens(scope: Scope) -> bool:
     path: str = scope["path"]
-    return path.endswith("/v1/messages/count_tokens")
+    return path.endswith(COUNT_TOKENS_PATH)
 
 
 def _estimate_tokens(body: bytes) -> int:

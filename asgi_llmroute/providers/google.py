@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from .google_auth import CLOUD_PLATFORM_SCOPE, GoogleTokenSource
 from .kinds import (
     CHAT,
+    COUNT_TOKENS,
     KindError,
     ProviderKind,
     UrlBuilder,
@@ -61,6 +62,7 @@ _STREAM = ":streamGenerateContent?alt=sse"
 METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens"})
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # project ids and locations
 _VERSION = re.compile(r"^v1(beta1?|alpha)?$")
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"  # Anthropic's route; Vertex's count-tokens:rawPredict
 
 
 def _chat_path(stream: bool) -> str:
@@ -260,6 +262,8 @@ def _vertex_claude_endpoint(provider: Provider) -> UrlBuilder:
     root = _vertex_root(provider, "v1")
 
     def url(path: str, model: str) -> str:
+        if path == COUNT_TOKENS_PATH:  # the model travels in the body
+            return f"{root}/publishers/anthropic/models/count-tokens:rawPredict"
         if path not in (":rawPredict", ":streamRawPredict"):
             raise ValueError(f"no Vertex rawPredict method for {path!r}")
         return f"{root}/publishers/anthropic/models/{quote_segment(model)}{path}"
@@ -276,7 +280,7 @@ VERTEX_ANTHROPIC = register_kind(
         default_base_url=VERTEX_DEFAULT_HOST,
         key_env="GOOGLE_APPLICATION_CREDENTIALS",
         key_required=False,
-        capabilities=frozenset({CHAT}),
+        capabilities=frozenset({CHAT, COUNT_TOKENS}),  # count-tokens:rawPredict
         options=frozenset({"project", "location"}),
         endpoint=_vertex_claude_endpoint,
         credentials=_no_credentials,

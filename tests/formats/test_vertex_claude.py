@@ -40,6 +40,14 @@ def test_anthropic_request_loses_model_and_gains_the_version() -> None:
     }
 
 
+def test_count_tokens_keeps_the_model_and_gains_the_version() -> None:
+    tr: Any = new_translator("anthropic", "vertex-anthropic", OPTIONS)
+    body: dict[str, Any] = {"model": "claude-sonnet-4-5@20250929", "messages": [{"role": "user", "content": "x"}]}
+    assert tr.count_tokens(body) == {**body, "anthropic_version": "vertex-2023-10-16"}
+    with pytest.raises(ValueError, match="Anthropic client"):
+        new_translator("openai", "vertex-anthropic", OPTIONS).count_tokens(body)  # type: ignore[attr-defined]
+
+
 def test_anthropic_clients_get_bytes_unchanged() -> None:
     tr = new_translator("anthropic", "vertex-anthropic", OPTIONS)
     tr.request({"model": "m", "max_tokens": 5, "messages": []})

@@ -565,3 +565,20 @@ def test_retry_delay_header_on_relayed_google_errors() -> None:
         sent = relay(status, chunks)
         assert not any(k == b"retry-after" for k, _ in sent[0]["headers"])
         assert b"".join(m["body"] for m in sent[1:]) == b"".join(chunks)
+
+
+def test_vertex_claude_count_tokens(gateway: str, servers: Servers) -> None:
+    client = ac(gateway)
+    messages: Any = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    counted = client.messages.count_tokens(model="claude/claude-sonnet-4-5@20250929", messages=messages, system="s")
+    assert counted.input_tokens == 1002  # Vertex's count, not the gateway's estimate
+    sent = servers.claude.requests[-1]
+    assert (
+        sent.path
+        == "/v1/projects/fixture-project/locations/us-central1/publishers/anthropic/models/count-tokens:rawPredict"
+    )
+    assert sent.json()["model"] == "claude-sonnet-4-5@20250929" and sent.json()["system"] == "s"
+    assert sent.headers["authorization"].removeprefix("Bearer ") in servers.tokens.issued
+    with pytest.raises(anthropic.RateLimitError) as info:
+        client.messages.count_tokens(model="claude/claude-throttled", messages=messages)
+    assert info.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]

@@ -325,6 +325,7 @@ class VertexClaudeUpstream:
 
     tokens: TokenEndpoint
     requests: list[Recorded] = field(default_factory=list)
+    counted: list[dict[str, Any]] = field(default_factory=list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -341,6 +342,9 @@ class VertexClaudeUpstream:
             return
         model, method = match.group(3), match.group(4)
         body = json.loads(raw)
+        if model == "count-tokens":
+            await self._count_tokens(send, method, body)
+            return
         problem = None
         if "model" in body:
             problem = "model: Extra inputs are not permitted"
@@ -368,3 +372,40 @@ class VertexClaudeUpstream:
         for i in range(0, len(data), 97):
             await send({"type": "http.response.body", "body": data[i : i + 97], "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+    async def _count_tokens(self, send: Send, method: str, body: dict[str, Any]) -> None:
+        """``count-tokens:rawPredict``: the model in the body (not the URL), Anthropic's count_tokens fields."""
+        problem = None
+        if method != "rawPredict":
+            problem = "count-tokens: only rawPredict"
+        elif not isinstance(body.get("model"), str) or not isinstance(body.get("messages"), list):
+            problem = "model and messages: Field required"
+        elif body.get("anthropic_version") not in (None, "vertex-2023-10-16"):
+            problem = "anthropic_version: vertex-2023-10-16 expected"
+        else:
+            extra = sorted(set(body) - _COUNT_TOKENS_FIELDS)
+            problem = f"{extra[0]}: Extra inputs are not permitted" if extra else None
+        if problem is not None:
+            error = {"type": "error", "error": {"type": "invalid_request_error", "message": problem}}
+            await _send(send, 400, json.dumps(error).encode())
+            return
+        if body["model"] == "claude-throttled":
+            await _send(send, 429, (FIXTURES / "vertex-claude/error_429_resource_exhausted.json").read_bytes())
+            return
+        self.counted.append(body)
+        await _send(send, 200, json.dumps({"input_tokens": 1000 + len(body["messages"])}).encode())
+
+
+#: What Anthropic's count_tokens accepts, plus Vertex's anthropic_version.
+_COUNT_TOKENS_FIELDS = {
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "mcp_servers",
+    "context_management",
+    "output_config",
+    "anthropic_version",
+}
