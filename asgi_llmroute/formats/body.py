@@ -12,7 +12,17 @@ from typing import Any, TypeGuard
 
 from .types import TranslationError
 
-__all__ = ["each_block", "each_message", "is_int", "is_number", "request_messages", "single_choice", "token_cap"]
+__all__ = [
+    "each_block",
+    "each_message",
+    "each_object",
+    "each_part",
+    "is_int",
+    "is_number",
+    "request_messages",
+    "single_choice",
+    "token_cap",
+]
 
 
 def is_int(value: Any) -> TypeGuard[int]:
@@ -53,16 +63,31 @@ def each_message(messages: list[Any]) -> Iterator[tuple[int, str, dict[str, Any]
         yield i, param, message
 
 
+def each_object(items: list[Any], param: str, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(parameter path ``param[j]``, item) of each item of an array; raises at the first item that is
+    not an object ("<what> must be objects": ``what`` is "content parts", "tools entries", ...)."""
+    for j, item in enumerate(items):
+        p = f"{param}[{j}]"
+        if not isinstance(item, dict):
+            raise TranslationError(f"{what} must be objects", p)
+        yield p, item
+
+
 def each_block(content: Any, param: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """(parameter path, block) of each block of an array of (Anthropic) content blocks; raises
     unless ``content`` is an array of objects. Callers take the string form first."""
     if not isinstance(content, list):
         raise TranslationError("content must be a string or an array of blocks", param)
-    for j, block in enumerate(content):
-        p = f"{param}[{j}]"
-        if not isinstance(block, dict):
-            raise TranslationError("content blocks must be objects", p)
-        yield p, block
+    return each_object(content, param, "content blocks")
+
+
+def each_part(content: Any, param: str) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """(parameter path, ``type``, part) of each part of an array of (OpenAI) content parts; raises
+    unless ``content`` is an array of objects. Callers take the string and null forms first."""
+    if not isinstance(content, list):
+        raise TranslationError("content must be a string or an array of parts", param)
+    for p, part in each_object(content, param, "content parts"):
+        yield p, part.get("type"), part
 
 
 def token_cap(body: dict[str, Any], keys: tuple[str, ...]) -> int | None:

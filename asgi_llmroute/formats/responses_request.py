@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .body import each_object, each_part
 from .thinking_carry import decode_thinking, is_gateway_content
 from .types import TranslationError, TranslationOptions
 
@@ -250,11 +251,7 @@ class _Input:
 def _parts(parts: list[Any], param: str) -> list[dict[str, Any]]:
     """Responses input content parts -> chat content parts."""
     out: list[dict[str, Any]] = []
-    for j, part in enumerate(parts):
-        p = f"{param}[{j}]"
-        if not isinstance(part, dict):
-            raise TranslationError("content parts must be objects", p)
-        kind = part.get("type")
+    for p, kind, part in each_part(parts, param):
         if kind in ("input_text", "output_text", "text"):
             text = part.get("text")
             if not isinstance(text, str):
@@ -316,10 +313,7 @@ def _tools(tools: Any, info: ResponsesRequest) -> list[dict[str, Any]]:
     if not isinstance(tools, list):
         raise TranslationError("tools must be an array", "tools")
     out: list[dict[str, Any]] = []
-    for i, tool in enumerate(tools):
-        param = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise TranslationError("tools entries must be objects", param)
+    for param, tool in each_object(tools, "tools", "tools entries"):
         kind = tool.get("type")
         if kind == "namespace":
             namespace = tool.get("name")

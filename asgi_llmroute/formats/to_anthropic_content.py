@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .body import each_part
 from .types import TranslationError
 
 __all__ = ["IMAGE_TYPES", "text_block", "thinking_blocks", "user_blocks"]
@@ -73,14 +74,8 @@ def user_blocks(content: Any, param: str) -> list[dict[str, Any]]:
         return [block] if block else []
     if content is None:
         return []
-    if not isinstance(content, list):
-        raise TranslationError("content must be a string or an array of parts", param)
     blocks: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        p = f"{param}[{j}]"
-        if not isinstance(part, dict):
-            raise TranslationError("content parts must be objects", p)
-        kind = part.get("type")
+    for p, kind, part in each_part(content, param):
         if kind == "text":
             text = part.get("text")
             if not isinstance(text, str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .body import each_message
+from .body import each_message, each_part
 from .to_anthropic_content import text_block, thinking_blocks, user_blocks
 from .tools import ToolNames, openai_tool_calls, parse_tool_arguments, sanitize_id
 from .types import TranslationError
@@ -96,10 +96,7 @@ class MessageConverter:
             if block:
                 blocks.append(block)
         elif isinstance(content, list):
-            for j, part in enumerate(content):
-                if not isinstance(part, dict):
-                    raise TranslationError("content parts must be objects", f"{param}.content[{j}]")
-                kind = part.get("type")
+            for p, kind, part in each_part(content, f"{param}.content"):
                 text = part.get("text") if kind == "text" else part.get("refusal") if kind == "refusal" else None
                 if isinstance(text, str):
                     block = text_block(text, part)
@@ -108,7 +105,7 @@ class MessageConverter:
                 elif kind in ("thinking", "redacted_thinking"):
                     thinking.extend(thinking_blocks([part]))
                 else:
-                    raise TranslationError(f"unsupported assistant content part {kind!r}", f"{param}.content[{j}]")
+                    raise TranslationError(f"unsupported assistant content part {kind!r}", p)
         elif content is not None:
             raise TranslationError("content must be a string, an array of parts or null", f"{param}.content")
         refusal = message.get("refusal")

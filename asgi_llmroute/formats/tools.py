@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._json import loads
+from .body import each_object
 from .types import TranslationError
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_-]")
@@ -109,10 +110,7 @@ def openai_function_tools(tools: Any, upstream: str) -> list[tuple[str, dict[str
     if not isinstance(tools, list):
         raise TranslationError("tools must be an array", "tools")
     out: list[tuple[str, dict[str, Any]]] = []
-    for i, tool in enumerate(tools):
-        param = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise TranslationError("tools entries must be objects", param)
+    for param, tool in each_object(tools, "tools", "tools entries"):
         if tool.get("type") != "function":
             raise TranslationError(
                 f"tool type {tool.get('type')!r} cannot be sent to {upstream} (functions only)", param
@@ -127,10 +125,7 @@ def openai_function_tools(tools: Any, upstream: str) -> list[tuple[str, dict[str
 def openai_tool_calls(calls: list[Any], param: str, upstream: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(call id, function name, parsed arguments) of each entry of an assistant message's
     ``tool_calls`` array (at ``param``); raises on entries that are not function calls."""
-    for j, call in enumerate(calls):
-        p = f"{param}[{j}]"
-        if not isinstance(call, dict):
-            raise TranslationError("tool_calls entries must be objects", p)
+    for p, call in each_object(calls, param, "tool_calls entries"):
         if call.get("type", "function") != "function":
             raise TranslationError(f"only function tool calls can be sent to {upstream}", f"{p}.type")
         function = call.get("function")
@@ -179,10 +174,7 @@ def anthropic_tools(tools: Any) -> tuple[list[tuple[str, dict[str, Any]]], list[
         raise TranslationError("tools must be an array", "tools")
     custom: list[tuple[str, dict[str, Any]]] = []
     hosted: list[tuple[str, str, str | None]] = []
-    for i, tool in enumerate(tools):
-        param = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise TranslationError("tools entries must be objects", param)
+    for param, tool in each_object(tools, "tools", "tools entries"):
         name = tool.get("name")
         kind = tool.get("type")
         if kind not in (None, "custom"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..body import each_block
+from ..body import each_block, each_part
 from ..types import TranslationError
 
 _AUDIO = {"wav": "audio/wav", "mp3": "audio/mp3"}
@@ -50,14 +50,8 @@ def openai_parts(content: Any, param: str, *, system: bool = False) -> list[dict
         return [{"text": content}] if content else []
     if content is None:
         return []
-    if not isinstance(content, list):
-        raise TranslationError("content must be a string or an array of parts", param)
     parts: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        p = f"{param}[{j}]"
-        if not isinstance(part, dict):
-            raise TranslationError("content parts must be objects", p)
-        kind = part.get("type")
+    for p, kind, part in each_part(content, param):
         if kind in ("text", "refusal"):
             text = part.get(kind)
             if not isinstance(text, str):
