@@ -301,6 +301,15 @@ class RoutingConfig(_Model):
     deployment_header: bool = False
 
 
+class UpstreamConfig(_Model):
+    """The gateway's connections to the upstreams (one pool shared by every provider)."""
+
+    #: Open connections to one scheme/host/port at most; requests beyond them wait for a free one.
+    max_connections_per_origin: int = Field(default=256, ge=1, le=65536)
+    #: Seconds an idle keep-alive connection is kept open for reuse.
+    keepalive_timeout: float = Field(default=30.0, gt=0)
+
+
 class LoggingConfig(_Model):
     """The gateway's own log lines (docs/observability.md)."""
 
@@ -369,6 +378,7 @@ class GatewayConfig(_Model):
     models: list[ModelConfig] = Field(default_factory=list)
     translation: TranslationConfig = Field(default_factory=TranslationConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     usage: UsageConfig = Field(default_factory=UsageConfig)

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import assemble
 from .admin import PREFIX as ADMIN_PREFIX
 from .admin import USAGE_PATH, ProviderAdminApp, UsageAdminApp
-from .config import GatewayConfig
+from .config import GatewayConfig, UpstreamConfig
 from .context import SCOPE_KEY, ClientAPI, RequestContext, ensure_context, path_model, route_path
 from .demo import DEMO_BASE_URL, DemoProvider
 from .errors import GatewayError, send_error
@@ -48,6 +48,7 @@ from .secret import Secret
 from .send import send_json
 from .state import StateUnavailable
 from .store_setup import live_routes
+from .transport import UpstreamTransport
 
 logger = logging.getLogger("asgi_llmroute.state")
 
@@ -71,9 +72,14 @@ PASSTHROUGH_ROUTES = (
 )
 
 
-def default_http_client() -> httpx.AsyncClient:
-    """The pooled upstream client: no redirects, generous keep-alive, the demo provider mounted."""
-    return pooled_client(mounts={DEMO_BASE_URL: httpx.ASGITransport(app=DemoProvider())})
+def default_http_client(upstream: UpstreamConfig | None = None) -> httpx.AsyncClient:
+    """The pooled upstream client: no redirects, keep-alive as ``upstream`` ([upstream]) says, the demo
+    provider mounted."""
+    upstream = upstream if upstream is not None else UpstreamConfig()
+    transport = UpstreamTransport(
+        max_connections_per_origin=upstream.max_connections_per_origin, keepalive_expiry=upstream.keepalive_timeout
+    )
+    return pooled_client(transport=transport, mounts={DEMO_BASE_URL: httpx.ASGITransport(app=DemoProvider())})
 
 
 class Gateway:
@@ -103,7 +109,7 @@ class Gateway:
         if isinstance(self.routes, LiveRouteTable):
             self.state.on_store_change(self.routes.invalidate)  # another instance wrote to the store
         self.usage_admin = UsageAdminApp(state=self.state, tokens=admin_tokens)
-        http_client = client if client is not None else default_http_client()
+        http_client = client if client is not None else default_http_client(config.upstream)
         self.forwarder = Forwarder(client=http_client, timeouts=assemble.upstream_timeouts(config))
         # Balancing state (docs/routing.md): one per gateway, shared by resolution and retries.
         self.balancer = Balancer(config.routing.strategy, state=self.state)

@@ -90,6 +90,8 @@ def test_valid_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             "providers: the name 'p' is used twice",
         ),
         ("[[models]]\nname = 'm'\nprovider = 'nope'\nmodel = 'x'", "models[0].provider: no provider named 'nope'"),
+        ("[upstream]\nmax_connections_per_origin = 0", "upstream.max_connections_per_origin"),
+        ("[upstream]\nkeepalive_timeout = 0", "upstream.keepalive_timeout"),
     ],
 )
 def test_invalid_config_names_file_key_and_problem(tmp_path: Path, text: str, expected: str) -> None:

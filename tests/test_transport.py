@@ -18,7 +18,8 @@ import anyio
 import httpx
 import pytest
 
-from asgi_llmroute import pooled_client
+from asgi_llmroute import build_gateway, pooled_client
+from asgi_llmroute.config import parse_config
 from asgi_llmroute.forward import _UpstreamClient
 from asgi_llmroute.transport import UpstreamTransport, environment_proxies, validate_header
 from tests.support.raw import Conn, keep_alive, raw_server
@@ -354,3 +355,30 @@ async def test_the_gateway_client_keeps_httpx_features_it_is_given() -> None:
             await fetch(client, f"{server.url}/hooked")
     assert seen == ["/hooked"]
     assert b"authorization: basic dtpw" in server.requests[1].lower()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_gateways_connections_per_origin_come_from_upstream_config(anyio_backend: str) -> None:
+    with raw_server(keep_alive(b'{"object":"list","data":[]}', delay=0.1)) as server:
+        config = parse_config(
+            {
+                "tokens": [{"name": "t", "key": "sk-router-test-0123456789"}],
+                "providers": [{"name": "up", "api": "openai", "base_url": f"{server.url}/v1"}],
+                "models": [{"name": "m", "provider": "up", "model": "m"}],
+                "upstream": {"max_connections_per_origin": 2, "keepalive_timeout": 5},
+            },
+            source="test",
+        )
+        gateway = build_gateway(config)
+        headers = {"authorization": "Bearer sk-router-test-0123456789"}
+        async with gateway, httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as gw:
+
+            async def call() -> None:
+                response = await gw.post("/v1/embeddings", json={"model": "m", "input": "x"}, headers=headers)
+                assert response.status_code == 200, response.text
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(6):
+                    tg.start_soon(call)
+    assert len(server.requests) == 6
+    assert server.most_open <= 2
