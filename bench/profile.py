@@ -214,7 +214,7 @@ def count_instructions(args: argparse.Namespace) -> list[tuple[str, str, float]]
         workdir.chmod(0o755)
         ns = argparse.Namespace(stream_interval_ms=args.stream_interval_ms, upstream="nginx", load_cpu=1)
         chosen = [next(s for s in SCENARIOS if s.name == name) for name in args.scenarios]
-        _, base = start_upstreams(stack, workdir, ns, paced=any(s.paced for s in chosen))
+        base = start_upstreams(stack, workdir, ns, paced=any(s.paced for s in chosen)).upstreams
         for index, source in enumerate(sources):
             label = source or "this tree"
             port = free_port()

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 
-def _httpx_aiohttp_client() -> httpx.AsyncClient:
+def _httpx_aiohttp_client(upstream: object = None) -> httpx.AsyncClient:
     from httpx_aiohttp import AiohttpTransport
 
     from asgi_llmroute.forward import pooled_client
@@ -82,7 +82,7 @@ class _DirectResponse:
 class DirectClient:
     """Just enough of ``httpx.AsyncClient`` for the forwarder, on aiohttp (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, upstream: object = None) -> None:  # called as default_http_client(config.upstream)
         self._session: Any = None
 
     def build_request(self, method: str, url: str, *, headers: Any, content: bytes, timeout: Any) -> _DirectRequest:
