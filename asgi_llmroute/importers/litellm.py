@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,12 +35,15 @@ from .plan import Entry, ImportFileError, Issue, KeyRef, ParsedFile, key_from_st
 
 __all__ = [
     "DEFAULT_KEY_VARS",
+    "LiteLLMTarget",
     "litellm_api",
     "litellm_base_url",
     "litellm_environment",
     "litellm_provider_name",
+    "litellm_target",
     "parse_litellm",
     "read_litellm",
+    "unique_name",
 ]
 
 _DEFAULT_BASE = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
@@ -174,6 +178,52 @@ def litellm_base_url(api: str, value: Any) -> str:
     return base
 
 
+@dataclass(frozen=True)
+class LiteLLMTarget:
+    """What serves one ``model_list`` entry: an ``api`` (``openai``/``anthropic``), a kind, or a Google deployment."""
+
+    upstream: str
+    api: str | None = None
+    kind: ProviderKind | None = None
+    google: GoogleDeployment | None = None
+
+    def known_params(self, params: Mapping[str, Any], common: Iterable[str]) -> frozenset[str]:
+        """The ``litellm_params`` keys this target reads, besides ``common`` (the reader's own)."""
+        known = frozenset(common)
+        if self.kind is not None and self.kind.name == "azure":
+            known |= _AZURE_PARAMS
+        if self.google is not None:
+            return known | GOOGLE_PARAMS
+        if self.kind is not None:
+            return known | {key for key, _ in litellm_kind_options(self.kind, params).values()}
+        return known
+
+
+def litellm_target(params: Mapping[str, Any], env: Mapping[str, str]) -> LiteLLMTarget:
+    """The target of an entry's ``litellm_params`` (``model`` a string); the one reading of a LiteLLM model for
+    the import and for serving a config. Raises UnsupportedModel (its reason) for a model no kind serves, and
+    ValueError (``<param>: <problem>``) for Google settings that cannot be used."""
+    model = params["model"]
+    api, upstream, reason = litellm_api(model)
+    if api is not None:
+        return LiteLLMTarget(upstream, api=api)
+    google = google_deployment(model, params, env)  # gemini/, vertex_ai/ (litellm_google.py)
+    if google is not None:
+        return LiteLLMTarget(google.model, kind=get_kind(google.kind), google=google)
+    kind, upstream, reason = litellm_kind(model)
+    if kind is None:
+        raise UnsupportedModel(reason)
+    return LiteLLMTarget(upstream, kind=kind)
+
+
+def unique_name(base: str, taken: Collection[str]) -> str:
+    """``base``, or ``base-2``, ``base-3``, ... : the first not in ``taken`` (provider names)."""
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
 def _kind_entry(
     kind: ProviderKind, params: Mapping[str, Any], env: Mapping[str, str]
 ) -> tuple[dict[str, Any], str | KeyRef | None]:
@@ -299,28 +349,15 @@ def _entry(item: Any, where: str, env: Mapping[str, str], groups: dict[str, Entr
     if "*" in name or "*" in params["model"]:
         parsed.skipped.append(Issue(where, "wildcard routes are not imported: clients use <provider>/<model>"))
         return
-    api, upstream, reason = litellm_api(params["model"])
-    kind = None
-    google: GoogleDeployment | None = None
-    if api is None:
-        try:  # gemini/, vertex_ai/ (litellm_google.py)
-            google = google_deployment(params["model"], params, env)
-        except UnsupportedModel as exc:
-            parsed.skipped.append(Issue(where, str(exc)))
-            return
-        if google is not None:
-            kind, upstream = get_kind(google.kind), google.model
-        else:
-            kind, upstream, reason = litellm_kind(params["model"])
-        if kind is None:
-            parsed.skipped.append(Issue(where, reason))
-            return
-    known = _IMPORTED_PARAMS | (_AZURE_PARAMS if kind is not None and kind.name == "azure" else frozenset())
-    if google is not None:
-        known |= GOOGLE_PARAMS
-    elif kind is not None:
-        known |= {key for key, _ in litellm_kind_options(kind, params).values()}
-    ignored = sorted(set(params) - known) + (["model_info"] if "model_info" in item else [])
+    try:
+        target = litellm_target(params, env)
+    except UnsupportedModel as exc:
+        parsed.skipped.append(Issue(where, str(exc)))
+        return
+    api, kind, google, upstream = target.api, target.kind, target.google, target.upstream
+    ignored = sorted(set(params) - target.known_params(params, _IMPORTED_PARAMS)) + (
+        ["model_info"] if "model_info" in item else []
+    )
     extra_keys = sorted(set(item) - {"model_name", "litellm_params", "model_info"})
     if extra_keys:
         raise ValueError(f"unknown field(s): {', '.join(extra_keys)}")
@@ -348,12 +385,7 @@ def _entry(item: Any, where: str, env: Mapping[str, str], groups: dict[str, Entr
     identity = json.dumps([data, str(key) if isinstance(key, KeyRef) else key], sort_keys=True, default=str)
     entry = groups.get(identity)
     if entry is None:
-        base_name = litellm_provider_name(name_of, base_url)
-        taken = {e.data["name"] for e in groups.values()}
-        provider = base_name
-        n = 2
-        while provider in taken:
-            provider, n = f"{base_name}-{n}", n + 1
+        provider = unique_name(litellm_provider_name(name_of, base_url), {e.data["name"] for e in groups.values()})
         entry = Entry(f"{where} -> provider {provider!r}", {"name": provider, **data, "models": {}}, key)
         groups[identity] = entry
     models: dict[str, str] = entry.data["models"]

@@ -25,22 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, GatewayConfig, parse_config
-from ..providers.kinds import ProviderKind, get_kind
+from ..providers.kinds import ProviderKind
 from ..secret import litellm_env_var
 from .litellm import (
     DEFAULT_KEY_VARS,
     LITELLM_KEY_VARS,
-    litellm_api,
     litellm_base_url,
     litellm_environment,
-    litellm_kind,
     litellm_kind_base_url,
     litellm_kind_options,
     litellm_provider_name,
+    litellm_target,
     read_litellm,
+    unique_name,
 )
 from .litellm_bedrock import BEDROCK_PARAMS, bedrock_provider
-from .litellm_google import GOOGLE_PARAMS, GoogleDeployment, UnsupportedModel, google_deployment
+from .litellm_google import GoogleDeployment, UnsupportedModel
 from .plan import ImportFileError
 
 __all__ = ["is_litellm_config", "load_litellm_config"]
@@ -186,32 +186,16 @@ def _translate(
             ignored += [f"{where}.litellm_params.{k}" for k in sorted(set(params) - _PARAMS - BEDROCK_PARAMS)]
             models.append(_bedrock_model(providers, name, params, env, key_ref, where))
             continue
-        api, upstream, reason = litellm_api(params["model"])
-        kind = None
-        google: GoogleDeployment | None = None
-        if api is None:
-            try:  # gemini/, vertex_ai/ (litellm_google.py)
-                google = google_deployment(params["model"], params, env)
-            except UnsupportedModel as exc:
-                ignored.append(f"{where} ({name}): {exc}")
-                unsupported.append(f"{where} ({name}): {exc}")
-                continue
-            except ValueError as exc:
-                raise ConfigError(f"{source}: {where}.litellm_params.{exc}") from None
-            if google is not None:
-                kind, upstream = get_kind(google.kind), google.model
-            else:
-                kind, upstream, reason = litellm_kind(params["model"])
-            if kind is None:
-                ignored.append(f"{where} ({name}): {reason}")
-                unsupported.append(f"{where} ({name}): {reason}")
-                continue
-        known_params = _PARAMS | (_AZURE_PARAMS if kind is not None and kind.name == "azure" else frozenset())
-        if google is not None:
-            known_params |= GOOGLE_PARAMS
-        elif kind is not None:
-            known_params |= {key for key, _ in litellm_kind_options(kind, params).values()}
-        ignored += [f"{where}.litellm_params.{k}" for k in sorted(set(params) - known_params)]
+        try:
+            target = litellm_target(params, env)
+        except UnsupportedModel as exc:
+            ignored.append(f"{where} ({name}): {exc}")
+            unsupported.append(f"{where} ({name}): {exc}")
+            continue
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {where}.litellm_params.{exc}") from None
+        api, kind, google, upstream = target.api, target.kind, target.google, target.upstream
+        ignored += [f"{where}.litellm_params.{k}" for k in sorted(set(params) - target.known_params(params, _PARAMS))]
         ignored += [f"{where}.{k}" for k in sorted(set(item) - {"model_name", "litellm_params"})]
         if kind is None:
             assert api is not None
@@ -240,11 +224,7 @@ def _translate(
             provider["timeout"] = params["timeout"]
         identity = repr(sorted(provider.items(), key=lambda kv: kv[0]))
         if identity not in providers:
-            base = litellm_provider_name(kind_name, base_url)
-            taken = {p["name"] for p in providers.values()}
-            unique, n = base, 2
-            while unique in taken:
-                unique, n = f"{base}-{n}", n + 1
+            unique = unique_name(litellm_provider_name(kind_name, base_url), {p["name"] for p in providers.values()})
             providers[identity] = {"name": unique, **provider}
             index = len(providers) - 1
             origins[f"providers[{index}]"] = where
@@ -370,11 +350,7 @@ def _bedrock_model(
         provider["timeout"] = params["timeout"]
     identity = repr(sorted(provider.items(), key=lambda kv: kv[0]))
     if identity not in providers:
-        taken = {p["name"] for p in providers.values()}
-        unique, n = "bedrock", 2
-        while unique in taken:
-            unique, n = f"bedrock-{n}", n + 1
-        providers[identity] = {"name": unique, **provider}
+        providers[identity] = {"name": unique_name("bedrock", {p["name"] for p in providers.values()}), **provider}
     model: dict[str, Any] = {"name": name, "provider": providers[identity]["name"], "model": upstream}
     for key in ("weight", *(k for k in ("rpm", "tpm") if k in _PARAMS)):  # the deployment's own settings
         if params.get(key):
