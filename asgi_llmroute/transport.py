@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import os
 import re
 import ssl
 import urllib.request
@@ -89,6 +91,18 @@ def environment_proxies() -> dict[str, str]:
     return {k: v for k, v in proxies.items() if k in ("http", "https", "no")}
 
 
+@functools.lru_cache(maxsize=4)
+def _verifying_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # httpx's context (certifi's roots, or SSL_CERT_FILE / SSL_CERT_DIR), which reads those variables itself.
+    return httpx.create_ssl_context()
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """The TLS context of transports made without one: one per process (per ``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR``), since loading the CA roots takes tens of milliseconds, too long for a request."""
+    return _verifying_context(os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+
+
 def _redact(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
@@ -101,7 +115,9 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
 
     ``max_connections_per_origin`` bounds the open connections to one scheme/host/port;
     ``keepalive_expiry`` closes connections idle for longer; ``ssl_context`` verifies TLS
-    (default: httpx's, certifi's roots). The proxy variables are read when the transport is made.
+    (default: httpx's, certifi's roots, made once per process: :func:`default_ssl_context`). The proxy
+    variables and the TLS context are set up when the transport is made, not in a request, so that no
+    request's deadlines pay for them.
     """
 
     def __init__(
@@ -115,7 +131,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             raise ValueError("max_connections_per_origin must be at least 1")
         self._per_origin = max_connections_per_origin
         self._keepalive_expiry = keepalive_expiry
-        self._ssl_context = ssl_context
+        self._ssl_context = ssl_context if ssl_context is not None else default_ssl_context()
         self._proxies = environment_proxies()
         self._proxy_cache: dict[tuple[str, str, int | None], tuple[str | None, str | None]] = {}
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
@@ -130,8 +146,6 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         return dict(self._proxies)
 
     def _ssl(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            self._ssl_context = httpx.create_ssl_context()
         return self._ssl_context
 
     def _open_session(self) -> aiohttp.ClientSession:

@@ -10,9 +10,11 @@ import functools
 import gc
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import httpx
@@ -382,3 +384,27 @@ async def test_the_gateways_connections_per_origin_come_from_upstream_config(any
                     tg.start_soon(call)
     assert len(server.requests) == 6
     assert server.most_open <= 2
+
+
+@pytest.mark.parametrize("hop", HOPS)
+async def test_no_tls_set_up_in_a_request_and_one_context_for_every_transport(
+    monkeypatch: pytest.MonkeyPatch, hop: str
+) -> None:
+    # Loading the CA roots takes tens of ms, hundreds on a loaded machine: done in a request, it counted
+    # against that request's first-byte and total deadlines (and timed out first requests that were
+    # never sent). It is done once per process, when the first transport is made.
+    made: list[object] = []
+    create = httpx.create_ssl_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(1)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", counted)
+    first, second = UpstreamTransport(), UpstreamTransport()
+    assert first._ssl() is second._ssl()
+    before = len(made)
+    with raw_server(keep_alive(b"{}")) as server:
+        async with pooled_client() as client:
+            assert (await fetch(client, f"{server.url}/v1", hop=hop)).status_code == 200
+    assert len(made) == before
