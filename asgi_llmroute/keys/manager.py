@@ -11,6 +11,12 @@ priced there (pricing is slow); totals per key, team and day are then re-read fr
 several workers (each with its own batch) see each other's spend within one flush. Budgets are
 checked before the upstream call against those totals: requests already in flight, and spend not
 yet flushed, can overshoot a budget (by at most what they cost); a stream is never cut for its budget.
+
+When the store cannot be reached (PostgreSQL lost), the last table read keeps serving: its keys keep
+working and their budgets are judged on the last totals read; spend stays in memory and is written
+when the store is back. One line is logged when the store is lost and one when it is back, never a
+traceback; a lookup retries the store at most once per ``2 * refresh`` meanwhile. A process that never
+read the table answers virtual keys 503 ``store_unavailable`` until it can.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import anyio
 
 from ..context import Principal
 from ..errors import GatewayError
+from ..providers.store import StoreError
 from .model import KEY_PREFIX, VirtualKey, budget_window
 from .pricing import PriceTable
 from .store import KeyStore, KeyTable, SpendRow
@@ -103,6 +110,7 @@ class KeyManager:
         self._flush_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
+        self._lost = False  # the store could not be reached at the last try (logged once)
 
     # -- lookup ----------------------------------------------------------------------------------
 
@@ -115,7 +123,7 @@ class KeyManager:
         stored = self._digests.get(digest)
         if stored is None and self._changed():
             # A key created moments ago by another process: the store moved, so read it now.
-            self._reload(force=True)
+            self._reload_or_keep(force=True)
             table = self._current_table()
             stored = self._digests.get(digest)
         if stored is None or not hmac.compare_digest(stored, digest):
@@ -153,10 +161,37 @@ class KeyManager:
     def _current_table(self) -> KeyTable:
         table = self._table
         if table is None or time.monotonic() - self._loaded > 2 * self.refresh:
-            self._reload(force=table is None)
+            self._reload_or_keep(force=table is None)
             table = self._table
-            assert table is not None
+            if table is None:
+                raise GatewayError(
+                    503,
+                    "Virtual keys cannot be checked: the key store is unavailable; try again later.",
+                    type="server_error",
+                    code="store_unavailable",
+                )
         return table
+
+    def _reload_or_keep(self, *, force: bool) -> None:
+        """Re-read the table on the request path; if the store is lost, keep the last one for now."""
+        try:
+            self._reload(force=force)
+        except StoreError as exc:
+            self._store_lost(exc)
+            self._loaded = time.monotonic()  # the next try in 2 x refresh, not in every request
+
+    def _store_lost(self, exc: StoreError) -> None:
+        if not self._lost:
+            self._lost = True
+            logger.error(
+                "virtual keys: the key store is unavailable (%s); serving the keys last read, spend kept in memory",
+                exc,
+            )
+
+    def _store_back(self) -> None:
+        if self._lost:
+            self._lost = False
+            logger.warning("virtual keys: the key store is reachable again; spend written, keys re-read")
 
     def _reload(self, *, force: bool = False) -> None:
         version = self.store.store.data_version(blocking=True)
@@ -255,6 +290,9 @@ class KeyManager:
                 else:
                     with self._flush_lock:
                         self._reload()  # other processes' spend and key changes, when the store moved
+                        self._store_back()
+            except StoreError as exc:
+                self._store_lost(exc)
             except Exception:
                 logger.exception("virtual keys: writing spend or reading keys failed; will retry")
 
@@ -267,6 +305,8 @@ class KeyManager:
         self._last_maintenance = now
         try:
             await anyio.to_thread.run_sync(self.flush)
+        except StoreError as exc:
+            self._store_lost(exc)
         except Exception:
             logger.exception("virtual keys: writing spend or reading keys failed; will retry")
         finally:
@@ -302,6 +342,7 @@ class KeyManager:
             self._pending[:0] = pending  # written next time
             raise
         self._reload(force=bool(rows))
+        self._store_back()
 
     def close(self) -> None:
         """Write what is pending (on shutdown) and stop the flushing thread."""
@@ -310,6 +351,8 @@ class KeyManager:
             self._flusher.join(timeout=10)
         try:
             self.flush()
+        except StoreError as exc:
+            logger.error("virtual keys: spend could not be written on shutdown: %s", exc)
         except Exception:
             logger.exception("virtual keys: spend could not be written on shutdown")
 

@@ -314,11 +314,16 @@ def test_postgres_lost_serves_the_last_providers_and_admin_writes_get_503(cluste
     admin = {"authorization": f"Bearer {ADMIN}"}
     record = {"name": "later", "api": "openai", "base_url": f"{cluster.upstream_url}/v1", "api_key": UPSTREAM_KEY}
     record["models"] = {"later-model": "later-up"}  # type: ignore[assignment]
+    reply = cluster.clients[0].post("/api/keys", json={"name": "app-outage"}, headers=admin)
+    assert reply.status_code == 201, reply.text
+    key_id, secret = reply.json()["key"]["id"], reply.json()["secret"]
+    assert cluster.chat(0, "m", secret).status_code == 200  # instance 0 has read the keys
     cluster.postgres.stop()
     try:
         for i in range(6):
             assert cluster.chat(i, "m").status_code == 200
             assert cluster.chat(i, "added-model").status_code == 200  # a stored provider, loaded before
+            assert cluster.chat(0, "m", secret).status_code == 200  # a virtual key read before
         reply = cluster.clients[0].post("/api/providers", json=record, headers=admin)
         assert reply.status_code == 503, reply.text
         assert reply.json()["error"]["code"] == "store_unavailable"
@@ -335,6 +340,21 @@ def test_postgres_lost_serves_the_last_providers_and_admin_writes_get_503(cluste
     while cluster.chat(2, "later-model").status_code != 200:  # the others' listeners are back too
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    # The spend of the outage was kept in memory and written once the store was back.
+    deadline = time.monotonic() + 15
+    while _key_requests(cluster, key_id) != 7:
+        assert time.monotonic() < deadline, _key_requests(cluster, key_id)
+        time.sleep(0.1)
+    output = cluster.instances[0].output
+    assert "Traceback" not in output, output
+    assert output.count("the key store is unavailable") == 1, output
+    assert "the key store is reachable again" in output
+
+
+def _key_requests(cluster: Cluster, key_id: str) -> int:
+    reply = cluster.clients[1].get("/api/spend", params={"key": key_id}, headers={"authorization": f"Bearer {ADMIN}"})
+    assert reply.status_code == 200, reply.text
+    return sum(row["requests"] for row in reply.json()["spend"])
 
 
 def test_redis_killed_and_restarted_mid_run_costs_no_500(cluster: Cluster) -> None:
