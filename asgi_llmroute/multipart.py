@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import re
 
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+# python-multipart is imported when a form is read (not with this module, which every request's context loads).
 
 __all__ = ["FormError", "form_boundary", "form_field", "replace_form_field"]
 
@@ -90,6 +89,8 @@ class _Scan:
         self._end = end
 
     def _part_end(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
         if self._disposition is None:
             return
         kind, options = parse_options_header(self._disposition)
@@ -113,6 +114,9 @@ class _Scan:
 
 def _field_span(body: bytes, boundary: bytes, name: str) -> tuple[int, int] | None:
     """Where the value of the one text field ``name`` starts and ends in ``body`` (None if absent)."""
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import MultipartParser
+
     scan = _Scan(body, name.encode("utf-8"))
     parser = MultipartParser(boundary, scan.callbacks())  # type: ignore[arg-type]
     try:

@@ -6,15 +6,50 @@ Requests, non-stream responses, error bodies and SSE streams, both directions; s
 ``docs/translation.md`` for every mapping rule, dropped field and option.
 """
 
-from .bedrock import BedrockAPI, BedrockTranslator, model_path
-from .errors import anthropic_error_type, openai_error_type
-from .eventstream import EventStreamDecoder, EventStreamError, EventStreamMessage, encode_message
-from .gemini import GeminiTranslator
-from .responses_translator import ResponsesTranslator
-from .sse import SSEBufferOverflow, SSEEvent, SSEParser, encode_sse, keepalive
-from .stream_base import StreamTranslator
-from .translator import Translator, new_translator
-from .types import API, DEFAULT_OPTIONS, TranslationError, TranslationOptions, UpstreamProtocolError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .bedrock import BedrockAPI, BedrockTranslator, model_path
+    from .errors import anthropic_error_type, openai_error_type
+    from .eventstream import EventStreamDecoder, EventStreamError, EventStreamMessage, encode_message
+    from .gemini import GeminiTranslator
+    from .responses_translator import ResponsesTranslator
+    from .sse import SSEBufferOverflow, SSEEvent, SSEParser, encode_sse, keepalive
+    from .stream_base import StreamTranslator
+    from .translator import Translator, new_translator
+    from .types import API, DEFAULT_OPTIONS, TranslationError, TranslationOptions, UpstreamProtocolError
+
+# Public name -> the submodule that defines it. Names are imported on first use (PEP 562): a caller of
+# one translator (or of the error helpers) does not load every other format's module.
+_EXPORTS: dict[str, str] = {
+    "BedrockAPI": "bedrock",
+    "BedrockTranslator": "bedrock",
+    "model_path": "bedrock",
+    "anthropic_error_type": "errors",
+    "openai_error_type": "errors",
+    "EventStreamDecoder": "eventstream",
+    "EventStreamError": "eventstream",
+    "EventStreamMessage": "eventstream",
+    "encode_message": "eventstream",
+    "GeminiTranslator": "gemini",
+    "ResponsesTranslator": "responses_translator",
+    "SSEBufferOverflow": "sse",
+    "SSEEvent": "sse",
+    "SSEParser": "sse",
+    "encode_sse": "sse",
+    "keepalive": "sse",
+    "StreamTranslator": "stream_base",
+    "Translator": "translator",
+    "new_translator": "translator",
+    "API": "types",
+    "DEFAULT_OPTIONS": "types",
+    "TranslationError": "types",
+    "TranslationOptions": "types",
+    "UpstreamProtocolError": "types",
+}
 
 __all__ = [
     "API",
@@ -42,3 +77,16 @@ __all__ = [
     "new_translator",
     "openai_error_type",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
-import httpx
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["AuthError", "Authenticator", "RequestSigner", "TokenSource"]
 

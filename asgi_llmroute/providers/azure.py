@@ -21,8 +21,6 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import httpx
-
 from .auth import AuthError, TokenSource
 from .kinds import (
     AUDIO,
@@ -164,6 +162,8 @@ class EntraTokenSource(TokenSource):
         return f"EntraTokenSource({self.token_url!r})"
 
     async def fetch(self) -> tuple[str, float]:
+        import httpx  # with the first token: an Azure provider without Entra ID never needs it here
+
         form = {**self._form, "client_secret": self._secret.reveal()}
         try:
             async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:

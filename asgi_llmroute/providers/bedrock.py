@@ -18,9 +18,6 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..formats.bedrock import BEDROCK_ANTHROPIC_VERSION, BedrockAPI, BedrockTranslator, split_betas
-from ..formats.converse_request import is_anthropic_model
-from ..formats.converse_response import EXCEPTION_STATUS, bedrock_error, error_type_name
 from ..formats.errors import anthropic_error_body, openai_error_body
 from .bedrock_auth import AwsSettings, BedrockApiKey, BedrockSigner
 from .kinds import CHAT, KindError, ProviderKind, UrlBuilder, WireFormat, register_kind, register_wire
@@ -28,6 +25,7 @@ from .kinds import CHAT, KindError, ProviderKind, UrlBuilder, WireFormat, regist
 if TYPE_CHECKING:
     from starlette.types import Message
 
+    from ..formats.bedrock import BedrockAPI, BedrockTranslator
     from ..formats.stream_base import StreamTranslator
     from ..formats.types import TranslationOptions
     from .auth import Authenticator
@@ -152,6 +150,8 @@ def _client_api(client: str, provider: Provider, model: str) -> BedrockAPI:
     if client == "anthropic":
         choice = provider.option("anthropic_api")
         if choice is None:
+            from ..formats.converse_request import is_anthropic_model
+
             return "invoke" if is_anthropic_model(model) else "converse"
     else:
         choice = provider.option("openai_api", "converse")
@@ -178,6 +178,9 @@ class BedrockExchange:
         self._credentials_failed = False
 
     def bind(self, deployment: Deployment, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        # The Bedrock translation is imported with the first Bedrock request, not with the kind's registration.
+        from ..formats.bedrock import BEDROCK_ANTHROPIC_VERSION, BedrockTranslator, split_betas
+
         provider = deployment.provider
         self._provider = provider.name
         betas = [v.decode("latin-1") for k, v in headers if k == b"anthropic-beta"]
@@ -218,6 +221,8 @@ class BedrockExchange:
         self._status = status
         request_id = _header(headers, b"x-amzn-requestid")
         if status >= 400:
+            from ..formats.converse_response import error_type_name
+
             name = error_type_name(_header(headers, b"x-amzn-errortype"))
             self._error_type = name
             self.translator.error_type = name
@@ -246,6 +251,8 @@ class BedrockExchange:
             if self._client == "anthropic":
                 return anthropic_error_body(message, type_)
             return openai_error_body(message, type_, code=name)
+        from ..formats.converse_response import bedrock_error
+
         return bedrock_error(self._client, status, body, self._error_type)
 
     def stream(self) -> StreamTranslator:
@@ -302,4 +309,4 @@ BEDROCK = register_kind(
     )
 )
 
-__all__ += ["BEDROCK_WIRE", "EVENT_STREAM_TYPE", "EXCEPTION_STATUS", "settings_for"]
+__all__ += ["BEDROCK_WIRE", "EVENT_STREAM_TYPE", "settings_for"]

@@ -21,14 +21,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
-import httpx
 
 from ..deferred import MissingExtraError, require
 from .auth import AuthError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["BedrockApiKey", "BedrockCredentialsError", "BedrockSigner", "SIGNING_NAME"]
 

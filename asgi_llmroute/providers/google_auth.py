@@ -19,12 +19,12 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from .auth import AuthError, TokenSource
 from .kinds import KindError
 
 if TYPE_CHECKING:
+    import httpx
+
     from ..secret import Secret
 
 __all__ = ["CLOUD_PLATFORM_SCOPE", "GoogleTokenSource"]
@@ -202,6 +202,7 @@ class _HttpxRequest:
         timeout: float | None = None,
         **kwargs: Any,
     ) -> _HttpxResponse:
+        import httpx
         from google.auth import exceptions
 
         try:
