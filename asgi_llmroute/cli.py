@@ -13,7 +13,6 @@ from .__about__ import __version__
 from .config import ConfigError, GatewayConfig, load_config
 from .deferred import MissingExtraError, require
 from .embedded import ADMIN_TOKEN_FILE, TOKEN_FILE, embedded_config
-from .importers.litellm_config import is_litellm_config, load_litellm_config
 
 __all__ = ["main"]
 
@@ -66,6 +65,8 @@ def _select_config(args: argparse.Namespace) -> tuple[GatewayConfig, bool]:
 
 def _load(path: str | Path, *, report: bool = True, strict: bool = False) -> GatewayConfig:
     """Our TOML file, or a LiteLLM ``config.yaml`` (whose ignored keys are listed on stderr)."""
+    from .importers.litellm_config import is_litellm_config, load_litellm_config  # with the importers
+
     if not is_litellm_config(path):
         return load_config(path)
     config, ignored = load_litellm_config(path, strict=strict)

@@ -10,14 +10,17 @@ import argparse
 import json
 import sys
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError, GatewayConfig
-from .keys.manager import KeyManager
-from .keys.model import KeyInvalid, VirtualKey, parse_expiry
-from .keys.store import KeyStore
-from .providers.store import StoreError
-from .store_setup import open_store
+
+if TYPE_CHECKING:
+    from .keys.manager import KeyManager
+    from .keys.model import VirtualKey
+    from .keys.store import KeyStore
+
+# The store and the keys are imported when a ``keys`` command runs: ``llmroute serve`` builds this
+# parser too, and a gateway without a store never loads them.
 
 __all__ = ["add_commands", "run"]
 
@@ -77,6 +80,8 @@ def _fields(parser: argparse.ArgumentParser) -> None:
 
 
 def _changes(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
+    from .keys.model import KeyInvalid, parse_expiry
+
     changes: dict[str, Any] = {}
     for name in ("team", "rpm", "tpm", "max_in_flight", "budget", "budget_period"):
         value = getattr(args, name)
@@ -102,6 +107,11 @@ def _changes(args: argparse.Namespace, now: datetime) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, config: GatewayConfig) -> int:
     """Run a ``keys`` command; errors print ``llmroute: error: ...`` and return 1."""
+    from .keys.model import KeyInvalid
+    from .keys.store import KeyStore
+    from .providers.store import StoreError
+    from .store_setup import open_store
+
     if config.store is None:
         raise ConfigError(f"{config.source}: virtual keys live in the store; add a [store] section")
     store = open_store(config)
@@ -161,6 +171,8 @@ def run(args: argparse.Namespace, config: GatewayConfig) -> int:
 
 
 def _manager(keys: KeyStore) -> KeyManager:
+    from .keys.manager import KeyManager
+
     manager = KeyManager(keys)
     manager.flush()  # reads the current totals
     return manager

@@ -88,3 +88,10 @@ def test_json_logging_covers_uvicorns_own_lines(tmp_path: Path) -> None:
     lines = [line for line in served.output.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line, uvicorn's included, is one JSON object
     assert any(r["logger"].startswith("uvicorn") and "Uvicorn running on" in r["msg"] for r in records)
+
+
+def test_the_import_formats_offered_are_the_importers() -> None:
+    from asgi_llmroute.cli_providers import IMPORT_FORMATS
+    from asgi_llmroute.importers import FORMATS
+
+    assert tuple(FORMATS) == IMPORT_FORMATS

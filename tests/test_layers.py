@@ -58,6 +58,7 @@ LAYERS: dict[str, int] = {
     # CLI
     "cli": 5,
     "cli_providers": 5,
+    "cli_provider_actions": 5,
     "cli_keys": 5,
     "serving": 5,
 }
@@ -202,3 +203,16 @@ def test_large_modules_say_why() -> None:
         if len(lines) > 420 and not any("One cohesive thing over 400 lines:" in line for line in lines[:3]):
             wrong.append(f"{path.relative_to(PACKAGE.parent)}: {len(lines)} lines and no 'One cohesive thing' note")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_command_line_loads_no_upstream_client_store_or_metrics() -> None:
+    """``llmroute`` starts fast: what only a running gateway (or one subcommand) uses is imported then."""
+    code = (
+        "import asgi_llmroute.cli, sys; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'httpx','aiohttp','cryptography','prometheus_client','uvicorn','sqlite3','python_multipart','yaml'}), "
+        "sorted(m for m in sys.modules if m.startswith(('asgi_llmroute.importers', 'asgi_llmroute.keys.', "
+        "'asgi_llmroute.formats.bedrock', 'asgi_llmroute.formats.gemini', 'asgi_llmroute.providers.store'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] []"
