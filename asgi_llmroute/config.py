@@ -22,6 +22,7 @@ from .context import DEFAULT_MAX_BODY_BYTES
 from .fields import check_base_url, check_header_name, check_header_value
 from .lenv import LenvError, read_tree, to_data
 from .providers.kinds import KindError, ProviderKind, check_options, get_kind
+from .providers.records import ProviderFields
 from .secret import Secret, SecretReferenceError, resolve_reference
 
 if sys.version_info >= (3, 11):
@@ -160,7 +161,7 @@ class StateConfig(_Model):
         return self
 
 
-class ProviderConfig(_Model):
+class ProviderConfig(_Model, ProviderFields):
     """One ``[[providers]]`` entry: ``kind = "groq"`` (docs/providers.md) or ``api = "openai" | "anthropic"``.
 
     With a ``kind``, ``base_url`` and ``api_key`` default to the kind's (the key read from the kind's
@@ -172,36 +173,10 @@ class ProviderConfig(_Model):
     # Kind-specific settings are extra keys, checked against the kind (``_kind``).
     model_config = ConfigDict(extra="allow", frozen=True)
 
+    # The shared fields and checks are ProviderFields' (providers/records.py); these are the entry's own.
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
-    api: Literal["openai", "anthropic"] | None = None
-    kind: str | None = None
-    base_url: str | None = None
-    api_key: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout: float = Field(default=600.0, gt=0)
-    #: The provider serves ``/v1/responses`` itself (relayed as-is, not translated); docs/responses.md.
-    #: Default: whether its kind does (``api = ...`` providers: false).
-    responses_api: bool | None = None
-    #: Fields the kind refuses are dropped (with a warning header) instead of refused with a 400;
-    #: default ``[translation] drop_params``.
-    drop_params: bool | None = None
-    #: Retries, timeouts, limits and the circuit breaker (docs/routing.md).
     max_retries: int = Field(default=2, ge=0, le=10)
-    retry_on: list[int] | None = None
-    connect_timeout: float | None = Field(default=None, gt=0)
-    first_byte_timeout: float | None = Field(default=None, gt=0)
-    idle_timeout: float | None = Field(default=None, gt=0)
-    #: A total deadline for event streams; none by default (``timeout`` is for non-stream calls).
-    stream_timeout: float | None = Field(default=None, gt=0)
-    max_in_flight: int | None = Field(default=None, gt=0)
     cooldown: float = Field(default=5.0, ge=0)
-
-    @field_validator("retry_on")
-    @classmethod
-    def _statuses(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and any(not 400 <= status <= 599 for status in value):
-            raise ValueError("statuses must be between 400 and 599")
-        return value
 
     @field_validator("base_url")
     @classmethod

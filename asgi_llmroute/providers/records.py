@@ -21,7 +21,15 @@ from ..timeouts import UpstreamTimeouts
 from .kinds import KindError, check_options, get_kind, options_tuple
 from .types import API, Deployment, Provider, Route, make_provider
 
-__all__ = ["NAME_PATTERN", "TUNING_KEYS", "ProviderRecord", "ProviderSpec", "describe_validation", "merge_routes"]
+__all__ = [
+    "NAME_PATTERN",
+    "TUNING_KEYS",
+    "ProviderFields",
+    "ProviderRecord",
+    "ProviderSpec",
+    "describe_validation",
+    "merge_routes",
+]
 
 NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 
@@ -161,12 +169,12 @@ class ProviderRecord:
         return changed + [k for k in TUNING_KEYS if self.tuning.get(k) != other.tuning.get(k)]
 
 
-class ProviderSpec(BaseModel):
-    """A provider record as input. Unknown fields are errors; ``api_key`` is the key itself."""
+class ProviderFields(BaseModel):
+    """The fields of a provider wherever one is written: a ``[[providers]]`` entry of the configuration
+    (``config.ProviderConfig``) and a provider record as input (:class:`ProviderSpec`), with their shared checks.
+    Each adds its own fields and rules (the name's limits, defaults of retries and cooldown, models, options)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    name: str
     #: ``api`` (any server of that format) or ``kind`` (docs/providers.md; defaults from the kind).
     api: Literal["openai", "anthropic"] | None = None
     kind: str | None = None
@@ -174,30 +182,20 @@ class ProviderSpec(BaseModel):
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: float = Field(default=600.0, gt=0)
-    #: Client-facing model name -> upstream model id; a list means the same names on both sides.
-    models: dict[str, str] = Field(default_factory=dict)
-    #: OpenAI-format providers: the provider serves ``/v1/responses`` itself (docs/responses.md);
-    #: default false, or for a kind whether the kind does.
+    #: OpenAI-format providers: the provider serves ``/v1/responses`` itself (relayed as-is, not translated;
+    #: docs/responses.md). Default: whether its kind does (``api = ...`` providers: false).
     responses_api: bool | None = None
-    #: The kind's own settings (Azure's ``api_version``, ...), checked against the kind.
-    options: dict[str, str] = Field(default_factory=dict)
-    #: Unset: the gateway's ``[translation] drop_params``.
+    #: Fields the kind refuses are dropped (with a warning header) instead of refused with a 400;
+    #: unset: the gateway's ``[translation] drop_params``.
     drop_params: bool | None = None
-    #: Per-provider timeouts, retries and limits, as in ``[[providers]]`` (docs/routing.md).
+    #: Timeouts, retries, limits and the circuit breaker (docs/routing.md).
     connect_timeout: float | None = Field(default=None, gt=0)
     first_byte_timeout: float | None = Field(default=None, gt=0)
     idle_timeout: float | None = Field(default=None, gt=0)
-    #: A total deadline for event streams (none by default; ``timeout`` is for non-stream calls).
+    #: A total deadline for event streams; none by default (``timeout`` is for non-stream calls).
     stream_timeout: float | None = Field(default=None, gt=0)
-    max_retries: int | None = Field(default=None, ge=0, le=10)
     retry_on: list[int] | None = None
     max_in_flight: int | None = Field(default=None, gt=0)
-    cooldown: float | None = Field(default=None, ge=0)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else check_base_url(value)
 
     @field_validator("retry_on")
     @classmethod
@@ -205,6 +203,25 @@ class ProviderSpec(BaseModel):
         if value is not None and any(not 400 <= status <= 599 for status in value):
             raise ValueError("statuses must be between 400 and 599")
         return value
+
+
+class ProviderSpec(ProviderFields):
+    """A provider record as input. Unknown fields are errors; ``api_key`` is the key itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    #: Client-facing model name -> upstream model id; a list means the same names on both sides.
+    models: dict[str, str] = Field(default_factory=dict)
+    #: The kind's own settings (Azure's ``api_version``, ...), checked against the kind.
+    options: dict[str, str] = Field(default_factory=dict)
+    max_retries: int | None = Field(default=None, ge=0, le=10)
+    cooldown: float | None = Field(default=None, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
 
     @model_validator(mode="after")
     def _kind(self) -> ProviderSpec:
