@@ -21,9 +21,10 @@ relayed as they are, to the method the client asked for.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from ..formats.gemini import GEMINI_API_URIS, GeminiTranslator, MediaUris, vertex_uris
 from .google_auth import CLOUD_PLATFORM_SCOPE, GoogleTokenSource
 from .kinds import (
     CHAT,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from ..formats.translator import Translator
     from ..formats.types import TranslationOptions
     from .auth import Authenticator
-    from .types import Provider
+    from .types import Deployment, Provider
 
 __all__ = [
     "CLOUD_PLATFORM_SCOPE",
@@ -50,7 +51,9 @@ __all__ = [
     "VERTEX_AI",
     "VERTEX_ANTHROPIC",
     "GoogleTokenSource",
+    "GoogleTranslator",
     "gemini_method",
+    "media_uris",
     "vertex_host",
 ]
 
@@ -62,6 +65,7 @@ _STREAM = ":streamGenerateContent?alt=sse"
 METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens"})
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # project ids and locations
 _VERSION = re.compile(r"^v1(beta1?|alpha)?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"  # Anthropic's route; Vertex's count-tokens:rawPredict
 
 
@@ -69,10 +73,35 @@ def _chat_path(stream: bool) -> str:
     return _STREAM if stream else _GENERATE
 
 
-def _translator(client: str, options: TranslationOptions) -> Translator:
-    from ..formats import new_translator
+class GoogleTranslator(GeminiTranslator):
+    """The Gemini translator bound to its provider: the media URIs the upstream fetches itself differ
+    between the Gemini API (HTTPS) and Vertex AI (HTTPS, and ``gs://`` in the buckets of ``gcs_buckets``)."""
 
-    return new_translator(client, "gemini", options)  # type: ignore[arg-type]
+    __slots__ = ()
+
+    def bind(self, deployment: Deployment, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        self.media = media_uris(deployment.provider)
+
+
+def media_uris(provider: Provider) -> MediaUris:
+    """What a Gemini-format provider fetches by URI (worked out once per provider record)."""
+    media: MediaUris | None = provider.memo.get("gemini_media")
+    if media is None:
+        media = provider.memo["gemini_media"] = _media_for(provider)
+    return media
+
+
+def _media_for(provider: Provider) -> MediaUris:
+    if provider.kind.name != "vertex_ai":
+        return GEMINI_API_URIS
+    buckets = provider.option("gcs_buckets")
+    if buckets is None:
+        return vertex_uris(frozenset())
+    return vertex_uris(None if buckets == "*" else frozenset(b.strip() for b in buckets.split(",") if b.strip()))
+
+
+def _translator(client: str, options: TranslationOptions) -> Translator:
+    return GoogleTranslator(client, options)  # type: ignore[arg-type]
 
 
 GEMINI_WIRE = register_wire(WireFormat("gemini", _chat_path, _translator, b"anthropic-"))
@@ -168,6 +197,11 @@ def _vertex_check(options: Mapping[str, str], has_key: bool) -> None:
     version = options.get("api_version")
     if version is not None and not _VERSION.match(version):
         raise KindError(f"api_version: {version!r} is not a Vertex AI API version (v1 or v1beta1)")
+    buckets = options.get("gcs_buckets")
+    if buckets is not None and buckets != "*":
+        for bucket in buckets.split(","):
+            if not _BUCKET.match(bucket.strip()):
+                raise KindError(f"gcs_buckets: {bucket.strip()!r} is not a Cloud Storage bucket name (or give '*')")
 
 
 def _vertex_root(provider: Provider, version: str) -> str:
@@ -226,7 +260,7 @@ VERTEX_AI = register_kind(
         key_env="GOOGLE_APPLICATION_CREDENTIALS",
         key_required=False,  # no key: Application Default Credentials
         capabilities=frozenset({CHAT}),
-        options=frozenset({"project", "location", "api_version", "auth"}),
+        options=frozenset({"project", "location", "api_version", "auth", "gcs_buckets"}),
         endpoint=_vertex_endpoint,
         credentials=_vertex_credentials,
         authenticator=_vertex_authenticator,

@@ -147,7 +147,7 @@ ANTHROPIC_REFUSALS: list[tuple[Any, str | None, str]] = [
     (msgs(user({"type": "image"})), "messages[0].content[0].source", "needs a 'source'"),
     (
         msgs(user({"type": "image", "source": {"type": "url", "url": "https://x/y.png"}})),
-        "messages[0].content[0].source",
+        "messages[0].content[0].source.url",
         "by URL",
     ),
     (msgs(user({"type": "image", "source": {"type": "magic"}})), "messages[0].content[0].source.type", "'magic'"),
@@ -159,7 +159,7 @@ ANTHROPIC_REFUSALS: list[tuple[Any, str | None, str]] = [
     (
         msgs(user({"type": "document", "source": {"type": "file", "file_id": "f"}})),
         "messages[0].content[0].source",
-        "by URL",
+        "Files API ids",
     ),
     (msgs(USER, {"role": "assistant", "content": 3}), "messages[1].content", "string or an array"),
     (msgs(USER, {"role": "assistant", "content": [1]}), "messages[1].content[0]", "objects"),

@@ -28,7 +28,7 @@ from asgi_llmroute import (
 )
 from asgi_llmroute.formats.gemini import split_call_id
 from asgi_llmroute.providers import Provider, get_kind, make_provider
-from asgi_llmroute.providers.google import GoogleTokenSource, vertex_host
+from asgi_llmroute.providers.google import GoogleTokenSource, media_uris, vertex_host
 from asgi_llmroute.providers.kinds import KindError, check_options
 from asgi_llmroute.secret import Secret
 from tests.support.google_servers import (
@@ -104,6 +104,13 @@ def gateway(servers: Servers) -> Iterator[str]:
             base_url=servers.vertex_url,
             api_key=Secret(json.dumps(servers.service_account)),
             options=vertex_options,
+        ),
+        make_provider(
+            "vtx-gcs",
+            get_kind("vertex_ai"),
+            base_url=servers.vertex_url,
+            api_key=Secret(json.dumps(servers.service_account)),
+            options=(*vertex_options, ("gcs_buckets", "media-bucket")),
         ),
         make_provider(
             "claude",
@@ -272,10 +279,53 @@ def test_bad_input_is_a_400_in_the_clients_format(gateway: str) -> None:
             model="gem/gemini-2.5-flash",
             max_tokens=5,
             messages=[
-                {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}
+                {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "gs://x/y.png"}}]}
             ],
         )
     assert "inline" in ainfo.value.message and ainfo.value.body["type"] == "error"  # type: ignore[index]
+
+
+def test_media_by_uri(gateway: str, servers: Servers) -> None:
+    def image(model: str, url: str) -> str | None:
+        content: Any = [{"type": "text", "text": "what?"}, {"type": "image_url", "image_url": {"url": url}}]
+        done = oa(gateway).chat.completions.create(model=model, messages=[{"role": "user", "content": content}])
+        return done.choices[0].message.content
+
+    # The Gemini API fetches HTTPS URLs (its Files API's have no extension: no mimeType then).
+    assert image("gem/gemini-2.5-flash", "https://example.com/cat.png") == (
+        "I received image/png at https://example.com/cat.png"
+    )
+    files_uri = "https://generativelanguage.googleapis.com/v1beta/files/abc123"
+    assert image("gem/gemini-2.5-flash", files_uri) == f"I received ? at {files_uri}"
+    # Vertex reads gs:// URIs with the gateway's credentials: only from the buckets the provider lists.
+    assert image("vtx-gcs/gemini-2.5-flash", "gs://media-bucket/cat.jpg") == (
+        "I received image/jpeg at gs://media-bucket/cat.jpg"
+    )
+    assert servers.vertex.requests[-1].json()["contents"][0]["parts"][1] == {
+        "fileData": {"mimeType": "image/jpeg", "fileUri": "gs://media-bucket/cat.jpg"}
+    }
+    refused = [
+        ("gem/gemini-2.5-flash", "gs://media-bucket/cat.png", "does not read gs://"),
+        ("vtx/gemini-2.5-flash", "gs://media-bucket/cat.png", "not a Cloud Storage bucket this gateway reads"),
+        ("vtx-gcs/gemini-2.5-flash", "gs://secrets/key.png", "gs://secrets is not a Cloud Storage bucket"),
+        ("vtx/gemini-2.5-flash", "https://example.com/render?id=3", "needs the media type"),
+    ]
+    for model, url, match in refused:
+        with pytest.raises(openai.BadRequestError, match=match) as info:
+            image(model, url)
+        assert info.value.param == "messages[0].content[1].image_url.url"
+    answer = ac(gateway).messages.create(
+        model="vtx-gcs/gemini-2.5-flash",
+        max_tokens=10,
+        messages=[
+            {
+                "role": "user",
+                "content": [{"type": "document", "source": {"type": "url", "url": "https://example.com/report"}}],
+            }
+        ],
+    )
+    assert answer.content[0].type == "text"
+    assert answer.content[0].text == "I received application/pdf at https://example.com/report"
 
 
 def test_throttling_carries_retry_after(gateway: str) -> None:
@@ -380,6 +430,13 @@ def test_vertex_options_and_hosts() -> None:
         check_options(kind, {"location": "us-central1"}, has_key=True)
     with pytest.raises(KindError, match="location"):
         check_options(kind, {"project": "p", "location": "us/../x"}, has_key=True)
+    place = {"project": "p", "location": "us-central1"}
+    with pytest.raises(KindError, match="gcs_buckets: 'Bad_Bucket!'"):
+        check_options(kind, {**place, "gcs_buckets": "media-bucket, Bad_Bucket!"}, has_key=True)
+    for buckets, allowed in (("*", None), ("a-bucket, b.bucket", frozenset({"a-bucket", "b.bucket"}))):
+        check_options(kind, {**place, "gcs_buckets": buckets}, has_key=True)
+        vertex = make_provider("v", kind, api_key=Secret("ya29.x"), options=(*place.items(), ("gcs_buckets", buckets)))
+        assert media_uris(vertex).buckets == allowed and media_uris(vertex) is media_uris(vertex)
     assert vertex_host("global") == "https://aiplatform.googleapis.com"
     assert vertex_host("eu") == "https://aiplatform.eu.rep.googleapis.com"
     assert vertex_host("europe-west4") == "https://europe-west4-aiplatform.googleapis.com"

@@ -72,7 +72,18 @@ def _answer(
     }
 
 
-def _check_body(body: Any) -> str | None:
+def _check_file_uri(part: dict[str, Any], vertex: bool) -> str | None:
+    """Gemini API: HTTPS file URIs (external, Files API, YouTube), no gs://; Vertex: gs:// and HTTPS, a mimeType."""
+    data = part["fileData"]
+    uri = data.get("fileUri", "")
+    if not uri.startswith(("https://", "gs://") if vertex else "https://"):
+        return f"* GenerateContentRequest.contents: Unsupported file uri: {uri}"
+    if vertex and not data.get("mimeType"):
+        return "* GenerateContentRequest.contents: fileData.mimeType is required"
+    return None
+
+
+def _check_body(body: Any, vertex: bool = False) -> str | None:
     """What Google would answer 400 to, or None."""
     if not isinstance(body, dict):
         return "Invalid JSON payload received."
@@ -85,6 +96,10 @@ def _check_body(body: Any) -> str | None:
     for i, content in enumerate(contents):
         if content.get("role") not in ("user", "model") or not content.get("parts"):
             return f"* GenerateContentRequest.contents[{i}]: bad role or empty parts"
+        for part in content["parts"]:
+            problem = _check_file_uri(part, vertex) if "fileData" in part else None
+            if problem is not None:
+                return problem
         calls = [p for p in content["parts"] if "functionCall" in p]
         if calls:
             following = contents[i + 1]["parts"] if i + 1 < len(contents) else []
@@ -165,7 +180,7 @@ class GoogleUpstream:
             body = json.loads(raw)
         except ValueError:
             body = None
-        problem = _check_body(body)
+        problem = _check_body(body, self.vertex)
         if problem is not None:
             await _send(send, 400, google_error(400, "INVALID_ARGUMENT", problem))
             return
@@ -208,6 +223,12 @@ class GoogleUpstream:
         if "responseJsonSchema" in config:
             return _answer(json.dumps({"city": "Paris", "schema_keys": sorted(config["responseJsonSchema"])}))
         media = [p["inlineData"]["mimeType"] for c in contents for p in c["parts"] if "inlineData" in p]
+        media += [
+            f"{p['fileData'].get('mimeType', '?')} at {p['fileData']['fileUri']}"
+            for c in contents
+            for p in c["parts"]
+            if "fileData" in p
+        ]
         if media:
             return _answer("I received " + ", ".join(media))
         system = body.get("systemInstruction", {}).get("parts", [{}])[0].get("text", "")

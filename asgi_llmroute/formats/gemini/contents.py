@@ -10,7 +10,7 @@ from ..body import each_block, each_message
 from ..tools import openai_tool_calls, parse_tool_arguments
 from ..types import TranslationError
 from .ids import GeminiToolNames, split_call_id
-from .parts import anthropic_block, anthropic_parts, openai_parts, openai_result, split_media
+from .parts import NO_URIS, MediaUris, anthropic_block, anthropic_parts, openai_parts, openai_result, split_media
 
 __all__ = ["MISSING_RESULT", "PLACEHOLDER_SIGNATURE", "Contents", "anthropic_messages", "openai_messages"]
 
@@ -25,8 +25,9 @@ class Contents:
     """Builds ``contents`` so that every model turn with N function calls is followed by one user
     content holding exactly its N function responses (in call order), as Gemini requires."""
 
-    def __init__(self, placeholder_signatures: bool) -> None:
+    def __init__(self, placeholder_signatures: bool, media: MediaUris = NO_URIS) -> None:
         self.contents: list[dict[str, Any]] = []
+        self.media = media  # the media URIs the upstream fetches itself
         self._placeholder = placeholder_signatures
         self._model: dict[str, Any] | None = None  # the model content being built
         self._pending: list[tuple[str, str]] = []  # (client call id, Gemini name) awaiting results
@@ -112,11 +113,11 @@ def openai_messages(messages: list[Any], contents: Contents, names: GeminiToolNa
         if role in ("system", "developer"):
             system.extend(openai_parts(content, f"{param}.content", system=True))
         elif role == "user":
-            contents.user(openai_parts(content, f"{param}.content"))
+            contents.user(openai_parts(content, f"{param}.content", media=contents.media))
         elif role == "assistant":
             if isinstance(content, list):  # thinking parts echoed back: Gemini thoughts never return
                 content = [p for p in content if not (isinstance(p, dict) and p.get("type") in _THINKING)]
-            contents.model(openai_parts(content, f"{param}.content"))
+            contents.model(openai_parts(content, f"{param}.content", media=contents.media))
             refusal = message.get("refusal")
             if isinstance(refusal, str) and refusal:
                 contents.model([{"text": refusal}])
@@ -134,10 +135,10 @@ def openai_messages(messages: list[Any], contents: Contents, names: GeminiToolNa
             answered = message.get("tool_call_id")
             if not isinstance(answered, str):
                 raise TranslationError("tool messages need a string 'tool_call_id'", f"{param}.tool_call_id")
-            value, media = openai_result(content, f"{param}.content")
+            value, media = openai_result(content, f"{param}.content", contents.media)
             contents.result(answered, {"output": value}, media)
         elif role == "function":
-            value, media = openai_result(content, f"{param}.content")
+            value, media = openai_result(content, f"{param}.content", contents.media)
             legacy_id = next((cid for cid in reversed(contents.names) if cid.startswith("function_call_")), "")
             contents.result(legacy_id, {"output": value}, media)
         else:
@@ -164,13 +165,13 @@ def anthropic_messages(messages: list[Any], contents: Contents, names: GeminiToo
                     call_id = block.get("tool_use_id")
                     if not isinstance(call_id, str):
                         raise TranslationError("tool_result needs a string 'tool_use_id'", f"{p}.tool_use_id")
-                    text, media = split_media(anthropic_parts(block.get("content", ""), f"{p}.content"))
+                    text, media = split_media(anthropic_parts(block.get("content", ""), f"{p}.content", contents.media))
                     key = "error" if block.get("is_error") is True else "output"
                     contents.result(call_id, {key: text}, media)
                 elif block.get("type") in _THINKING:
                     continue
                 else:
-                    contents.user(anthropic_block(block, p))
+                    contents.user(anthropic_block(block, p, contents.media))
         else:
             raise TranslationError(f"unsupported message role {role!r}", f"{param}.role")
 

@@ -16,7 +16,7 @@ from ..types import TranslationError, TranslationOptions
 from .contents import MISSING_RESULT, PLACEHOLDER_SIGNATURE, Contents, anthropic_messages, openai_messages
 from .generation import MAX_STOP_SEQUENCES, anthropic_generation_config, openai_generation_config, thinking_levels
 from .ids import GeminiToolNames
-from .parts import anthropic_parts
+from .parts import NO_URIS, MediaUris, anthropic_parts
 from .tools import anthropic_calling_config, anthropic_declarations, openai_calling_config, openai_declarations
 
 __all__ = [
@@ -61,13 +61,13 @@ class GeminiRequest:
 class _Start:
     """What both translations begin with: the model, its thinking style, names, warnings, contents."""
 
-    def __init__(self, body: dict[str, Any], placeholder_signatures: bool | None) -> None:
+    def __init__(self, body: dict[str, Any], placeholder_signatures: bool | None, media: MediaUris) -> None:
         model = body.get("model")
         self.model = model if isinstance(model, str) else None
         self.levels = thinking_levels(self.model or "")
         self.names = GeminiToolNames()
         self.warnings: list[str] = []
-        self.contents = Contents(self.levels if placeholder_signatures is None else placeholder_signatures)
+        self.contents = Contents(self.levels if placeholder_signatures is None else placeholder_signatures, media)
 
     def body(
         self,
@@ -92,12 +92,17 @@ class _Start:
 
 
 def openai_to_gemini_request(
-    body: dict[str, Any], options: TranslationOptions, *, placeholder_signatures: bool | None = None
+    body: dict[str, Any],
+    options: TranslationOptions,
+    *,
+    placeholder_signatures: bool | None = None,
+    media: MediaUris = NO_URIS,
 ) -> GeminiRequest:
-    """Translate an OpenAI Chat Completions request; raises :class:`TranslationError`."""
+    """Translate an OpenAI Chat Completions request; raises :class:`TranslationError`. ``media``: the
+    URIs the upstream fetches itself (default: none, media must be inline)."""
     messages = request_messages(body)
     single_choice(body, "Gemini through the gateway")
-    start = _Start(body, placeholder_signatures)
+    start = _Start(body, placeholder_signatures, media)
     names, warnings = start.names, start.warnings
     declarations = openai_declarations(body.get("tools"), names, warnings)
     system = openai_messages(messages, start.contents, names)
@@ -123,11 +128,15 @@ def openai_to_gemini_request(
 
 
 def anthropic_to_gemini_request(
-    body: dict[str, Any], options: TranslationOptions, *, placeholder_signatures: bool | None = None
+    body: dict[str, Any],
+    options: TranslationOptions,
+    *,
+    placeholder_signatures: bool | None = None,
+    media: MediaUris = NO_URIS,
 ) -> GeminiRequest:
     """Translate an Anthropic Messages request; raises :class:`TranslationError`."""
     messages = request_messages(body)
-    start = _Start(body, placeholder_signatures)
+    start = _Start(body, placeholder_signatures, media)
     names, warnings = start.names, start.warnings
     declarations, hosted = anthropic_declarations(body.get("tools"), names, warnings)
     anthropic_messages(messages, start.contents, names)

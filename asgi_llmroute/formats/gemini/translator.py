@@ -10,6 +10,7 @@ from ..translator import Translator
 from ..types import API, DEFAULT_OPTIONS, TranslationOptions
 from .errors import gemini_to_anthropic_error, gemini_to_openai_error, retry_after
 from .ids import GeminiToolNames
+from .parts import NO_URIS, MediaUris
 from .request import GeminiRequest, anthropic_to_gemini_request, openai_to_gemini_request
 from .response import gemini_to_anthropic_response, gemini_to_openai_response
 from .stream import GeminiToAnthropicStream, GeminiToOpenAIStream
@@ -28,9 +29,13 @@ class GeminiTranslator(Translator):
     ``placeholder_signatures`` (default: on for Gemini 3 models, whose function calls must carry
     a thought signature) puts Google's documented placeholder signature on a model turn with
     function calls that carries none (history from another provider).
+
+    ``media`` says which media URIs (``image_url`` URLs, Anthropic ``url`` sources) the upstream fetches
+    itself, sent as ``fileData``: the Gemini API's and Vertex AI's differ (see ``parts.MediaUris``); by
+    default none, and media must be inline.
     """
 
-    __slots__ = ("placeholder_signatures", "_request")
+    __slots__ = ("placeholder_signatures", "media", "_request")
 
     def __init__(
         self,
@@ -38,11 +43,13 @@ class GeminiTranslator(Translator):
         options: TranslationOptions = DEFAULT_OPTIONS,
         *,
         placeholder_signatures: bool | None = None,
+        media: MediaUris = NO_URIS,
     ) -> None:
         if client not in ("openai", "anthropic"):
             raise ValueError(f"unknown client API {client!r}")
         super().__init__(client, "gemini", options)
         self.placeholder_signatures = placeholder_signatures
+        self.media = media
         self._request = GeminiRequest(body={}, model=None, stream=False)
 
     @property
@@ -66,7 +73,9 @@ class GeminiTranslator(Translator):
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
         """Client request JSON -> Gemini request JSON; raises :class:`TranslationError`."""
         translate = openai_to_gemini_request if self.client == "openai" else anthropic_to_gemini_request
-        self._request = translate(body, self.options, placeholder_signatures=self.placeholder_signatures)
+        self._request = translate(
+            body, self.options, placeholder_signatures=self.placeholder_signatures, media=self.media
+        )
         return self._request.body
 
     def response(self, body: bytes) -> bytes:
