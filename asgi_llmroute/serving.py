@@ -12,7 +12,10 @@ RFC 9112 asks:
 - a request line the parser refuses (an unknown method, garbage) gets a JSON 400/501 instead of
   uvicorn's plain-text 400;
 - an HTTP/1.0 client gets a streamed response without ``Transfer-Encoding: chunked`` (which HTTP/1.0
-  does not have): the body ends when the connection closes.
+  does not have): the body ends when the connection closes;
+- a websocket handshake (the gateway has no websocket route) is answered as the plain HTTP request it
+  also is, with the gateway's JSON error, and the connection is closed. No websocket library is loaded
+  (``ws="none"``: importing one took a tenth of the start-up).
 
 :class:`GracefulShutdown` ends what is still running when the server gives up waiting on shutdown
 (uvicorn's ``timeout_graceful_shutdown``): open event streams get an error event in the client's
@@ -66,7 +69,8 @@ class ServeConfig(uvicorn.Config):
     """``uvicorn.Config`` with the request-head limits of :class:`GuardedHttpToolsProtocol`.
 
     The limits travel with the config, so worker processes (which get the config pickled) apply them
-    too. ``http`` defaults to the guarded protocol; ``timeout_graceful_shutdown`` to 30 seconds.
+    too. ``http`` defaults to the guarded protocol; ``ws`` to ``"none"``; ``timeout_graceful_shutdown``
+    to 30 seconds.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class ServeConfig(uvicorn.Config):
         if not head_timeout > 0 or not shutdown_timeout > 0:
             raise ValueError("head_timeout and shutdown_timeout must be positive")
         kwargs.setdefault("http", GuardedHttpToolsProtocol)
+        kwargs.setdefault("ws", "none")  # no websocket route: handshakes get the gateway's HTTP answer
         # uvicorn counts whole seconds here.
         kwargs.setdefault("timeout_graceful_shutdown", max(1, math.ceil(shutdown_timeout)))
         super().__init__(app, **kwargs)
@@ -164,6 +169,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, msg)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # An Upgrade (a websocket handshake) the server does not take: the request is answered as
+        # plain HTTP, then the connection closes (its next bytes would be the other protocol's).
+        # uvicorn's own warning tells the operator to install a websocket library: not what is wrong.
+        self.logger.debug("Upgrade request answered as plain HTTP (no websocket route).")
+        if self.cycle is not None:
+            self.cycle.keep_alive = False
 
     # Parser callbacks
 

@@ -229,3 +229,18 @@ def test_sigterm_ends_endless_streams_and_exits(tmp_path: Path) -> None:
             assert "data: [DONE]" not in rest
             served.wait_for("Finished server process", timeout=20)
             assert "Traceback" not in served.output
+
+
+def test_a_websocket_handshake_gets_a_json_error_and_the_connection_closes(tmp_path: Path) -> None:
+    handshake = (
+        b"GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with llmroute_serve(["--config", str(_config(tmp_path))], cwd=tmp_path) as served:
+        status, body, head = _status_and_json(_raw(served.url, handshake))
+        time.sleep(0.2)
+        output = served.output
+    assert status == 401  # the plain request's answer (no token), in OpenAI's error shape
+    assert body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    assert b"connection: close" in head
+    assert "WebSocket library" not in output  # uvicorn's advice to install one does not apply
