@@ -18,7 +18,8 @@ __all__ = ["main"]
 
 DEFAULT_CONFIG = "llmroute.toml"
 EMBEDDED_DATA_DIR = ".llmroute"
-# How `serve` hands its choice of configuration to worker processes (uvicorn imports the factory).
+# The config file when no --config is given (every command); also how `serve` hands its choice of
+# configuration to worker processes (uvicorn imports the factory).
 _ENV_CONFIG = "LLMROUTE_CONFIG"
 _ENV_EMBEDDED = "LLMROUTE_EMBEDDED_DATA_DIR"
 
@@ -35,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=(
             "TOML config file (or the same in Links notation, .lenv), or a LiteLLM proxy config.yaml "
-            f"(default: ./{DEFAULT_CONFIG} if present, else the embedded default)"
+            f"(default: ${_ENV_CONFIG}, else ./{DEFAULT_CONFIG} if present, else the embedded default)"
         ),
     )
     serve.add_argument(
@@ -47,17 +48,29 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default: [server] port, 4000)")
     serve.add_argument("--workers", type=int, help="worker processes (default: [server] workers, 1)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    config_help = f"TOML config file (default: ./{DEFAULT_CONFIG} if present, else the embedded default)"
+    config_help = (
+        f"TOML config file (default: ${_ENV_CONFIG}, else ./{DEFAULT_CONFIG} if present, else the embedded default)"
+    )
     cli_providers.add_commands(commands, config_help=config_help)
     cli_keys.add_commands(commands, config_help=config_help)
     return parser
 
 
+def _config_path(args: argparse.Namespace) -> str | None:
+    """``--config``, else ``$LLMROUTE_CONFIG``, else ``./llmroute.toml`` if present; None: the embedded default."""
+    if args.config is not None:
+        return str(args.config)
+    path = os.environ.get(_ENV_CONFIG, "").strip()
+    if path:
+        if not Path(path).is_file():
+            raise ConfigError(f"{path} (from {_ENV_CONFIG}): no such file")
+        return path
+    return DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None
+
+
 def _select_config(args: argparse.Namespace) -> tuple[GatewayConfig, bool]:
     """The config to serve and whether it is the embedded default."""
-    path = args.config
-    if path is None and Path(DEFAULT_CONFIG).is_file():
-        path = DEFAULT_CONFIG
+    path = _config_path(args)
     if path is not None:
         return _load(path, strict=getattr(args, "strict", False)), False
     return embedded_config(Path(EMBEDDED_DATA_DIR)), True
@@ -82,7 +95,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .serving import GracefulShutdown, ServeConfig, serve
 
     # The router token is shown only when this start creates it: start-up output ends up in logs.
-    new_token = args.config is None and not (Path(EMBEDDED_DATA_DIR) / TOKEN_FILE).exists()
+    path = _config_path(args)
+    new_token = path is None and not (Path(EMBEDDED_DATA_DIR) / TOKEN_FILE).exists()
     config, embedded = _select_config(args)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
@@ -126,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
     if embedded:
         os.environ[_ENV_EMBEDDED] = config.server.data_dir
     else:
-        os.environ[_ENV_CONFIG] = str(Path(args.config or DEFAULT_CONFIG).resolve())
+        os.environ[_ENV_CONFIG] = str(Path(path or DEFAULT_CONFIG).resolve())
     return serve(ServeConfig("asgi_llmroute.cli:worker_app", factory=True, workers=workers, **options))
 
 

@@ -330,3 +330,25 @@ def test_cli_import_killed_at_any_moment_is_all_or_nothing(project: Path) -> Non
             break
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_every_command_reads_the_config_named_by_llmroute_config(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    config = write_config(tmp_path / "conf")
+    work = tmp_path / "work"
+    work.mkdir()
+    entry = {"name": "a", "api": "openai", "base_url": "https://a.example.com/v1", "api_key": "env:KEY_FOR_A"}
+    (work / "providers.json").write_text(json.dumps([entry]))
+    env = {"LLMROUTE_CONFIG": str(config), "KEY_FOR_A": KEY_A}
+    out = llmroute(work, "providers", "import", "providers.json", env=env, subprocess_=True).stdout
+    assert f"imported into {tmp_path / 'conf' / 'data' / 'providers.db'}: 1 added" in out
+    assert "https://a.example.com/v1" in llmroute(work, "providers", "list", env=env).stdout
+    assert llmroute(work, "keys", "create", "k1", env=env).returncode == 0
+    assert "k1" in llmroute(work, "keys", "list", env=env).stdout
+    assert not (work / ".llmroute").exists()  # not the embedded default
+    # --config wins over the variable; a variable naming no file is one clear line.
+    other = write_config(work)
+    assert "no providers" in llmroute(work, "providers", "list", "--config", str(other), env=env).stdout
+    missing = {"LLMROUTE_CONFIG": str(tmp_path / "nope.toml")}
+    err = llmroute(work, "providers", "import", "providers.json", env=missing, status=2).stderr
+    assert err == f"llmroute: error: {tmp_path / 'nope.toml'} (from LLMROUTE_CONFIG): no such file\n"
