@@ -23,6 +23,8 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from tests.support.servers import read_body
+
 SECRET_FILE = "hello.txt"
 SECRET = "the-password-is-swordfish-42"
 _ids = itertools.count(1)
@@ -35,15 +37,6 @@ def _sign(text: str) -> str:
 def _sse(obj: Any, event: str | None = None) -> bytes:
     data = b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
     return (f"event: {event}\n".encode() + data) if event else data
-
-
-async def _read(receive: Receive) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        body += bytes(message.get("body", b""))
-        if not message.get("more_body"):
-            return body
 
 
 async def _send_json(send: Send, status: int, obj: Any) -> None:
@@ -122,7 +115,7 @@ class FakeAPI:
         if scope["type"] != "http":
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        raw = await _read(receive)
+        raw = await read_body(receive)
         path = scope["path"]
         anthropic_api = path.startswith("/v1/messages")
         try:

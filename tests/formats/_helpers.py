@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from asgi_llmroute.formats import SSEParser, TranslationOptions, Translator, new_translator
+import pytest
+
+from asgi_llmroute.formats import SSEParser, TranslationError, TranslationOptions, Translator, new_translator
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "protocols"
 CLOCK = 1700000000
@@ -77,3 +80,19 @@ def stream_translator_for(name: str) -> Translator:
     if folder == "anthropic":
         return openai_client(include_usage=INCLUDE_USAGE.get(stem.removesuffix(".sse"), False))
     return anthropic_client()
+
+
+def assert_refused(translate: Callable[[Any], object], body: Any, param: str | None, message: str = "") -> None:
+    """``translate(body)`` refuses the request with a TranslationError naming ``param``, its message holding
+    ``message``: the one body of the refusal tables' tests."""
+    with pytest.raises(TranslationError) as info:
+        translate(body)
+    assert info.value.param == param
+    assert message in info.value.message
+
+
+#: The tools and tool choice of an Anthropic request naming a hosted (server) tool, which no other API runs.
+HOSTED_TOOL_CHOICE = {
+    "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+    "tool_choice": {"type": "tool", "name": "web_search"},
+}

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from asgi_llmroute.formats import TranslationError, TranslationOptions, UpstreamProtocolError
+from asgi_llmroute.formats import TranslationOptions, UpstreamProtocolError
 from asgi_llmroute.formats.bedrock import BedrockTranslator
+
+from ._helpers import assert_refused
 
 OPTIONS = TranslationOptions(clock=lambda: 1700000000)
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -109,10 +111,7 @@ REFUSALS: list[tuple[Any, str | None, str]] = [
 
 @pytest.mark.parametrize(("body", "param", "message"), REFUSALS)
 def test_refusals_name_the_field(body: Any, param: str | None, message: str) -> None:
-    with pytest.raises(TranslationError) as info:
-        converse(body)
-    assert info.value.param == param
-    assert message in info.value.message
+    assert_refused(converse, body, param, message)
 
 
 def test_media_documents_and_tool_results() -> None:

@@ -10,6 +10,8 @@ import pytest
 from asgi_llmroute.formats import TranslationError, TranslationOptions
 from asgi_llmroute.formats.gemini import GeminiTranslator, reduce_schema
 
+from ._helpers import HOSTED_TOOL_CHOICE, assert_refused
+
 OPTIONS = TranslationOptions(clock=lambda: 1700000000)
 USER = {"role": "user", "content": "hi"}
 PNG = "data:image/png;base64,iVBORw0KGgo="
@@ -119,10 +121,7 @@ OPENAI_REFUSALS: list[tuple[Any, str | None, str]] = [
 
 @pytest.mark.parametrize(("body", "param", "message"), OPENAI_REFUSALS)
 def test_openai_refusals_name_the_field(body: Any, param: str | None, message: str) -> None:
-    with pytest.raises(TranslationError) as info:
-        openai(body)
-    assert info.value.param == param
-    assert message in info.value.message
+    assert_refused(openai, body, param, message)
 
 
 ANTHROPIC_REFUSALS: list[tuple[Any, str | None, str]] = [
@@ -179,11 +178,7 @@ ANTHROPIC_REFUSALS: list[tuple[Any, str | None, str]] = [
     (msgs(USER, tools=[{"description": "no name"}]), "tools[0].name", "name"),
     (msgs(USER, tool_choice="auto"), "tool_choice", "tool_choice"),
     (
-        msgs(
-            USER,
-            tools=[{"type": "web_search_20250305", "name": "web_search"}],
-            tool_choice={"type": "tool", "name": "web_search"},
-        ),
+        msgs(USER, **HOSTED_TOOL_CHOICE),
         "tool_choice.name",
         "hosted tool",
     ),
@@ -202,10 +197,7 @@ ANTHROPIC_REFUSALS: list[tuple[Any, str | None, str]] = [
 
 @pytest.mark.parametrize(("body", "param", "message"), ANTHROPIC_REFUSALS)
 def test_anthropic_refusals_name_the_field(body: Any, param: str | None, message: str) -> None:
-    with pytest.raises(TranslationError) as info:
-        anthropic(body)
-    assert info.value.param == param
-    assert message in info.value.message
+    assert_refused(anthropic, body, param, message)
 
 
 def test_openai_assistant_shapes_legacy_function_call_and_refusal() -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from asgi_llmroute.formats import TranslationError, new_translator
+from asgi_llmroute.formats import new_translator
 
-from ._helpers import OPTIONS
+from ._helpers import HOSTED_TOOL_CHOICE, OPTIONS, assert_refused
 
 PNG = "iVBORw0KGgo="
 
@@ -61,11 +61,7 @@ ANTHROPIC_REFUSALS: list[tuple[Any, str | None, str]] = [
     (msgs(USER, tools=[{"input_schema": {}}]), "tools[0].name", "name"),
     (msgs(USER, tools=[{"name": "f"}], tool_choice={"type": "maybe"}), "tool_choice", "unsupported"),
     (
-        msgs(
-            USER,
-            tools=[{"type": "web_search_20250305", "name": "web_search"}],
-            tool_choice={"type": "tool", "name": "web_search"},
-        ),
+        msgs(USER, **HOSTED_TOOL_CHOICE),
         "tool_choice.name",
         "hosted tool",
     ),
@@ -74,10 +70,7 @@ ANTHROPIC_REFUSALS: list[tuple[Any, str | None, str]] = [
 
 @pytest.mark.parametrize(("body", "param", "message"), ANTHROPIC_REFUSALS)
 def test_anthropic_client_refusals(body: Any, param: str | None, message: str) -> None:
-    with pytest.raises(TranslationError) as info:
-        to_openai(body)
-    assert info.value.param == param
-    assert message in info.value.message
+    assert_refused(to_openai, body, param, message)
 
 
 def test_anthropic_documents_images_and_tool_results() -> None:
@@ -194,10 +187,7 @@ OPENAI_REFUSALS: list[tuple[Any, str | None, str]] = [
 
 @pytest.mark.parametrize(("body", "param", "message"), OPENAI_REFUSALS)
 def test_openai_client_refusals(body: Any, param: str | None, message: str) -> None:
-    with pytest.raises(TranslationError) as info:
-        to_anthropic(body)
-    assert info.value.param == param
-    assert message in info.value.message
+    assert_refused(to_anthropic, body, param, message)
 
 
 def test_openai_assistant_parts_refusals_thinking_and_media() -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from asgi_llmroute.formats import ResponsesTranslator, TranslationError
+from asgi_llmroute.formats import ResponsesTranslator
+from tests.formats._helpers import assert_refused
 
 
 def chat(body: Any) -> dict[str, Any]:
@@ -65,10 +66,7 @@ REFUSALS: list[tuple[Any, str | None, str]] = [
 
 @pytest.mark.parametrize(("body", "param", "message"), REFUSALS)
 def test_refusals_name_the_field(body: Any, param: str | None, message: str) -> None:
-    with pytest.raises(TranslationError) as info:
-        chat(body)
-    assert info.value.param == param
-    assert message in info.value.message
+    assert_refused(chat, body, param, message)
 
 
 def test_assistant_refusals_files_and_tool_outputs() -> None:

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.types import Receive, Scope, Send
 
+from tests.support.servers import read_body
+
 from .servers import Recorded
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
@@ -35,15 +37,6 @@ _VERTEX_PATH = re.compile(
 _EXPRESS_PATH = re.compile(
     r"^/v1(?:beta1)?/publishers/google/models/([A-Za-z0-9._@-]+):(generateContent|streamGenerateContent)$"
 )
-
-
-async def _read(receive: Receive) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        body += bytes(message.get("body", b""))
-        if not message.get("more_body"):
-            return body
 
 
 async def _send(send: Send, status: int, body: bytes, content_type: str = "application/json") -> None:
@@ -133,7 +126,7 @@ class GoogleUpstream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        raw = await _read(receive)
+        raw = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         record = Recorded(scope["method"], scope["path"], scope["query_string"].decode(), headers, raw)
         self.requests.append(record)
@@ -291,7 +284,7 @@ class TokenEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        form = dict(urllib.parse.parse_qsl((await _read(receive)).decode()))
+        form = dict(urllib.parse.parse_qsl((await read_body(receive)).decode()))
         headers = dict(scope["headers"])
         problem = self._check(scope, headers, form)
         if problem is not None:
@@ -351,7 +344,7 @@ class VertexClaudeUpstream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        raw = await _read(receive)
+        raw = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         self.requests.append(Recorded(scope["method"], scope["path"], scope["query_string"].decode(), headers, raw))
         match = _CLAUDE_PATH.match(scope["path"])

@@ -16,16 +16,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from tests.support.servers import Recorded
-
-
-async def _read(receive: Receive) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        body += bytes(message.get("body", b""))
-        if not message.get("more_body"):
-            return body
+from tests.support.servers import Recorded, read_body
 
 
 def _record(scope: Scope, body: bytes) -> Recorded:
@@ -111,7 +102,7 @@ class KindUpstream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        recorded = _record(scope, await _read(receive))
+        recorded = _record(scope, await read_body(receive))
         self.requests.append(recorded)
         headers = recorded.headers
         if self.auth is not None and headers.get(self.auth[0]) != self.auth[1]:
@@ -176,7 +167,7 @@ class TokenEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        form = dict(urllib.parse.parse_qsl((await _read(receive)).decode()))
+        form = dict(urllib.parse.parse_qsl((await read_body(receive)).decode()))
         if self.fail_with is not None:
             await _json(send, self.fail_with, {"error": "temporarily_unavailable"})
             return
