@@ -21,10 +21,9 @@ relayed as they are, to the method the client asked for.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..formats.gemini import GEMINI_API_URIS, GeminiTranslator, MediaUris, vertex_uris
 from .google_auth import CLOUD_PLATFORM_SCOPE, GoogleTokenSource
 from .kinds import (
     CHAT,
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from ..formats.translator import Translator
     from ..formats.types import TranslationOptions
     from .auth import Authenticator
-    from .types import Deployment, Provider
+    from .types import Provider
 
 __all__ = [
     "CLOUD_PLATFORM_SCOPE",
@@ -51,9 +50,7 @@ __all__ = [
     "VERTEX_AI",
     "VERTEX_ANTHROPIC",
     "GoogleTokenSource",
-    "GoogleTranslator",
     "gemini_method",
-    "media_uris",
     "vertex_host",
 ]
 
@@ -73,34 +70,9 @@ def _chat_path(stream: bool) -> str:
     return _STREAM if stream else _GENERATE
 
 
-class GoogleTranslator(GeminiTranslator):
-    """The Gemini translator bound to its provider: the media URIs the upstream fetches itself differ
-    between the Gemini API (HTTPS) and Vertex AI (HTTPS, and ``gs://`` in the buckets of ``gcs_buckets``)."""
-
-    __slots__ = ()
-
-    def bind(self, deployment: Deployment, headers: Iterable[tuple[bytes, bytes]]) -> None:
-        self.media = media_uris(deployment.provider)
-
-
-def media_uris(provider: Provider) -> MediaUris:
-    """What a Gemini-format provider fetches by URI (worked out once per provider record)."""
-    media: MediaUris | None = provider.memo.get("gemini_media")
-    if media is None:
-        media = provider.memo["gemini_media"] = _media_for(provider)
-    return media
-
-
-def _media_for(provider: Provider) -> MediaUris:
-    if provider.kind.name != "vertex_ai":
-        return GEMINI_API_URIS
-    buckets = provider.option("gcs_buckets")
-    if buckets is None:
-        return vertex_uris(frozenset())
-    return vertex_uris(None if buckets == "*" else frozenset(b.strip() for b in buckets.split(",") if b.strip()))
-
-
 def _translator(client: str, options: TranslationOptions) -> Translator:
+    from .google_media import GoogleTranslator  # the Gemini translation loads with the first request
+
     return GoogleTranslator(client, options)  # type: ignore[arg-type]
 
 

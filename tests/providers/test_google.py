@@ -28,7 +28,8 @@ from asgi_llmroute import (
 )
 from asgi_llmroute.formats.gemini import split_call_id
 from asgi_llmroute.providers import Provider, get_kind, make_provider
-from asgi_llmroute.providers.google import GoogleTokenSource, media_uris, vertex_host
+from asgi_llmroute.providers.google import GoogleTokenSource, vertex_host
+from asgi_llmroute.providers.google_media import media_uris
 from asgi_llmroute.providers.kinds import KindError, check_options
 from asgi_llmroute.secret import Secret
 from tests.support.google_servers import (
