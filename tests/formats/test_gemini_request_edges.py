@@ -397,6 +397,62 @@ def test_schema_nesting_deeper_than_the_limit_is_refused() -> None:
     with pytest.raises(TranslationError) as info:
         reduce_schema(schema, "p", [])
     assert "too deep" in info.value.message
+    assert info.value.param == "p" + ".items" * 65  # where the depth limit stopped it
+
+
+# Each way the reducer recurses, wrapping a schema one level deeper (a $ref chain and $ref siblings too).
+_NESTINGS: dict[str, Any] = {
+    "properties": lambda s: {"type": "object", "properties": {"a": s}},
+    "items": lambda s: {"type": "array", "items": s},
+    "tuple items": lambda s: {"type": "array", "items": [s]},
+    "prefixItems": lambda s: {"type": "array", "prefixItems": [s]},
+    "additionalProperties": lambda s: {"type": "object", "additionalProperties": s},
+    "anyOf": lambda s: {"anyOf": [s]},
+    "oneOf": lambda s: {"oneOf": [s]},
+    "allOf": lambda s: {"allOf": [s]},
+    "$ref siblings": lambda s: {"$ref": "#/$defs/leaf", "items": s},
+}
+
+
+def _ref_chain(length: int) -> dict[str, Any]:
+    defs = {f"d{i}": {"$ref": f"#/$defs/d{i + 1}"} for i in range(length)}
+    defs[f"d{length}"] = {"type": "string"}
+    return {"$defs": defs, "$ref": "#/$defs/d0"}
+
+
+@pytest.mark.parametrize("nesting", [*_NESTINGS, "$ref chain"])
+def test_schema_depth_is_bounded_by_the_limit_not_by_pythons_stack(nesting: str) -> None:
+    # Accepted and refused schemas alike need far fewer Python frames than the default recursion limit
+    # (1000): the depth limit answers first, so reduce_schema never meets a RecursionError.
+    import sys
+
+    from asgi_llmroute.formats.gemini.schema import MAX_DEPTH
+
+    def build(depth: int) -> dict[str, Any]:
+        if nesting == "$ref chain":
+            return _ref_chain(depth)
+        schema: dict[str, Any] = {"type": "string"}
+        for _ in range(depth):
+            schema = _NESTINGS[nesting](schema)
+        schema.setdefault("$defs", {"leaf": {"type": "array"}})
+        return schema
+
+    def frames() -> int:
+        depth, frame = 0, sys._getframe()
+        while frame is not None:
+            depth, frame = depth + 1, frame.f_back  # type: ignore[assignment]
+        return depth
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(frames() + 300)
+    try:
+        deep = reduce_schema(build(MAX_DEPTH // 2 - 1), "p", [])  # $ref siblings take two levels a step
+        with pytest.raises(TranslationError) as info:
+            reduce_schema(build(MAX_DEPTH + 1), "p", [])
+    finally:
+        sys.setrecursionlimit(limit)
+    assert isinstance(deep, dict)
+    assert "too deep" in info.value.message
 
 
 def test_schema_shapes_gemini_takes() -> None:
