@@ -65,7 +65,7 @@ def test_serve_with_several_workers(tmp_path: Path) -> None:
         "[[models]]\nname = 'demo'\nprovider = 'demo'\nmodel = 'demo'\n"
     )
     with (
-        llmroute_serve(["--workers", "2"], tmp_path, wait=30) as served,
+        llmroute_serve(["--workers", "2"], tmp_path) as served,
         openai.OpenAI(base_url=f"{served.url}/v1", api_key="sk-workers-test", max_retries=0) as client,
     ):
         served.wait_for("Started server process", 2)  # both workers (one may answer /health before the other)

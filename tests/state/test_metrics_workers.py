@@ -27,7 +27,7 @@ def test_metrics_sum_the_workers(tmp_path: Path) -> None:
         "[[models]]\nname = 'demo'\nprovider = 'demo'\nmodel = 'demo'\n"
     )
     body = {"model": "demo", "messages": [{"role": "user", "content": "m"}]}
-    with llmroute_serve(["--workers", "2"], tmp_path, wait=40) as served:
+    with llmroute_serve(["--workers", "2"], tmp_path) as served:
         served.wait_for("Started server process", 2)
         for _ in range(20):  # new connections: uvicorn's workers share the socket, both take some
             reply = httpx.post(

@@ -205,7 +205,7 @@ def cluster(
     with ExitStack() as stack:
         url = stack.enter_context(serve(upstream))
         (project / "llmroute.toml").write_text(_config(url, redis.url, dsn, f"m{uuid.uuid4().hex[:6]}:"))
-        instances = [stack.enter_context(llmroute_serve([], project, wait=40)) for _ in range(3)]
+        instances = [stack.enter_context(llmroute_serve([], project)) for _ in range(3)]
         clients = [stack.enter_context(httpx.Client(base_url=s.url, timeout=30)) for s in instances]
         yield Cluster(upstream, instances, clients, redis, url, postgres)
     for served in instances:
