@@ -8,7 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import anthropic
@@ -16,7 +16,6 @@ import httpx
 import pytest
 from starlette.types import Send
 
-from asgi_llmroute import build_gateway
 from asgi_llmroute.config import GatewayConfig
 from tests.routing._support import (
     AUTH,
@@ -28,7 +27,9 @@ from tests.routing._support import (
     routing_config,
 )
 from tests.support.gateway import ROUTER_TOKEN
-from tests.support.servers import Recorded, Upstream, json_reply, serve
+from tests.support.gateway import serve_gateway as gateway
+from tests.support.servers import Recorded, json_reply, serve
+from tests.support.servers import serve_upstreams as upstreams
 
 MESSAGES: Any = [{"role": "user", "content": "Hi"}]
 
@@ -71,22 +72,6 @@ def lingering_stream(chunks: list[bytes], linger: float = 2.0) -> Any:
         await send({"type": "http.response.body", "body": b""})
 
     return reply
-
-
-@contextmanager
-def gateway(config: GatewayConfig) -> Iterator[str]:
-    with serve(build_gateway(config)) as url:
-        yield url
-
-
-@contextmanager
-def upstreams(*replies: Any) -> Iterator[list[tuple[Upstream, str]]]:
-    with ExitStack() as stack:
-        out = []
-        for reply in replies:
-            upstream = Upstream(reply=reply)
-            out.append((upstream, stack.enter_context(serve(upstream))))
-        yield out
 
 
 def two_formats(oa_url: str, an_url: str, **extra: Any) -> GatewayConfig:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import anthropic
@@ -16,10 +14,10 @@ import openai
 import pytest
 from starlette.types import Send
 
-from asgi_llmroute import build_gateway
-from asgi_llmroute.config import GatewayConfig
 from tests.support.gateway import ROUTER_TOKEN
-from tests.support.servers import Recorded, Upstream, json_reply, serve, sse_reply
+from tests.support.gateway import serve_gateway as gateway
+from tests.support.servers import Recorded, json_reply, sse_reply
+from tests.support.servers import serve_upstreams as upstreams
 
 from ._support import (
     AUTH,
@@ -39,22 +37,6 @@ from ._support import (
 )
 
 MESSAGES: Any = [{"role": "user", "content": "Hi"}]
-
-
-@contextmanager
-def gateway(config: GatewayConfig) -> Iterator[str]:
-    with serve(build_gateway(config)) as url:
-        yield url
-
-
-@contextmanager
-def upstreams(*replies: Any) -> Iterator[list[tuple[Upstream, str]]]:
-    with ExitStack() as stack:
-        out = []
-        for reply in replies:
-            upstream = Upstream(reply=reply)
-            out.append((upstream, stack.enter_context(serve(upstream))))
-        yield out
 
 
 def post(url: str, body: dict[str, Any], **kwargs: Any) -> httpx.Response:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from asgi_llmroute.config import GatewayConfig, parse_config
+from tests.support.servers import serve
 
 ROUTER_TOKEN = "sk-router-test-0123456789abcdef"
 LIMITED_TOKEN = "sk-router-limited-0123456789abcdef"
@@ -37,3 +40,12 @@ def gateway_config(openai_url: str, anthropic_url: str, **overrides: Any) -> Gat
     }
     data.update(overrides)
     return parse_config(data, source="test")
+
+
+@contextmanager
+def serve_gateway(config: GatewayConfig) -> Iterator[str]:
+    """The gateway ``config`` describes, served on a random port: its URL."""
+    from asgi_llmroute import build_gateway  # on use: importers of this module's constants load less
+
+    with serve(build_gateway(config)) as url:
+        yield url

@@ -9,7 +9,7 @@ import socketserver
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,3 +175,14 @@ def with_forwarder_lifespan(app: ASGIApp, forwarder: Any) -> ASGIApp:
                 return
 
     return with_lifespan
+
+
+@contextmanager
+def serve_upstreams(*replies: Any) -> Iterator[list[tuple[Upstream, str]]]:
+    """One scriptable :class:`Upstream` per reply, each served: ``[(upstream, url), ...]``."""
+    with ExitStack() as stack:
+        out = []
+        for reply in replies:
+            upstream = Upstream(reply=reply)
+            out.append((upstream, stack.enter_context(serve(upstream))))
+        yield out
