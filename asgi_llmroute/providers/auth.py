@@ -6,8 +6,9 @@ ready-made bases:
 
 - :class:`TokenSource`: a bearer token fetched from somewhere (an OAuth token endpoint, a metadata
   server) and cached until shortly before it expires; one fetch at a time however many requests
-  wait. Subclasses implement ``fetch()`` (async) or ``fetch_blocking()`` (run in a worker thread,
-  for libraries that block, such as google-auth).
+  wait, and the requests that waited for a fetch that failed get its error rather than a fetch each.
+  Subclasses implement ``fetch()`` (async) or ``fetch_blocking()`` (run in a worker thread, for
+  libraries that block, such as google-auth).
 - :class:`RequestSigner`: a signature over the exact request (AWS SigV4). Subclasses implement
   ``sign(method, url, headers, body)``, run in a worker thread unless ``blocking = False``.
 
@@ -52,6 +53,8 @@ class TokenSource:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._lock: anyio.Lock | None = None
+        self._fetches = 0  # fetches finished, for requests that waited for one
+        self._failure: str | None = None  # why the last fetch failed (None: it succeeded)
 
     async def fetch(self) -> tuple[str, float]:
         """A new token and its lifetime in seconds. Default: ``fetch_blocking`` in a worker thread."""
@@ -66,10 +69,21 @@ class TokenSource:
             return token
         if self._lock is None:
             self._lock = anyio.Lock()
+        fetches = self._fetches
         async with self._lock:
             if self._token is not None and time.monotonic() < self._refresh_at:
                 return self._token  # another request refreshed it while this one waited
-            new, lifetime = await self.fetch()
+            if self._fetches != fetches and self._failure is not None:
+                # The fetch this request waited for failed: its answer, not one more try in a row per waiter.
+                raise AuthError(self._failure)
+            try:
+                new, lifetime = await self.fetch()
+            except AuthError as exc:
+                self._failure = str(exc)
+                raise
+            finally:
+                self._fetches += 1
+            self._failure = None
             margin = min(self.refresh_margin, max(lifetime, 0.0) / 2)
             self._token, self._refresh_at = new, time.monotonic() + max(lifetime, 0.0) - margin
             return new

@@ -50,7 +50,8 @@ class GoogleTokenSource(TokenSource):
         self._timeout = timeout
         self._valid_until = 0.0  # when the cached token really expires (monotonic)
         self._lifetime = 0.0
-        self._background: asyncio.Task[None] | None = None
+        self._background: asyncio.Task[None] | None = None  # held: asyncio keeps only weak references
+        self._refreshing = False
 
     async def token(self) -> str:
         """The cached token; past the refresh point (five minutes before expiry) a still-valid token is
@@ -61,14 +62,31 @@ class GoogleTokenSource(TokenSource):
         if token is not None and now < self._refresh_at:
             return token
         if token is not None and now < self._valid_until - 30:
-            if self._background is None or self._background.done():
+            if not self._refreshing:
+                self._refreshing = True
                 try:
-                    loop = asyncio.get_running_loop()
-                except RuntimeError:  # not on asyncio (trio): refresh in line
-                    return await self._refresh()
-                self._background = loop.create_task(self._refresh_quietly())
+                    self._spawn()
+                except BaseException:
+                    self._refreshing = False
+                    raise
             return token
         return await self._refresh()
+
+    def invalidate(self) -> None:
+        """Forget the token (the upstream rejected it): the next request waits for a new one."""
+        super().invalidate()
+        self._valid_until = 0.0
+
+    def _spawn(self) -> None:
+        """Start the background refresh on the running event loop (asyncio, else trio)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio: a system task, which outlives the request that started it
+            import trio
+
+            trio.lowlevel.spawn_system_task(self._refresh_quietly)
+        else:
+            self._background = loop.create_task(self._refresh_quietly())
 
     async def _refresh(self) -> str:
         before = self._refresh_at
@@ -82,6 +100,10 @@ class GoogleTokenSource(TokenSource):
             await self._refresh()
         except AuthError as exc:  # the current token stays in use until it expires
             logger.warning("Google token refresh for %s failed: %s", self._name, exc)
+        except Exception as exc:  # a system task must not raise (trio would stop); say what, never the key
+            logger.error("Google token refresh for %s failed (%s)", self._name, type(exc).__name__)
+        finally:
+            self._refreshing = False
 
     def __repr__(self) -> str:
         return f"GoogleTokenSource({self._name!r})"

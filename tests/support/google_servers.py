@@ -8,6 +8,7 @@ the token endpoint verifies the RS256-signed JWT assertion of a service-account 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -278,12 +279,16 @@ class TokenEndpoint:
     public_key: rsa.RSAPublicKey | None = None
     client_email: str = ""
     lifetime: int = 3599
+    #: Seconds each exchange takes (a slow token endpoint).
+    delay: float = 0.0
     issued: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        if self.delay:
+            await asyncio.sleep(self.delay)
         form = dict(urllib.parse.parse_qsl((await read_body(receive)).decode()))
         headers = dict(scope["headers"])
         problem = self._check(scope, headers, form)

@@ -1,0 +1,129 @@
+"""Vertex AI access tokens under load, against a local OAuth2 token endpoint that verifies the signed JWT
+and takes its time: the exchange never runs on the event loop, one exchange serves every request that
+waits for it (a failed one too), and past the refresh point requests get the current token at once while
+one refresh runs in the background, on asyncio and on trio."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from asgi_llmroute.providers.auth import AuthError
+from asgi_llmroute.providers.google import GoogleTokenSource
+from asgi_llmroute.secret import Secret
+from tests.support.google_servers import TokenEndpoint, service_account
+from tests.support.servers import serve
+
+DELAY = 0.4
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[tuple[TokenEndpoint, dict[str, Any]]]:
+    tokens = TokenEndpoint(delay=DELAY)
+    with serve(tokens) as url:
+        info, public_key = service_account(f"{url}/token")
+        tokens.public_key, tokens.client_email = public_key, info["client_email"]
+        yield tokens, info
+
+
+def source_for(info: dict[str, Any]) -> GoogleTokenSource:
+    source = GoogleTokenSource.for_key(Secret(json.dumps(info)))
+    assert isinstance(source, GoogleTokenSource)
+    return source
+
+
+async def gather(source: GoogleTokenSource, n: int) -> list[str]:
+    results: list[str] = []
+
+    async def one() -> None:
+        results.append(await source.token())
+
+    async with anyio.create_task_group() as group:
+        for _ in range(n):
+            group.start_soon(one)
+    return results
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_one_exchange_off_the_loop_then_refresh_ahead(endpoint: tuple[TokenEndpoint, Any], backend: str) -> None:
+    tokens, info = endpoint
+    source = source_for(info)
+    before = len(tokens.issued)
+
+    async def run() -> None:
+        ticks = 0
+        done = anyio.Event()
+
+        async def ticker() -> None:  # the loop keeps running while the exchange takes DELAY seconds
+            nonlocal ticks
+            while not done.is_set():
+                await anyio.sleep(0.01)
+                ticks += 1
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(ticker)
+            first = await gather(source, 10)
+            done.set()
+        assert len(set(first)) == 1 and len(tokens.issued) == before + 1  # one exchange for ten requests
+        assert ticks >= DELAY / 0.01 / 2
+        source._refresh_at = 0.0  # the refresh point (five minutes before expiry) has passed
+        started = time.monotonic()
+        again = await gather(source, 10)
+        assert time.monotonic() - started < DELAY / 2  # nobody waited for the refresh
+        assert again == first  # the current token, still valid
+        with anyio.fail_after(10):
+            while len(tokens.issued) < before + 2:
+                await anyio.sleep(0.02)
+        await anyio.sleep(DELAY)
+        assert len(tokens.issued) == before + 2  # one background refresh for the ten
+        assert await source.token() == tokens.issued[-1]
+
+    anyio.run(run, backend=backend)
+
+
+def test_a_failed_exchange_is_shared_by_the_requests_that_waited(endpoint: tuple[TokenEndpoint, Any]) -> None:
+    tokens, info = endpoint
+    other, _ = service_account(info["token_uri"])  # signed with a key the endpoint does not know
+    source = source_for({**other, "client_email": info["client_email"]})
+    rejected = len(tokens.rejected)
+
+    async def run() -> list[BaseException]:
+        errors: list[BaseException] = []
+
+        async def one() -> None:
+            try:
+                await source.token()
+            except AuthError as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(one)
+        return errors
+
+    started = time.monotonic()
+    errors = anyio.run(run)
+    assert len(errors) == 8 and len(tokens.rejected) == rejected + 1  # not eight exchanges in a row
+    assert time.monotonic() - started < 3 * DELAY
+    assert all("could not be refreshed" in str(e) for e in errors)
+    with pytest.raises(AuthError):  # a later request tries again
+        anyio.run(source.token)
+    assert len(tokens.rejected) == rejected + 2
+
+
+def test_invalidate_forgets_the_token(endpoint: tuple[TokenEndpoint, Any]) -> None:
+    tokens, info = endpoint
+    source = source_for(info)
+
+    async def run() -> None:
+        first = await source.token()
+        source.invalidate()  # the upstream rejected it: not reused while a refresh runs
+        second = await source.token()
+        assert second != first and second == tokens.issued[-1]
+
+    anyio.run(run)
