@@ -21,6 +21,7 @@ from tests.routing._support import (
     AUTH,
     RawServer,
     anthropic_provider,
+    chat_stream,
     dying_stream,
     openai_chunks,
     openai_provider,
@@ -185,12 +186,7 @@ def test_an_openai_stream_cut_inside_a_data_line_ends_with_an_error_event_on_its
         config = routing_config([openai_provider("oa", broken_url)], [{"name": "gpt", "provider": "oa", "model": "g"}])
         with (
             gateway(config) as url,
-            httpx.stream(
-                "POST",
-                f"{url}/v1/chat/completions",
-                headers=AUTH,
-                json={"model": "gpt", "messages": MESSAGES, "stream": True},
-            ) as response,
+            chat_stream(url, "gpt", MESSAGES) as response,
         ):
             raw = response.read()
     frames = raw.split(b"\n\n")
@@ -243,12 +239,7 @@ def test_a_translated_stream_cut_half_way_ends_with_the_gateways_own_error_event
         )
         with (
             gateway(config) as url,
-            httpx.stream(
-                "POST",
-                f"{url}/v1/chat/completions",
-                headers=AUTH,
-                json={"model": "gpt", "messages": MESSAGES, "stream": True},
-            ) as response,
+            chat_stream(url, "gpt", MESSAGES) as response,
         ):
             raw = response.read()
     error = json.loads(raw.rstrip(b"\n").rsplit(b"\n\n", 1)[-1].removeprefix(b"data: "))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 from starlette.types import Send
 
 from asgi_llmroute.config import GatewayConfig, parse_config
@@ -21,6 +22,14 @@ from tests.support.servers import Recorded, Reply, json_reply
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
 AUTH = {"authorization": f"Bearer {ROUTER_TOKEN}"}
+
+
+def chat_stream(url: str, model: str, messages: Any) -> Any:
+    """A streamed chat completion request to the gateway at ``url`` with the router token (``httpx.stream``)."""
+    return httpx.stream(
+        "POST", f"{url}/v1/chat/completions", headers=AUTH, json={"model": model, "messages": messages, "stream": True}
+    )
+
 
 #: Short backoffs so that retries cost milliseconds in tests.
 FAST_ROUTING = {"backoff_base": 0.01, "backoff_max": 0.02, "max_wait": 5.0, "deployment_header": True}

@@ -25,6 +25,7 @@ from ._support import (
     anthropic_provider,
     chat_completion,
     chat_reply,
+    chat_stream,
     closed_port_url,
     dying_stream,
     openai_chunks,
@@ -252,12 +253,7 @@ def test_idle_timeout_mid_stream_ends_it_with_an_error_event() -> None:
         )
         with (
             gateway(config) as url,
-            httpx.stream(
-                "POST",
-                f"{url}/v1/chat/completions",
-                headers=AUTH,
-                json={"model": "m", "messages": MESSAGES, "stream": True},
-            ) as response,
+            chat_stream(url, "m", MESSAGES) as response,
         ):
             body = response.read()
             assert response.headers["x-llmroute-attempts"] == "1"
@@ -283,9 +279,7 @@ def test_a_long_stream_is_not_cut_by_the_total_timeout() -> None:
         )
         with gateway(config) as url:
             began = time.monotonic()
-            with httpx.stream(
-                "POST", f"{url}/v1/chat/completions", headers=AUTH, json={"model": "m", "messages": [], "stream": True}
-            ) as response:
+            with chat_stream(url, "m", []) as response:
                 body = response.read()
             elapsed = time.monotonic() - began
     assert elapsed > 0.5
@@ -302,9 +296,7 @@ def test_stream_timeout_cuts_a_long_stream() -> None:
         )
         with gateway(config) as url:
             began = time.monotonic()
-            with httpx.stream(
-                "POST", f"{url}/v1/chat/completions", headers=AUTH, json={"model": "m", "messages": [], "stream": True}
-            ) as response:
+            with chat_stream(url, "m", []) as response:
                 body = response.read()
             elapsed = time.monotonic() - began
             assert up.cancelled.wait(2)
@@ -331,9 +323,7 @@ def test_stream_that_dies_half_way_ends_with_an_error_event_and_is_not_retried()
         )
         with (
             gateway(config) as url,
-            httpx.stream(
-                "POST", f"{url}/v1/chat/completions", headers=AUTH, json={"model": "m", "messages": [], "stream": True}
-            ) as response,
+            chat_stream(url, "m", []) as response,
         ):
             body = response.read()
             assert response.headers["x-llmroute-deployment"] == "broken/gpt-up"
@@ -391,9 +381,7 @@ def test_client_disconnect_mid_stream_cancels_the_upstream_and_frees_the_slot() 
             routing={"max_wait": 0},
         )
         with gateway(config) as url:
-            with httpx.stream(
-                "POST", f"{url}/v1/chat/completions", headers=AUTH, json={"model": "m", "messages": [], "stream": True}
-            ) as response:
+            with chat_stream(url, "m", []) as response:
                 first = next(response.iter_raw())
                 assert first.startswith(b"data: ")
             # Leaving the block closed the connection after one event.
@@ -462,9 +450,7 @@ def test_over_the_limit_without_waiting_is_429_with_retry_after_in_the_client_fo
         )
         with (
             gateway(config) as url,
-            httpx.stream(
-                "POST", f"{url}/v1/chat/completions", headers=AUTH, json={"model": "m", "messages": [], "stream": True}
-            ) as busy,
+            chat_stream(url, "m", []) as busy,
         ):
             events = busy.iter_raw()  # (kept: a dropped iterator closes the response)
             next(events)
