@@ -207,6 +207,13 @@ class RequestContext:
             self._json_parsed = True
         return self._json
 
+    def add_warning(self, text: str) -> None:
+        """Add to this attempt's ``warning`` (``; ``-separated), as a header-safe value: printable ASCII
+        (other characters escaped), at most 2000 characters."""
+        text = _UNPRINTABLE.sub("?", text.encode("ascii", "backslashreplace").decode("ascii"))
+        joined = text if self.warning is None else self.warning + "; " + text
+        self.warning = joined if len(joined) <= _MAX_WARNING else joined[: _MAX_WARNING - 3] + "..."
+
     def set_json(self, value: dict[str, Any]) -> None:
         """Replace the body with ``value``; it is serialised when (and if) the bytes are needed."""
         self._json = value
@@ -254,6 +261,10 @@ class RequestContext:
             else:
                 self._body = spliced  # the client's bytes with only the model's value replaced
 
+
+# Characters a header value cannot carry (after non-ASCII is escaped), and the longest warning sent.
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+_MAX_WARNING = 2000
 
 # The value of a `"model"` member, a JSON string.
 _MODEL_MEMBER = re.compile(rb'"model"\s*:\s*("(?:[^"\\]|\\.)*")')

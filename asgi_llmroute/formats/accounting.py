@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .web_search import web_search_requests
+
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
@@ -47,15 +49,20 @@ def anthropic_usage(usage: dict[str, Any]) -> dict[str, int]:
 
 
 def accounting_from_anthropic(usage: dict[str, Any]) -> dict[str, int]:
-    """Normalised counts for accounting from Anthropic usage (input includes cache reads/writes)."""
+    """Normalised counts for accounting from Anthropic usage (input includes cache reads/writes; the
+    server-side web searches as ``web_search_requests`` when there were any)."""
     cache_read = _int(usage.get("cache_read_input_tokens"))
     cache_write = _int(usage.get("cache_creation_input_tokens"))
-    return {
+    out = {
         "input_tokens": _int(usage.get("input_tokens")) + cache_read + cache_write,
         "output_tokens": _int(usage.get("output_tokens")),
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,
     }
+    searches = web_search_requests(usage)
+    if searches:
+        out["web_search_requests"] = searches
+    return out
 
 
 def accounting_from_openai(usage: dict[str, Any]) -> dict[str, int]:

@@ -16,6 +16,7 @@ from .to_anthropic_tools import EMPTY_SCHEMA, tool_choice, tool_defs
 from .to_anthropic_turns import MessageConverter, Turn, build_turns, merge_adjacent, turn_content
 from .tools import ANTHROPIC_NAME_MAX, ToolNames
 from .types import SAMPLING_REMOVED_VERSION, TranslationError, TranslationOptions
+from .web_search import ANTHROPIC_NAME, anthropic_tool, is_web_search_choice
 
 _NO_REASONING = (None, "none")
 
@@ -59,6 +60,9 @@ def openai_to_anthropic_request(
 
     names = ToolNames(ANTHROPIC_NAME_MAX)
     ctx = TranslationState(tool_names=names)
+    search = anthropic_tool(body.get("web_search_options"), ctx.warnings)
+    if search is not None:
+        names.reserve(ANTHROPIC_NAME)  # the server tool's fixed name: a client function of that name is renamed
     declared = tool_defs(body.get("tools"), names)
     converter = MessageConverter(names)
     converter.run(messages)
@@ -112,9 +116,16 @@ def openai_to_anthropic_request(
     out["messages"] = [{"role": t.role, "content": turn_content(t)} for t in turns]
 
     tools: list[dict[str, Any]] = [{"name": names.upstream(name), **spec} for name, spec in declared]
+    if search is not None:
+        tools.append(search)
+    if is_web_search_choice(body.get("tool_choice")) and search is None:
+        raise TranslationError("tool_choice names the hosted web search, which is not enabled", "tool_choice")
     if tools:
         out["tools"] = tools
-        choice = tool_choice(body.get("tool_choice"), names)
+        if search is not None and is_web_search_choice(body.get("tool_choice")):
+            choice: dict[str, Any] | None = {"type": "tool", "name": ANTHROPIC_NAME}
+        else:
+            choice = tool_choice(body.get("tool_choice"), names)
         if thinking is not None and choice is not None and choice["type"] in ("any", "tool"):
             ctx.warnings.append("forced tool_choice downgraded to auto: Anthropic rejects it with thinking (D-2)")
             choice = {"type": "auto"}

@@ -4,19 +4,27 @@ One cohesive thing over 400 lines: one request translation (input items, content
 read top to bottom as the request is.
 
 Only what Chat Completions can express is translated: stateless conversations (``input`` items),
-function tools and the sampling/output knobs. Features that need server-side storage
-(``previous_response_id``, ``conversation``, stored prompts, ``background``) and hosted tools are
-refused with a :class:`TranslationError` (the gateway answers 400) rather than silently ignored.
+function tools (namespaced ones flattened), a hosted web search where the upstream has one, and the
+sampling/output knobs. Features that need server-side storage (``previous_response_id``,
+``conversation``, stored prompts, ``background``) are refused with a :class:`TranslationError` (the
+gateway answers 400) rather than silently ignored; other hosted tools are dropped with a warning.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .body import each_object, each_part
 from .thinking_carry import decode_thinking, is_gateway_content
+from .tools import OPENAI_NAME_MAX, ToolNameMap, short_name
 from .types import TranslationError, TranslationOptions
+from .web_search import HOSTED_TYPES, chat_options_from_responses
+
+#: How the chat upstream takes a hosted web search: ``extended`` (the gateway's Anthropic translation:
+#: ``web_search_options`` with the ``filters`` extension), ``standard`` (an OpenAI search model: Chat
+#: Completions' own fields), or None (it has none: the tool is dropped with a warning).
+WebSearch = Literal["extended", "standard"] | None
 
 #: Request fields that only make sense with state kept by the provider (answered with 400).
 _STATEFUL = {
@@ -40,18 +48,33 @@ class ResponsesRequest:
     stream: bool = False
     #: Lossy decisions taken on this request (for logging by the caller).
     warnings: list[str] = field(default_factory=list)
-    #: Chat function names of namespaced tools -> (namespace, name), to name their calls as the client knows them.
-    tool_names: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: Chat function names of namespaced or shortened tools -> (namespace or None, name), to name their calls as
+    #: the client knows them.
+    tool_names: ToolNameMap = field(default_factory=dict)
+    #: Longest function name the upstream takes; longer ones are shortened (:func:`~.tools.short_name`).
+    name_max: int = OPENAI_NAME_MAX
+    #: How the upstream takes a hosted web search (see :data:`WebSearch`).
+    web_search: WebSearch = None
+    #: The chat ``web_search_options`` made of the request's hosted web search tool, if any.
+    search: dict[str, Any] | None = None
 
 
 def responses_to_chat_request(
-    body: dict[str, Any], options: TranslationOptions, *, thinking: bool = True
+    body: dict[str, Any],
+    options: TranslationOptions,
+    *,
+    thinking: bool = True,
+    web_search: WebSearch = None,
+    name_max: int = OPENAI_NAME_MAX,
 ) -> tuple[dict[str, Any], ResponsesRequest]:
     """Translate a ``POST /v1/responses`` body into a ``POST /v1/chat/completions`` body.
 
     ``thinking``: the chat upstream takes signed thinking back (chat ``thinking_blocks``, which the
     Anthropic translation turns into thinking blocks); off for OpenAI chat upstreams, which refuse
     the field: the thinking carried by reasoning items is then dropped with a warning.
+    ``web_search``: how the upstream takes a hosted ``web_search`` tool (:data:`WebSearch`).
+    ``name_max``: the upstream's longest function name (64 for OpenAI and Gemini, 128 for Anthropic); a
+    longer one (namespaced MCP tools from Codex) is shortened with a hash and named back in the answer.
     """
     if not isinstance(body, dict):
         raise TranslationError("request body must be a JSON object")
@@ -80,8 +103,8 @@ def responses_to_chat_request(
             messages.append({"role": "system", "content": instructions})
     elif instructions is not None:
         raise TranslationError("instructions must be a string", "instructions")
-    info = ResponsesRequest(echo=_echo(body))
-    _Input(messages, info.warnings, thinking).run(body.get("input"))
+    info = ResponsesRequest(echo=_echo(body), web_search=web_search, name_max=name_max)
+    _Input(messages, info.warnings, thinking, name_max).run(body.get("input"))
     if not messages:
         raise TranslationError("'input' must contain at least one message", "input")
     out["messages"] = messages
@@ -89,9 +112,15 @@ def responses_to_chat_request(
     tools = _tools(body.get("tools"), info)
     if tools:
         out["tools"] = tools
+    if info.search is not None:
+        out["web_search_options"] = info.search
     choice = body.get("tool_choice")
-    if choice is not None:
-        out["tool_choice"] = _tool_choice(choice)
+    if isinstance(choice, dict) and choice.get("type") in HOSTED_TYPES and info.search is not None:
+        if web_search == "extended":  # the Anthropic translation forces its server tool
+            out["tool_choice"] = {"type": "web_search"}
+        # an OpenAI search model searches on every request: nothing to force
+    elif choice is not None:
+        out["tool_choice"] = _tool_choice(choice, name_max)
     parallel = body.get("parallel_tool_calls")
     if isinstance(parallel, bool) and tools:
         out["parallel_tool_calls"] = parallel
@@ -117,12 +146,15 @@ def responses_to_chat_request(
 class _Input:
     """Walks ``input`` (a string or a list of items) and appends chat messages."""
 
-    __slots__ = ("messages", "warnings", "carry", "thinking")
+    __slots__ = ("messages", "warnings", "carry", "thinking", "name_max")
 
-    def __init__(self, messages: list[dict[str, Any]], warnings: list[str], carry: bool = True) -> None:
+    def __init__(
+        self, messages: list[dict[str, Any]], warnings: list[str], carry: bool = True, name_max: int = OPENAI_NAME_MAX
+    ) -> None:
         self.messages = messages
         self.warnings = warnings
         self.carry = carry  # signed thinking can go to the upstream
+        self.name_max = name_max
         self.thinking: list[dict[str, Any]] = []  # blocks of reasoning items, for the next assistant turn
 
     def run(self, items: Any) -> None:
@@ -144,6 +176,10 @@ class _Input:
                 self._function_output(item, param)
             elif kind == "reasoning":
                 self._reasoning(item, param)
+            elif kind == "web_search_call":
+                # A previous turn's search: its results are in the assistant's text; the upstream cannot take
+                # another provider's search back.
+                self.warnings.append(f"{param}: web_search_call item skipped: searches are not sent back")
             elif kind == "item_reference":
                 # Nothing is stored, so there is nothing to resolve it to; a reference is what clients send
                 # for items they were given (with store on, the AI SDK's default): skipped, not refused.
@@ -216,7 +252,8 @@ class _Input:
             raise TranslationError("function_call items need a string 'name'", f"{param}.name")
         namespace = item.get("namespace")
         if isinstance(namespace, str) and namespace:
-            name = namespace + NAMESPACE_SEPARATOR + name  # as the namespaced tool was offered upstream
+            name = namespace + NAMESPACE_SEPARATOR + name
+        name = short_name(name, self.name_max)  # as the tool was offered upstream
         arguments = item.get("arguments")
         call = {
             "id": call_id,
@@ -326,15 +363,28 @@ def _tools(tools: Any, info: ResponsesRequest) -> list[dict[str, Any]]:
                     info.warnings.append(f"{where}: only function tools of a namespace can be translated: dropped")
                     continue
                 chat = _function(function, where)
-                flat = namespace + NAMESPACE_SEPARATOR + chat["function"]["name"]
+                flat = short_name(namespace + NAMESPACE_SEPARATOR + chat["function"]["name"], info.name_max)
                 info.tool_names[flat] = (namespace, chat["function"]["name"])
                 chat["function"]["name"] = flat
                 out.append(chat)
             continue
-        if kind != "function":
-            info.warnings.append(f"{param}: hosted tool {kind!r} dropped: a chat upstream cannot run it")
+        if kind in HOSTED_TYPES and info.web_search is not None:
+            if info.search is not None:
+                info.warnings.append(f"{param}: a second web search tool dropped")
+            else:
+                info.search = chat_options_from_responses(
+                    tool, param, info.warnings, extensions=info.web_search == "extended"
+                )
             continue
-        out.append(_function(tool, param))
+        if kind != "function":
+            info.warnings.append(f"{param}: hosted tool {kind!r} dropped: this model's provider cannot run it")
+            continue
+        chat = _function(tool, param)
+        name = chat["function"]["name"]
+        if len(name) > info.name_max:
+            chat["function"]["name"] = short = short_name(name, info.name_max)
+            info.tool_names[short] = (None, name)
+        out.append(chat)
     return out
 
 
@@ -349,13 +399,13 @@ def _function(tool: dict[str, Any], param: str) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def _tool_choice(choice: Any) -> Any:
+def _tool_choice(choice: Any, name_max: int) -> Any:
     if choice in ("auto", "none", "required"):
         return choice
     if isinstance(choice, dict):
         kind = choice.get("type")
         if kind == "function" and isinstance(choice.get("name"), str):
-            return {"type": "function", "function": {"name": choice["name"]}}
+            return {"type": "function", "function": {"name": short_name(choice["name"], name_max)}}
         if kind == "allowed_tools" and isinstance(choice.get("tools"), list):
             allowed = []
             for tool in choice["tools"]:
@@ -365,7 +415,7 @@ def _tool_choice(choice: Any) -> Any:
                     or not isinstance(tool.get("name"), str)
                 ):
                     raise TranslationError("allowed_tools can only name function tools", "tool_choice.tools")
-                allowed.append({"type": "function", "function": {"name": tool["name"]}})
+                allowed.append({"type": "function", "function": {"name": short_name(tool["name"], name_max)}})
             mode = choice.get("mode") if choice.get("mode") in ("auto", "required") else "auto"
             return {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": allowed}}
         raise TranslationError(f"tool_choice type {kind!r} is not supported for this model", "tool_choice")

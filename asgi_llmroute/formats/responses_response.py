@@ -14,7 +14,9 @@ from ._json import dumps_bytes, loads
 from .errors import _error_fields, openai_error_body, openai_error_type
 from .response_to_anthropic import message_text, parse_chat_completion
 from .thinking_carry import encode_thinking
+from .tools import ToolNameMap
 from .types import TranslationOptions, UpstreamProtocolError
+from .web_search import responses_annotation, web_search_call_item
 
 _INVALID_ID = re.compile(r"[^A-Za-z0-9_-]")
 # Prefixes stripped from the upstream id before deriving ours (chat ids, Anthropic ids via translation).
@@ -99,10 +101,12 @@ def response_object(
     }
 
 
-def message_item(item_id_: str, status: str, text: str | None, refusal: str | None) -> dict[str, Any]:
+def message_item(
+    item_id_: str, status: str, text: str | None, refusal: str | None, annotations: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if text is not None:
-        content.append({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+        content.append({"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": []})
     if refusal is not None:
         content.append({"type": "refusal", "refusal": refusal})
     return {"type": "message", "id": item_id_, "status": status, "role": "assistant", "content": content}
@@ -129,11 +133,14 @@ def function_call_item(
     call_id: str,
     name: str,
     arguments: str,
-    tool_names: dict[str, tuple[str, str]] | None = None,
+    tool_names: ToolNameMap | None = None,
 ) -> dict[str, Any]:
     item = {"type": "function_call", "id": item_id_, "status": status, "call_id": call_id, "name": name}
-    if tool_names and name in tool_names:
-        item["namespace"], item["name"] = tool_names[name]  # a namespaced tool, named as the client offered it
+    known = tool_names.get(name) if tool_names else None
+    if known is not None:  # a namespaced or shortened tool, named as the client offered it
+        namespace, item["name"] = known
+        if namespace is not None:
+            item["namespace"] = namespace
     item["arguments"] = arguments
     return item
 
@@ -142,7 +149,7 @@ def chat_to_responses_response(
     body: bytes,
     echo: dict[str, Any],
     options: TranslationOptions,
-    tool_names: dict[str, tuple[str, str]] | None = None,
+    tool_names: ToolNameMap | None = None,
 ) -> tuple[bytes, dict[str, Any] | None]:
     """Translate a non-stream ``chat.completion`` body; returns (Response body, upstream usage or None)."""
     completion, choice, message = parse_chat_completion(body)
@@ -157,11 +164,23 @@ def chat_to_responses_response(
     encrypted = encode_thinking([b for b in blocks if isinstance(b, dict)]) if isinstance(blocks, list) else None
     if reasoning or encrypted is not None:
         output.append(reasoning_item(item_id("rs_", base, len(output)), item_status, reasoning, encrypted))
+    searches = message.get("web_search_calls")  # the gateway's extension (web_search.py)
+    for search in searches if isinstance(searches, list) else ():
+        if isinstance(search, dict):
+            status_ = "failed" if search.get("status") == "failed" else "completed"
+            query = search.get("query")
+            output.append(
+                web_search_call_item(
+                    item_id("ws_", base, len(output)), status_, query if isinstance(query, str) else ""
+                )
+            )
     text = message_text(message.get("content"))
     refusal = message.get("refusal")
     refusal = refusal if isinstance(refusal, str) and refusal else None
     if text or refusal is not None:
-        output.append(message_item(item_id("msg_", base, len(output)), item_status, text or None, refusal))
+        raw = message.get("annotations")
+        annotations = [a for a in map(responses_annotation, raw if isinstance(raw, list) else ()) if a is not None]
+        output.append(message_item(item_id("msg_", base, len(output)), item_status, text or None, refusal, annotations))
     calls = message.get("tool_calls")
     if isinstance(calls, list):
         for call in calls:

@@ -27,8 +27,9 @@ from .responses_response import (
 from .sse import sse_head
 from .stream_base import ChatChunkStream, StreamProtocolError, tool_call_fragment, tool_call_fragments
 from .thinking_carry import encode_thinking
-from .tools import new_tool_id
+from .tools import ToolNameMap, new_tool_id
 from .types import TranslationOptions
+from .web_search import responses_annotation, web_search_call_item
 
 _RATE_LIMITED = frozenset({"rate_limit_exceeded", "rate_limit_error", "requests", "tokens"})
 
@@ -36,17 +37,19 @@ _RATE_LIMITED = frozenset({"rate_limit_exceeded", "rate_limit_error", "requests"
 class _Part:
     """One content part of a message item: ``output_text`` or ``refusal``."""
 
-    __slots__ = ("kind", "head", "chunks", "text")
+    __slots__ = ("kind", "head", "chunks", "text", "offset", "annotations")
 
-    def __init__(self, kind: str, head: str) -> None:
+    def __init__(self, kind: str, head: str, offset: int = 0) -> None:
         self.kind = kind
         self.head = head  # item_id, output_index and content_index members of its events
         self.chunks: list[str] = []
         self.text: str | None = None  # set when the part is done
+        self.offset = offset  # output_text: where its text starts in the chat message's content
+        self.annotations: list[dict[str, Any]] = []  # output_text: url_citation annotations
 
 
 class _Item:
-    """One output item while it streams: ``message``, ``reasoning`` or ``function_call``."""
+    """One output item while it streams: ``message``, ``reasoning``, ``function_call`` or ``web_search_call``."""
 
     __slots__ = (
         "kind",
@@ -63,6 +66,7 @@ class _Item:
         "text_part",
         "blocks",
         "encrypted",
+        "searching",
     )
 
     def __init__(self, kind: str, item_id_: str, index: int) -> None:
@@ -77,21 +81,26 @@ class _Item:
         self.raw_id: str | None = None  # function calls: the upstream's tool call id
         self.call_id = ""
         self.name = ""
-        self.tool_names: dict[str, tuple[str, str]] | None = None  # namespaced tools' chat names
+        self.tool_names: ToolNameMap | None = None  # namespaced tools' chat names
         self.text_part = False  # reasoning items: the reasoning_text part was announced
         self.blocks: list[dict[str, Any]] = []  # reasoning items: signed thinking blocks (chat thinking_blocks)
         self.encrypted: str | None = None  # reasoning items: their encrypted_content, set when done
+        self.searching = False  # web_search_call items: response.web_search_call.searching was sent
 
     def snapshot(self) -> dict[str, Any]:
         if self.kind == "message":
             text = refusal = None
+            annotations: list[dict[str, Any]] = []
             for part in self.parts:
                 value = part.text if part.text is not None else "".join(part.chunks)
                 if part.kind == "output_text":
                     text = (text or "") + value
+                    annotations += part.annotations
                 else:
                     refusal = (refusal or "") + value
-            return message_item(self.id, self.status, text, refusal)
+            return message_item(self.id, self.status, text, refusal, annotations)
+        if self.kind == "web_search_call":
+            return web_search_call_item(self.id, self.status, self.name)  # name: the query
         if self.kind == "reasoning":
             # Announced empty (the part is added by content_part.added); encrypted_content once done.
             return reasoning_item(self.id, self.status, "".join(self.chunks), self.encrypted)
@@ -116,13 +125,15 @@ class ChatToResponsesStream(ChatChunkStream):
         "_calls",
         "_last_call",
         "_size",
+        "_searches",
+        "_chars",
     )
 
     def __init__(
         self,
         echo: dict[str, Any],
         options: TranslationOptions,
-        tool_names: dict[str, tuple[str, str]] | None = None,
+        tool_names: ToolNameMap | None = None,
     ) -> None:
         super().__init__(options)
         self._echo = echo
@@ -139,6 +150,8 @@ class ChatToResponsesStream(ChatChunkStream):
         self._calls: dict[Any, _Item] = {}  # open function calls by chunk index (or id)
         self._last_call: Any = None
         self._size = 0  # bytes of output kept for the final events (bounded by max_event_bytes)
+        self._searches: dict[str, _Item] = {}  # web_search_call items by the upstream's search id
+        self._chars = 0  # characters of chat content so far (annotations' offsets)
 
     # -- emission ------------------------------------------------------------------------------
     def _emit(self, out: list[str], type_: str, fields: str) -> None:
@@ -222,7 +235,8 @@ class ChatToResponsesStream(ChatChunkStream):
         head = part.head
         if part.kind == "output_text":
             self._emit(out, "response.output_text.done", head + ',"text":' + dumps(text) + ',"logprobs":[]')
-            body = '{"type":"output_text","text":' + dumps(text) + ',"annotations":[],"logprobs":[]}'
+            annotations = dumps(part.annotations)
+            body = '{"type":"output_text","text":' + dumps(text) + ',"annotations":' + annotations + ',"logprobs":[]}'
         else:
             self._emit(out, "response.refusal.done", head + ',"refusal":' + dumps(text))
             body = '{"type":"refusal","refusal":' + dumps(text) + "}"
@@ -265,7 +279,7 @@ class ChatToResponsesStream(ChatChunkStream):
         if part is None or part.kind != kind:
             if part is not None:
                 self._close_part(item, part, out)
-            part = _Part(kind, item.prefix + ',"content_index":' + str(len(item.parts)))
+            part = _Part(kind, item.prefix + ',"content_index":' + str(len(item.parts)), self._chars)
             item.parts.append(part)
             empty = '{"type":"output_text","text":"","annotations":[],"logprobs":[]}'
             if kind == "refusal":
@@ -274,6 +288,7 @@ class ChatToResponsesStream(ChatChunkStream):
         self._keep(text)
         part.chunks.append(text)
         if kind == "output_text":
+            self._chars += len(text)
             self._emit(out, "response.output_text.delta", part.head + ',"logprobs":[],"delta":' + dumps(text))
         else:
             self._emit(out, "response.refusal.delta", part.head + ',"delta":' + dumps(text))
@@ -305,8 +320,49 @@ class ChatToResponsesStream(ChatChunkStream):
             call.chunks.append(arguments)
             self._emit(out, "response.function_call_arguments.delta", call.prefix + ',"delta":' + dumps(arguments))
 
+    def _annotations(self, annotations: list[Any], out: list[str]) -> None:
+        """url_citation annotations of the text so far (the ``annotations`` of a chat delta)."""
+        item = self._current
+        part = item.parts[-1] if item is not None and item.kind == "message" and item.parts else None
+        if part is None or part.kind != "output_text":
+            return
+        for raw in annotations:
+            annotation = responses_annotation(raw, part.offset)
+            if annotation is None:
+                continue
+            part.annotations.append(annotation)
+            fields = f',"annotation_index":{len(part.annotations) - 1},"annotation":' + dumps(annotation)
+            self._emit(out, "response.output_text.annotation.added", part.head + fields)
+
+    def _search(self, call: Any, out: list[str]) -> None:
+        """One entry of the ``web_search_calls`` extension: a web search's progress."""
+        if not isinstance(call, dict) or not isinstance(call.get("id"), str):
+            return
+        status = call.get("status")
+        item = self._searches.get(call["id"])
+        if item is None:
+            self._close_current(out)  # text after the search is a new message item
+            item = self._open("web_search_call", "ws_", out)
+            self._searches[call["id"]] = item
+            self._emit(out, "response.web_search_call.in_progress", item.prefix)
+        if item.status != "in_progress":
+            return  # already done
+        if isinstance(call.get("query"), str):
+            item.name = call["query"]
+        if status in ("searching", "completed") and not item.searching:
+            item.searching = True
+            self._emit(out, "response.web_search_call.searching", item.prefix)
+        if status == "completed":
+            self._emit(out, "response.web_search_call.completed", item.prefix)
+            self._close_item(item, "completed", out)
+        elif status == "failed":
+            self._close_item(item, "failed", out)
+
     def _close_all(self, status: str, out: list[str]) -> None:
         self._close_current(out, status)
+        for search in self._searches.values():
+            if search.status == "in_progress":  # never answered
+                self._close_item(search, "failed", out)
         for call in self._calls.values():
             arguments = "".join(call.chunks)
             self._emit(out, "response.function_call_arguments.done", call.prefix + ',"arguments":' + dumps(arguments))
@@ -329,6 +385,13 @@ class ChatToResponsesStream(ChatChunkStream):
             self._text("refusal", refusal, out)
         for fragment in tool_call_fragments(delta):
             self._tool_fragment(fragment, out)
+        searches = delta.get("web_search_calls")  # the gateway's extension (web_search.py)
+        if isinstance(searches, list):
+            for call in searches:
+                self._search(call, out)
+        annotations = delta.get("annotations")
+        if isinstance(annotations, list) and annotations:
+            self._annotations(annotations, out)
 
     def _finished(self, out: list[str]) -> None:
         reason = self._finish

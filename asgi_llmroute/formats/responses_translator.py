@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .accounting import accounting_from_openai
-from .responses_request import ResponsesRequest, responses_to_chat_request
+from .responses_request import ResponsesRequest, WebSearch, responses_to_chat_request
 from .responses_response import chat_to_responses_error, chat_to_responses_response
 from .responses_stream import ChatToResponsesStream
 from .stream_base import StreamTranslator
@@ -29,13 +29,20 @@ class ResponsesTranslator:
         #: Token counts of a translated non-stream response (same keys as ``StreamTranslator.usage``).
         self.usage: dict[str, int] | None = None
 
-    def request(self, body: dict[str, Any], *, thinking: bool = True) -> dict[str, Any]:
+    def request(
+        self, body: dict[str, Any], *, thinking: bool = True, web_search: WebSearch = None, name_max: int = 64
+    ) -> dict[str, Any]:
         """Responses request JSON -> chat request JSON; raises :class:`TranslationError`.
 
         ``thinking``: send the signed thinking carried by reasoning items as chat ``thinking_blocks``
-        (the Anthropic translation takes them); turn off for OpenAI chat upstreams.
+        (the Anthropic translation takes them); turn off for OpenAI chat upstreams. ``web_search``: how
+        the upstream takes a hosted web search tool (``"extended"`` for the Anthropic translation,
+        ``"standard"`` for an OpenAI search model, None to drop it with a warning). ``name_max``: the
+        upstream's longest function name (64: OpenAI, Gemini; 128: Anthropic); longer ones are shortened.
         """
-        out, self.info = responses_to_chat_request(body, self.options, thinking=thinking)
+        out, self.info = responses_to_chat_request(
+            body, self.options, thinking=thinking, web_search=web_search, name_max=name_max
+        )
         return out
 
     def response(self, body: bytes) -> bytes:

@@ -11,6 +11,7 @@ from .sse import SSEEvent, sse_frame, sse_head
 from .state import TranslationState
 from .stream_base import StreamProtocolError, StreamTranslator, load_event_object
 from .types import TranslationOptions
+from .web_search import ANTHROPIC_NAME, chat_annotations, result_status, search_query
 
 _DONE = sse_frame("[DONE]")
 _ROLE_DELTA = '{"role":"assistant","content":""}'
@@ -18,14 +19,17 @@ _NOT_STARTED = "upstream stream did not start with message_start"
 
 
 class _Block:
-    __slots__ = ("kind", "tool", "args_seen", "thinking", "signature")
+    __slots__ = ("kind", "tool", "args_seen", "thinking", "signature", "start", "citations", "search_id")
 
     def __init__(self, kind: str, tool: int = -1) -> None:
-        self.kind = kind  # text | tool_use | thinking | other
+        self.kind = kind  # text | tool_use | thinking | search (a web search's server_tool_use) | other
         self.tool = tool  # OpenAI tool index (D-7) of a tool_use block
         self.args_seen = False
-        self.thinking: list[str] | None = None  # only kept for the thinking_blocks extension
+        self.thinking: list[str] | None = None  # only kept for the thinking_blocks extension; a search's input
         self.signature = ""
+        self.start = 0  # text blocks: offset of their text in the message's (for citations)
+        self.citations: list[Any] = []  # text blocks: web search citations
+        self.search_id = ""
 
 
 class AnthropicToOpenAIStream(StreamTranslator):
@@ -45,6 +49,8 @@ class AnthropicToOpenAIStream(StreamTranslator):
         "_suffix",
         "_finish_suffix",
         "_head",
+        "_length",
+        "_searches",
     )
 
     def __init__(self, ctx: TranslationState, options: TranslationOptions) -> None:
@@ -63,6 +69,8 @@ class AnthropicToOpenAIStream(StreamTranslator):
         self._prefix = ""
         self._suffix = ',"logprobs":null,"finish_reason":null}]' + usage_null + "}\n\n"
         self._finish_suffix = "}]" + usage_null + "}\n\n"
+        self._length = 0  # characters of content sent (citations' offsets)
+        self._searches = options.web_search_calls  # emit the web_search_calls extension
 
     # -- emission helpers --------------------------------------------------------------------
     def _chunk(self, delta: str, out: list[str]) -> None:
@@ -151,9 +159,14 @@ class AnthropicToOpenAIStream(StreamTranslator):
             raise StreamProtocolError("upstream content_block_start carries no block")
         kind = block.get("type")
         if kind == "text":
-            self._blocks[index] = _Block("text")
+            state = _Block("text")
+            state.start = self._length
+            self._blocks[index] = state
+            if isinstance(block.get("citations"), list):
+                state.citations.extend(block["citations"])
             text = block.get("text")
             if isinstance(text, str) and text:
+                self._length += len(text)
                 self._chunk('{"content":' + dumps(text) + "}", out)
         elif kind == "tool_use":
             tool_id, name = block.get("id"), block.get("name")
@@ -187,8 +200,29 @@ class AnthropicToOpenAIStream(StreamTranslator):
             if self._thinking_blocks and self._reasoning:
                 redacted = {"type": "redacted_thinking", "data": block.get("data", "")}
                 self._chunk('{"thinking_blocks":[' + dumps(redacted) + "]}", out)
-        else:  # server_tool_use, *_tool_result, future block types: not representable
+        elif kind == "server_tool_use" and block.get("name") == ANTHROPIC_NAME and isinstance(block.get("id"), str):
+            state = _Block("search")
+            state.search_id = block["id"]
+            initial = block.get("input")
+            state.thinking = [dumps(initial)] if isinstance(initial, dict) and initial else []  # the input's JSON
+            self._blocks[index] = state
+            self._search(state.search_id, "in_progress", None, out)
+        elif kind == "web_search_tool_result":
             self._blocks[index] = _Block("other")
+            tool_use_id = block.get("tool_use_id")
+            if isinstance(tool_use_id, str):
+                self._search(tool_use_id, result_status(block), None, out)
+        else:  # other server tools' blocks, future block types: not representable
+            self._blocks[index] = _Block("other")
+
+    def _search(self, search_id: str, status: str, query: str | None, out: list[str]) -> None:
+        """A web search's progress, as the ``web_search_calls`` extension (when asked for)."""
+        if not self._searches:
+            return
+        call: dict[str, Any] = {"id": search_id, "status": status}
+        if query is not None:
+            call["query"] = query
+        self._chunk('{"web_search_calls":[' + dumps(call) + "]}", out)
 
     def _thinking(self, state: _Block, text: str, out: list[str]) -> None:
         if self._reasoning:
@@ -209,6 +243,7 @@ class AnthropicToOpenAIStream(StreamTranslator):
             if not isinstance(text, str):
                 raise StreamProtocolError("upstream text_delta carries no text")
             if text and (state is None or state.kind == "text"):
+                self._length += len(text)
                 self._chunk('{"content":' + dumps(text) + "}", out)
         elif kind == "input_json_delta":
             partial = delta.get("partial_json")
@@ -217,6 +252,11 @@ class AnthropicToOpenAIStream(StreamTranslator):
             if partial and state is not None and state.kind == "tool_use":
                 state.args_seen = True
                 self._tool_args(state.tool, partial, out)
+            elif state is not None and state.kind == "search" and state.thinking is not None:
+                state.thinking.append(partial)
+        elif kind == "citations_delta":
+            if state is not None and state.kind == "text":
+                state.citations.append(delta.get("citation"))
         elif kind == "thinking_delta":
             text = delta.get("thinking")
             if isinstance(text, str) and text and state is not None and state.kind == "thinking":
@@ -225,7 +265,7 @@ class AnthropicToOpenAIStream(StreamTranslator):
             signature = delta.get("signature")
             if isinstance(signature, str) and state is not None:
                 state.signature = signature  # replaces, does not append
-        # citations_delta and unknown deltas: no OpenAI field.
+        # unknown deltas: no OpenAI field.
 
     def _block_stop(self, obj: dict[str, Any], out: list[str]) -> None:
         state = self._blocks.pop(obj.get("index"), None)
@@ -233,6 +273,12 @@ class AnthropicToOpenAIStream(StreamTranslator):
             return
         if state.kind == "tool_use" and not state.args_seen:
             self._tool_args(state.tool, "{}", out)  # a tool without parameters: still valid JSON
+        elif state.kind == "search":
+            self._search(state.search_id, "searching", search_query("".join(state.thinking or ())), out)
+        elif state.kind == "text" and state.citations:
+            annotations = chat_annotations(state.citations, state.start, self._length)
+            if annotations:
+                self._chunk('{"annotations":' + dumps(annotations) + "}", out)
         elif state.thinking is not None and self._reasoning:
             block = {"type": "thinking", "thinking": "".join(state.thinking), "signature": state.signature}
             self._chunk('{"thinking_blocks":[' + dumps(block) + "]}", out)

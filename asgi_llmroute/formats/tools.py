@@ -20,6 +20,19 @@ ANTHROPIC_NAME_MAX = 128
 OPENAI_NAME_MAX = 64
 
 
+#: Chat function names the Responses translation made -> (namespace or None, name) as the client offered them.
+ToolNameMap = dict[str, tuple[str | None, str]]
+
+
+def short_name(name: str, limit: int) -> str:
+    """``name`` if it fits in ``limit`` characters, else its first ``limit - 9`` + ``_`` + 8 hex of its
+    SHA-256: the same for the same name in every request (so a later turn's call matches), distinct for
+    names that only differ after the cut."""
+    if len(name) <= limit:
+        return name
+    return name[: limit - 9] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
+
+
 def sanitize_id(tool_id: str) -> str:
     """Tool id safe for Anthropic (``^[a-zA-Z0-9_-]+$``); deterministic, so ``tool_use.id`` and
     ``tool_result.tool_use_id`` still match after it (e.g. ``functions.Bash:0`` -> ``functions_Bash_0``)."""
@@ -73,6 +86,11 @@ class ToolNames:
         self._to_upstream[name] = out
         self._to_client[out] = name
         return out
+
+    def reserve(self, upstream_name: str) -> None:
+        """Keep ``upstream_name`` for the upstream's own tool (Anthropic's ``web_search`` server tool): a
+        client tool of that name gets another upstream name, and is still called by its own."""
+        self._to_client.setdefault(upstream_name, upstream_name)
 
     def client(self, name: str) -> str:
         """Client name for a name the upstream used (unknown names pass through)."""

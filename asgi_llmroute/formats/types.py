@@ -51,6 +51,10 @@ class TranslationOptions:
     #: streams, so that clients built for it can echo signatures back. Non-stream responses always
     #: carry them when ``reasoning_content`` is on.
     thinking_blocks: bool = False
+    #: Also emit Anthropic's server-side web searches as the ``web_search_calls`` extension of chat
+    #: messages and deltas (``[{"id", "status", "query"}]``); the Responses translation makes
+    #: ``web_search_call`` items of it (ResponsesMiddleware turns it on for its requests).
+    web_search_calls: bool = False
     #: D-15: collect interleaved OpenAI tool-call fragments and emit each tool_use block whole at
     #: the end, instead of failing the stream when a fragment targets an already-closed block.
     buffer_tool_calls: bool = False

@@ -216,6 +216,8 @@ def _log(
         fields["cache_read_tokens"] = usage["cache_read_tokens"]
     if usage.get("cache_write_tokens"):
         fields["cache_write_tokens"] = usage["cache_write_tokens"]
+    if usage.get("web_search_requests"):  # Anthropic's server-side searches, billed per search
+        fields["web_search_requests"] = usage["web_search_requests"]
     if exchange.upstream_id is not None:
         fields["upstream_request_id"] = exchange.upstream_id
     # makeRecord + handle: Logger.info would also walk the stack (findCaller) on every request.

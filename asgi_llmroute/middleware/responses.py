@@ -13,8 +13,11 @@ from ..formats import (
     ResponsesTranslator,
     TranslationError,
 )
+from ..formats.responses_request import WebSearch
+from ..formats.tools import ANTHROPIC_NAME_MAX, OPENAI_NAME_MAX
+from ..formats.web_search import openai_search_model
 from ._rewrite import ResponseRewriter, ask_for_identity
-from .translate import TranslatingMiddleware, fit
+from .translate import TranslatingMiddleware, fit, warning_header
 
 __all__ = ["ResponsesMiddleware"]
 
@@ -38,8 +41,8 @@ class ResponsesMiddleware(TranslatingMiddleware):
 
     Scope: reads ``ctx.client_api``, ``ctx.deployment`` and the body; writes the body,
     ``ctx.client_api``, ``ctx.upstream_path``, ``ctx.thinking_blocks`` (signed thinking is carried in
-    the reasoning items' ``encrypted_content``) and ``ctx.usage``; asks the upstream for an
-    identity-encoded body.
+    the reasoning items' ``encrypted_content``), ``ctx.usage`` and ``ctx.warning`` (lossy decisions, sent
+    as ``x-llmroute-warning``); asks the upstream for an identity-encoded body.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -55,10 +58,16 @@ class ResponsesMiddleware(TranslatingMiddleware):
         try:
             ctx, body, receive = await receive_json(scope, receive)
             try:
-                openai_chat = deployment.provider.api == "openai"
+                api = deployment.provider.api
+                openai_chat = api == "openai"
                 # Signed thinking carried by reasoning items goes back as chat thinking_blocks, which the
                 # translation to Anthropic (or Bedrock) takes; OpenAI chat upstreams refuse the field.
-                chat = translator.request(body, thinking=not openai_chat)
+                chat = translator.request(
+                    body,
+                    thinking=not openai_chat,
+                    web_search=_web_search(api, deployment.model),
+                    name_max=ANTHROPIC_NAME_MAX if api in ("anthropic", "vertex-anthropic") else OPENAI_NAME_MAX,
+                )
                 if openai_chat:  # an Anthropic one: the chat translation fits it
                     fit(chat, "openai", self._capabilities(deployment), ctx.model)
                 ctx.set_json(chat)
@@ -69,6 +78,7 @@ class ResponsesMiddleware(TranslatingMiddleware):
             return
         for warning in translator.info.warnings:
             logger.info("responses translation for model %r: %s", ctx.model, warning)
+            ctx.add_warning(warning)
         # Inner layers see a chat request; a translation layer further in may set its own path.
         ctx.client_api = ClientAPI.OPENAI_CHAT
         ctx.thinking_blocks = True  # translated streams carry signed thinking, for the reasoning items
@@ -76,4 +86,15 @@ class ResponsesMiddleware(TranslatingMiddleware):
         # The client's query string belongs to its API (`?beta=true` from Claude Code): not the upstream's.
         scope["query_string"] = b""
         scope["headers"] = ask_for_identity(scope["headers"])
+        if ctx.warning is not None:  # the translation layer further in may add its own: read at the start
+            send = warning_header(send, ctx)
         await self._app(scope, receive, ResponseRewriter(send, translator, ctx, "openai").send)
+
+
+def _web_search(api: str, model: str) -> WebSearch:
+    """How a provider's chat API takes a hosted web search (docs/responses.md, "Hosted tools")."""
+    if api in ("anthropic", "vertex-anthropic"):
+        return "extended"  # the Chat -> Anthropic translation makes it Anthropic's server-side web search
+    if api == "openai" and openai_search_model(model):
+        return "standard"
+    return None  # Gemini (googleSearch cannot be combined with function tools), Bedrock, other chat servers

@@ -380,4 +380,5 @@ class _Run:
         ctx.upstream_path = None
         ctx.first_byte = None
         ctx.last_error = None
+        ctx.warning = None  # each attempt's translation says its own
         ctx.usage.clear()

@@ -21,7 +21,7 @@ from ..providers.types import Deployment, Provider
 from ..send import send_json
 from ._rewrite import ResponseRewriter, ask_for_identity, google_retry_after_header
 
-__all__ = ["TranslatingMiddleware", "TranslationMiddleware", "fit", "upstream_defaults"]
+__all__ = ["TranslatingMiddleware", "TranslationMiddleware", "fit", "upstream_defaults", "warning_header"]
 
 logger = logging.getLogger("asgi_llmroute.translate")
 
@@ -61,7 +61,8 @@ class TranslationMiddleware(TranslatingMiddleware):
     upstream id); a translated request is made to fit it (docs/translation.md, "Model capabilities").
 
     Scope: reads ``ctx.client_api``, ``ctx.deployment`` and the body; writes the body,
-    ``ctx.upstream_path`` and ``ctx.usage``; asks the upstream for an identity-encoded body.
+    ``ctx.upstream_path``, ``ctx.usage`` and ``ctx.warning`` (dropped fields and the translation's lossy
+    decisions, sent as ``x-llmroute-warning``); asks the upstream for an identity-encoded body.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,7 +77,6 @@ class TranslationMiddleware(TranslatingMiddleware):
             return
         provider = deployment.provider
         kind = provider.kind
-        ctx.warning = None  # this attempt's own (a retry may reach another provider)
         if provider.api == client.wire:
             if client is ClientAPI.GEMINI_GENERATE:  # Google's retry delay is in the error body: a header too
                 send = google_retry_after_header(send)
@@ -113,6 +113,9 @@ class TranslationMiddleware(TranslatingMiddleware):
         except GatewayError as exc:
             await send_error(send, client.wire, exc)
             return
+        for note in _warnings(translator):  # lossy decisions of the translation: the client is told
+            logger.info("translation for model %r: %s", ctx.model, note)
+            ctx.add_warning(note)
         # Fields the client did not send as such (the translator made them): dropped, with a warning.
         refused, ignored = kind.params_for(deployment.model)
         dropped = [name for name in sorted(refused | ignored) if name in upstream_body]
@@ -132,7 +135,9 @@ class TranslationMiddleware(TranslatingMiddleware):
         # Drop the other API's protocol headers (anthropic-version to an OpenAI upstream, ...).
         scope["headers"] = ask_for_identity(scope["headers"], wire.foreign_headers)
         if dropped:
-            send = _warning(send, ctx, provider, dropped)
+            _dropped(ctx, provider, dropped)
+        if ctx.warning is not None:
+            send = warning_header(send, ctx)
         await self._app(scope, receive, ResponseRewriter(send, translator, ctx, client.wire).send)
 
     async def _same_format(self, scope: Scope, receive: Receive, send: Send, provider: Provider) -> None:
@@ -167,7 +172,10 @@ class TranslationMiddleware(TranslatingMiddleware):
         except GatewayError as exc:
             await send_error(send, client.wire, exc)
             return
-        await self._app(scope, receive, _warning(send, ctx, provider, dropped) if dropped else send)
+        if dropped:
+            _dropped(ctx, provider, dropped)
+            send = warning_header(send, ctx)
+        await self._app(scope, receive, send)
 
 
 def _rename_max_tokens(body: dict[str, Any], kind: ProviderKind) -> bool:
@@ -190,15 +198,28 @@ def _cannot_serve(model: str | None, provider: Provider, operation: str | None) 
     )
 
 
-def _warning(send: Send, ctx: RequestContext, provider: Provider, dropped: list[str]) -> Send:
-    """Say which fields were dropped: ``ctx.warning`` (the retry layer stamps it) and the response header."""
-    ctx.warning = f"dropped {', '.join(dropped)}: not accepted by kind {provider.kind.name!r}"
-    value = ctx.warning.encode()
+def _warnings(translator: Any) -> list[str]:
+    """The lossy decisions a translator took on its request (``warnings``, else ``context.warnings``)."""
+    notes = getattr(translator, "warnings", None)
+    if notes is None:
+        notes = getattr(getattr(translator, "context", None), "warnings", None)
+    return [n for n in notes if isinstance(n, str)] if isinstance(notes, list) else []
+
+
+def _dropped(ctx: RequestContext, provider: Provider, dropped: list[str]) -> None:
+    """Say which fields were dropped, in ``ctx.warning``."""
+    ctx.add_warning(f"dropped {', '.join(dropped)}: not accepted by kind {provider.kind.name!r}")
     logger.info("provider %s: dropped %s", provider.name, ", ".join(dropped))
 
+
+def warning_header(send: Send, ctx: RequestContext) -> Send:
+    """``send`` with ``ctx.warning`` (as it is when the response starts) as the ``x-llmroute-warning``
+    header, replacing an inner layer's; the retry layer stamps the same value on the final attempt."""
+
     async def warn(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", ()), (b"x-llmroute-warning", value)]}
+        if message["type"] == "http.response.start" and ctx.warning is not None:
+            headers = [(k, v) for k, v in message.get("headers", ()) if k != b"x-llmroute-warning"]
+            message = {**message, "headers": [*headers, (b"x-llmroute-warning", ctx.warning.encode())]}
         await send(message)
 
     return warn
@@ -206,8 +227,9 @@ def _warning(send: Send, ctx: RequestContext, provider: Provider, dropped: list[
 
 @functools.lru_cache(maxsize=256)
 def _options_for(options: TranslationOptions, provider: Provider, thinking_blocks: bool = False) -> TranslationOptions:
-    if thinking_blocks and not options.thinking_blocks:  # the client echoes signed thinking back
-        options = dataclasses.replace(options, thinking_blocks=True)
+    if thinking_blocks and not (options.thinking_blocks and options.web_search_calls):
+        # The client (the Responses translation) echoes signed thinking back and makes items of web searches.
+        options = dataclasses.replace(options, thinking_blocks=True, web_search_calls=True)
     for key, value in provider.headers:
         if key == "anthropic-version":
             return dataclasses.replace(options, anthropic_version=value)

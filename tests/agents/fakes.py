@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,9 @@ _PREFERRED = ("Read", "exec_command", "shell_command", "shell", "get_secret")
 
 
 def _pick(tools: list[tuple[str, Any]]) -> tuple[str, Any]:
+    for name, schema in tools:
+        if name.startswith("mcp__"):  # an MCP server's tool (Codex): the one the test configured
+            return name, schema
     for wanted in _PREFERRED:
         for name, schema in tools:
             if name == wanted:
@@ -199,6 +203,7 @@ class FakeAPI:
                             )
                         result = _text_of(block.get("content"))
                 previous_calls = set()
+        _check_anthropic_tools(body.get("tools"))
         tools = [
             (t["name"], t.get("input_schema")) for t in body.get("tools") or [] if "name" in t and "input_schema" in t
         ]
@@ -376,6 +381,7 @@ class FakeAPI:
                     f"'tool_call_id' (messages[{i}])."
                 )
             pending = {c.get("id") for c in message.get("tool_calls") or []} if role == "assistant" else set()
+        _check_openai_tools(body.get("tools"))
         tools = [
             (t["function"]["name"], t["function"].get("parameters"))
             for t in body.get("tools") or []
@@ -549,6 +555,47 @@ class FakeAPI:
             chunks.append(event("response.output_item.done", output_index=index, item=item))
         chunks.append(event("response.completed", response=response))
         await _send_stream(send, chunks)
+
+
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+# Anthropic's server tools the fake knows: their type and the fields their schema takes.
+_SERVER_TOOLS = {
+    "web_search_20250305": {"type", "name", "max_uses", "allowed_domains", "blocked_domains", "user_location"},
+}
+
+
+def _check_anthropic_tools(tools: Any) -> None:
+    """Anthropic's checks of ``tools``: names ``^[a-zA-Z0-9_-]{1,128}$``, unique; server tools' fixed names."""
+    seen: set[str] = set()
+    for i, tool in enumerate(tools or []):
+        name = tool.get("name")
+        kind = tool.get("type")
+        if kind in _SERVER_TOOLS:
+            if name != "web_search" or set(tool) - _SERVER_TOOLS[kind]:
+                raise Refused(f"tools.{i}.{kind}: Input tag does not match the expected schema")
+        elif kind not in (None, "custom"):
+            raise Refused(f"tools.{i}: Input tag '{kind}' found using 'type' does not match any of the expected tags")
+        elif not isinstance(name, str) or not _TOOL_NAME.match(name) or len(name) > 128:
+            length = len(name) if isinstance(name, str) else 0
+            raise Refused(
+                f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$' (length {length})"
+            )
+        if name in seen:
+            raise Refused("tools: Tool names must be unique.")
+        seen.add(name)
+
+
+def _check_openai_tools(tools: Any) -> None:
+    """OpenAI's checks of Chat Completions function names: ``^[a-zA-Z0-9_-]+$``, at most 64 characters."""
+    for i, tool in enumerate(tools or []):
+        name = (tool.get("function") or {}).get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise Refused(f"Invalid 'tools[{i}].function.name': string does not match pattern.")
+        if len(name) > 64:
+            raise Refused(
+                f"Invalid 'tools[{i}].function.name': string too long. Expected a string with maximum length 64, "
+                f"but got a string with length {len(name)} instead."
+            )
 
 
 def _text_of(content: Any) -> str:

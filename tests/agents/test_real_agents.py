@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,10 +205,10 @@ stream_max_retries = 0
 """
 
 
-def _codex(setup: Setup, model: str, prompt: str, tmp_path: Path, extra: str = "") -> str:
+def _codex(setup: Setup, model: str, prompt: str, tmp_path: Path, extra: str = "", tables: str = "") -> str:
     home = tmp_path / "codex-home"
     home.mkdir()
-    (home / "config.toml").write_text(extra + CODEX_CONFIG.format(model=model, url=setup.url))
+    (home / "config.toml").write_text(extra + CODEX_CONFIG.format(model=model, url=setup.url) + tables)
     env = _clean_env(tmp_path)
     env.update({"CODEX_HOME": str(home), "LLMROUTE_TOKEN": ROUTER_TOKEN, "RUST_LOG": "error"})
     args = [str(BIN / "codex"), "exec", "--skip-git-repo-check", "--color", "never", prompt]
@@ -228,6 +229,33 @@ def test_codex_tool_round(gateway: Setup, fake: FakeAPI, model: str, tmp_path: P
     out = _codex(gateway, model, f"Read the file {SECRET_FILE} and tell me what it says.", tmp_path)
     assert not fake.violations, fake.violations
     assert "RESULT:" in out and SECRET in out, out
+
+
+MCP_SERVER = "vault_server_with_a_name_long_enough_to_matter"
+
+
+@pytest.mark.parametrize("model", ["gpt-on-claude", "gpt-on-chat"])
+def test_codex_mcp_tool_round(gateway: Setup, fake: FakeAPI, model: str, tmp_path: Path) -> None:
+    """Codex with a stdio MCP server (tests/agents/mcp_server.py) whose qualified tool name is longer than the
+    upstreams allow: the gateway sends a shortened name, names the call back, and the tool round completes."""
+    _need("@openai/codex")
+    server = Path(__file__).parent / "mcp_server.py"
+    tables = f'\n[mcp_servers.{MCP_SERVER}]\ncommand = "{sys.executable}"\nargs = ["{server}", "{SECRET}"]\n'
+    out = _codex(gateway, model, "Use the vault tool and tell me the secret.", tmp_path, tables=tables)
+    assert not fake.violations, fake.violations
+    assert "RESULT:" in out and SECRET in out, out
+    if model == "gpt-on-claude":  # Anthropic takes 128 characters; Codex's web_search is Anthropic's own
+        first, second = [body for p, body in fake.requests if p == "/v1/messages" and body.get("tools")][:2]
+        names = [t["name"] for t in first["tools"]]
+        assert {"type": "web_search_20250305", "name": "web_search"} in first["tools"]
+        call = next(b for m in second["messages"] for b in m["content"] if b.get("type") == "tool_use")
+    else:  # OpenAI takes 64: the 128-character name is shortened, the same way on the next turn
+        first, second = [body for p, body in fake.requests if p == "/v1/chat/completions" and body.get("tools")][:2]
+        names = [t["function"]["name"] for t in first["tools"]]
+        assert max(map(len, names)) <= 64
+        call = next(c["function"] for m in second["messages"] for c in m.get("tool_calls") or [])
+    (mcp,) = (name for name in names if name.startswith("mcp__"))
+    assert call["name"] == mcp
 
 
 def test_codex_keeps_claude_thinking(gateway: Setup, fake: FakeAPI, tmp_path: Path) -> None:
