@@ -14,97 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import dumps
-from .responses_response import (
-    function_call_item,
-    id_base,
-    item_id,
-    message_item,
-    reasoning_item,
-    response_object,
-    responses_usage,
-    status_for,
-)
+from .responses_items import StreamItem, StreamPart
+from .responses_response import id_base, item_id, response_object, responses_usage, status_for
 from .sse import sse_head
 from .stream_base import ChatChunkStream, StreamProtocolError, tool_call_fragment, tool_call_fragments
 from .thinking_carry import encode_thinking
 from .tools import ToolNameMap, new_tool_id
 from .types import TranslationOptions
-from .web_search import responses_annotation, web_search_call_item
+from .web_search import responses_annotation
 
 _RATE_LIMITED = frozenset({"rate_limit_exceeded", "rate_limit_error", "requests", "tokens"})
-
-
-class _Part:
-    """One content part of a message item: ``output_text`` or ``refusal``."""
-
-    __slots__ = ("kind", "head", "chunks", "text", "offset", "annotations")
-
-    def __init__(self, kind: str, head: str, offset: int = 0) -> None:
-        self.kind = kind
-        self.head = head  # item_id, output_index and content_index members of its events
-        self.chunks: list[str] = []
-        self.text: str | None = None  # set when the part is done
-        self.offset = offset  # output_text: where its text starts in the chat message's content
-        self.annotations: list[dict[str, Any]] = []  # output_text: url_citation annotations
-
-
-class _Item:
-    """One output item while it streams: ``message``, ``reasoning``, ``function_call`` or ``web_search_call``."""
-
-    __slots__ = (
-        "kind",
-        "id",
-        "index",
-        "status",
-        "prefix",
-        "parts",
-        "chunks",
-        "raw_id",
-        "call_id",
-        "name",
-        "tool_names",
-        "text_part",
-        "blocks",
-        "encrypted",
-        "searching",
-    )
-
-    def __init__(self, kind: str, item_id_: str, index: int) -> None:
-        self.kind = kind
-        self.id = item_id_
-        self.index = index
-        self.status = "in_progress"
-        # Shared head of this item's delta events (precomputed: deltas are the hot path).
-        self.prefix = '"item_id":' + dumps(item_id_) + ',"output_index":' + str(index)
-        self.parts: list[_Part] = []  # message items
-        self.chunks: list[str] = []  # reasoning text or function call arguments
-        self.raw_id: str | None = None  # function calls: the upstream's tool call id
-        self.call_id = ""
-        self.name = ""
-        self.tool_names: ToolNameMap | None = None  # namespaced tools' chat names
-        self.text_part = False  # reasoning items: the reasoning_text part was announced
-        self.blocks: list[dict[str, Any]] = []  # reasoning items: signed thinking blocks (chat thinking_blocks)
-        self.encrypted: str | None = None  # reasoning items: their encrypted_content, set when done
-        self.searching = False  # web_search_call items: response.web_search_call.searching was sent
-
-    def snapshot(self) -> dict[str, Any]:
-        if self.kind == "message":
-            text = refusal = None
-            annotations: list[dict[str, Any]] = []
-            for part in self.parts:
-                value = part.text if part.text is not None else "".join(part.chunks)
-                if part.kind == "output_text":
-                    text = (text or "") + value
-                    annotations += part.annotations
-                else:
-                    refusal = (refusal or "") + value
-            return message_item(self.id, self.status, text, refusal, annotations)
-        if self.kind == "web_search_call":
-            return web_search_call_item(self.id, self.status, self.name)  # name: the query
-        if self.kind == "reasoning":
-            # Announced empty (the part is added by content_part.added); encrypted_content once done.
-            return reasoning_item(self.id, self.status, "".join(self.chunks), self.encrypted)
-        return function_call_item(self.id, self.status, self.call_id, self.name, "".join(self.chunks), self.tool_names)
 
 
 class ChatToResponsesStream(ChatChunkStream):
@@ -145,12 +64,12 @@ class ChatToResponsesStream(ChatChunkStream):
         self._response_id = ""
         self._created = 0
         self._model = ""
-        self._items: list[_Item] = []
-        self._current: _Item | None = None  # the open message or reasoning item
-        self._calls: dict[Any, _Item] = {}  # open function calls by chunk index (or id)
+        self._items: list[StreamItem] = []
+        self._current: StreamItem | None = None  # the open message or reasoning item
+        self._calls: dict[Any, StreamItem] = {}  # open function calls by chunk index (or id)
         self._last_call: Any = None
         self._size = 0  # bytes of output kept for the final events (bounded by max_event_bytes)
-        self._searches: dict[str, _Item] = {}  # web_search_call items by the upstream's search id
+        self._searches: dict[str, StreamItem] = {}  # web_search_call items by the upstream's search id
         self._chars = 0  # characters of chat content so far (annotations' offsets)
 
     # -- emission ------------------------------------------------------------------------------
@@ -199,8 +118,8 @@ class ChatToResponsesStream(ChatChunkStream):
             raise StreamProtocolError("upstream response is larger than the gateway accepts")
 
     # -- items -----------------------------------------------------------------------------------
-    def _open(self, kind: str, prefix: str, out: list[str]) -> _Item:
-        item = _Item(kind, item_id(prefix, self._base, len(self._items)), len(self._items))
+    def _open(self, kind: str, prefix: str, out: list[str]) -> StreamItem:
+        item = StreamItem(kind, item_id(prefix, self._base, len(self._items)), len(self._items))
         self._items.append(item)
         self._emit(out, "response.output_item.added", f'"output_index":{item.index},"item":' + dumps(item.snapshot()))
         return item
@@ -224,11 +143,11 @@ class ChatToResponsesStream(ChatChunkStream):
                 item.encrypted = encode_thinking(item.blocks)
         self._close_item(item, status, out)
 
-    def _close_item(self, item: _Item, status: str, out: list[str]) -> None:
+    def _close_item(self, item: StreamItem, status: str, out: list[str]) -> None:
         item.status = status
         self._emit(out, "response.output_item.done", f'"output_index":{item.index},"item":' + dumps(item.snapshot()))
 
-    def _close_part(self, item: _Item, part: _Part, out: list[str]) -> None:
+    def _close_part(self, item: StreamItem, part: StreamPart, out: list[str]) -> None:
         if part.text is not None:
             return
         part.text = text = "".join(part.chunks)
@@ -242,7 +161,7 @@ class ChatToResponsesStream(ChatChunkStream):
             body = '{"type":"refusal","refusal":' + dumps(text) + "}"
         self._emit(out, "response.content_part.done", head + ',"part":' + body)
 
-    def _reasoning_item(self, out: list[str]) -> _Item:
+    def _reasoning_item(self, out: list[str]) -> StreamItem:
         item = self._current
         if item is None or item.kind != "reasoning":
             self._close_current(out)
@@ -279,7 +198,7 @@ class ChatToResponsesStream(ChatChunkStream):
         if part is None or part.kind != kind:
             if part is not None:
                 self._close_part(item, part, out)
-            part = _Part(kind, item.prefix + ',"content_index":' + str(len(item.parts)), self._chars)
+            part = StreamPart(kind, item.prefix + ',"content_index":' + str(len(item.parts)), self._chars)
             item.parts.append(part)
             empty = '{"type":"output_text","text":"","annotations":[],"logprobs":[]}'
             if kind == "refusal":
@@ -299,7 +218,7 @@ class ChatToResponsesStream(ChatChunkStream):
         call = self._calls.get(key) if key is not None else None
         if call is None or (raw_id is not None and raw_id != call.raw_id):
             self._close_current(out)
-            call = _Item("function_call", item_id("fc_", self._base, len(self._items)), len(self._items))
+            call = StreamItem("function_call", item_id("fc_", self._base, len(self._items)), len(self._items))
             call.raw_id = raw_id
             call.call_id = raw_id if raw_id is not None else new_tool_id("call_")
             call.name = name if isinstance(name, str) else ""
