@@ -121,3 +121,83 @@ def test_three_sdks_through_llmroute_serve(served: tuple[Served, GoogleUpstream,
     assert sum(1 for r in gemini.requests if "gemini-throttled" in r.path) == before + 1
     for upstream in (gemini, vertex):
         assert all(TOKEN not in json.dumps(r.headers) and TOKEN not in r.query for r in upstream.requests)
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+PARAMETERS: Any = {
+    "type": "object",
+    "$defs": {"Place": {"type": "string", "description": "City"}},
+    "properties": {"location": {"$ref": "#/$defs/Place"}},
+    "required": ["location"],
+}
+
+
+def test_tools_media_schemas_and_errors_through_llmroute_serve(
+    served: tuple[Served, GoogleUpstream, GoogleUpstream],
+) -> None:
+    from google import genai
+    from google.genai import types
+
+    server, gemini, vertex = served
+    tools: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": PARAMETERS}}]
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=TOKEN, max_retries=0) as oa:
+        messages: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
+        first = oa.chat.completions.create(model="vtx/gemini-2.5-flash", messages=messages, tools=tools)
+        call: Any = (first.choices[0].message.tool_calls or [])[0]
+        assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"location": "Paris"}
+        declaration = vertex.requests[-1].json()["tools"][0]["functionDeclarations"][0]
+        assert "$ref" not in json.dumps(declaration)  # the schema's $ref inlined for Gemini
+        messages += [first.choices[0].message.model_dump(exclude_none=True)]
+        messages += [{"role": "tool", "tool_call_id": call.id, "content": "18°C"}]
+        second = oa.chat.completions.create(model="vtx/gemini-2.5-flash", messages=messages, tools=tools)
+        assert second.choices[0].message.content == "The weather: 18°C."
+        schema: Any = {
+            "type": "object",
+            "$defs": {"C": {"type": "string"}},
+            "properties": {"city": {"$ref": "#/$defs/C"}},
+        }
+        done = oa.chat.completions.create(
+            model="gem/gemini-2.5-flash",
+            messages=[{"role": "user", "content": "where?"}],
+            response_format={"type": "json_schema", "json_schema": {"name": "where", "schema": schema}},
+        )
+        assert json.loads(done.choices[0].message.content or "")["city"] == "Paris"
+        with pytest.raises(openai.APIError, match="without a finishReason"):
+            list(
+                oa.chat.completions.create(
+                    model="gem/gemini-cut", messages=[{"role": "user", "content": "x"}], stream=True
+                )
+            )
+    with anthropic.Anthropic(base_url=server.url, api_key=TOKEN, max_retries=0) as ac:
+        image: Any = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+        by_url: Any = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.webp"}}
+        message = ac.messages.create(
+            model="gem/gemini-2.5-flash", max_tokens=20, messages=[{"role": "user", "content": [image, by_url]}]
+        )
+        assert message.content[0].type == "text"
+        assert message.content[0].text == "I received image/png, image/webp at https://example.com/cat.webp"
+        with pytest.raises(anthropic.RateLimitError) as info:
+            ac.messages.create(model="vtx/gemini-throttled", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        assert info.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+        assert info.value.response.headers["retry-after"] == "37"
+        with pytest.raises(anthropic.BadRequestError) as bad:
+            ac.messages.create(
+                model="vtx/gemini-2.5-flash",
+                max_tokens=5,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [{"type": "image", "source": {"type": "url", "url": "gs://private/key.png"}}],
+                    }
+                ],
+            )
+        assert "gs://private" in bad.value.message
+    options = types.HttpOptions(
+        base_url=server.url, api_version="v1beta", retry_options=types.HttpRetryOptions(attempts=1)
+    )
+    client: Any = genai.Client(api_key=TOKEN, http_options=options)
+    plain = {"type": "object", "properties": {"location": {"type": "string"}}}  # relayed as it is: no $ref
+    declaration = types.FunctionDeclaration(name="get_weather", parameters_json_schema=plain)
+    config = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[declaration])])
+    answer = client.models.generate_content(model="gem/gemini-2.5-flash", contents="weather?", config=config)
+    assert answer.function_calls and answer.function_calls[0].args == {"location": "Paris"}
