@@ -48,6 +48,7 @@ class Recorded:
     query: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived (its head and body were read)
 
     def json(self) -> Any:
         return json.loads(self.body)
