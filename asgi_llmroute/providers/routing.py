@@ -41,7 +41,9 @@ class RouteTable:
         if route is not None:
             return route
         provider_name, sep, upstream_model = model.partition("/")
-        if sep and upstream_model:
+        # "." and ".." are no model id, and as a URL path segment (an Azure deployment, a Bedrock model
+        # id) they would move the request to another path of the provider's host, with its key.
+        if sep and upstream_model and upstream_model not in (".", ".."):
             provider = self._providers.get(provider_name) or self._by_kind.get(provider_name)
             if provider is not None:
                 return Route(name=model, deployments=(Deployment(provider, upstream_model),))
