@@ -53,18 +53,12 @@ def gateway_url(openai_upstream: tuple[Upstream, str], anthropic_upstream: tuple
 
 @pytest.fixture
 def oa(openai_upstream: tuple[Upstream, str]) -> Upstream:
-    openai_upstream[0].reply = None
-    openai_upstream[0].requests.clear()
-    openai_upstream[0].cancelled.clear()
-    return openai_upstream[0]
+    return openai_upstream[0].reset()
 
 
 @pytest.fixture
 def an(anthropic_upstream: tuple[Upstream, str]) -> Upstream:
-    anthropic_upstream[0].reply = None
-    anthropic_upstream[0].requests.clear()
-    anthropic_upstream[0].cancelled.clear()
-    return anthropic_upstream[0]
+    return anthropic_upstream[0].reset()
 
 
 _clients: list[openai.OpenAI | anthropic.Anthropic] = []

@@ -102,6 +102,13 @@ class Upstream:
     def last(self) -> Recorded:
         return self.requests[-1]
 
+    def reset(self) -> Upstream:
+        """Forget the requests, the reply and any cancellation (a module-scoped upstream, per test); returns it."""
+        self.reply = None
+        self.requests.clear()
+        self.cancelled.clear()
+        return self
+
 
 def json_reply(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
     async def reply(request: Recorded, send: Send) -> None:
