@@ -89,7 +89,18 @@ class KeyValueFormatter(logging.Formatter):
         out = _base(record)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return " ".join([f"{key}={_kv_value(value)}" for key, value in out.items() if value is not None])
+        # Plain strings, ints and floats (nearly every value of an access line) are written here, without a call.
+        return " ".join(
+            [
+                f"{key}={value}"
+                if ((kind := type(value)) is str and value and _NEEDS_QUOTES(value) is None)
+                or kind is int
+                or kind is float
+                else f"{key}={_kv_value(value)}"
+                for key, value in out.items()
+                if value is not None
+            ]
+        )
 
 
 def _kv_value(value: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import re
@@ -131,3 +132,14 @@ def test_a_credential_is_never_used_as_request_id(gw: Running) -> None:
     for secret in (ROUTER_TOKEN, OPENAI_KEY):
         response = httpx.post(f"{gw.url}/v1/chat/completions", headers={**AUTH, "x-request-id": secret}, json=CHAT)
         assert HEX32.fullmatch(response.headers["x-request-id"])
+
+
+def test_key_value_lines_quote_only_what_needs_it() -> None:
+    class Code(enum.IntEnum):
+        OK = 200
+
+    fields = {"a": "x y", "b": "", "c": True, "d": 3, "e": 1.5, "f": None, "g": "plain", "h": Code.OK, "i": 'q"'}
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+    record.fields = fields
+    line = KeyValueFormatter().format(record)
+    assert line.endswith(' a="x y" b="" c=true d=3 e=1.5 g=plain h=200 i="q\\""'), line
