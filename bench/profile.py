@@ -8,6 +8,8 @@
 counts, independent of what else runs on the machine: the way to compare two versions of the hot path on a
 shared machine). Each `--source DIR` (a `git archive` of another commit, or this tree when omitted) is
 measured in turn on the same upstream; the load is an exact number of requests from an aiohttp client.
+The paced scenarios also print instructions per event; their events are spaced `--paced-interval-ms` (10 ms)
+apart, so that the gateway, ~50x slower under callgrind, still gets one event per read (use `--concurrency 4`).
 
 Starts the upstream and llmroute (pinned as in run.py), drives the scenario with wrk, and records the gateway
 with `py-spy record --format raw` (collapsed stacks, idle frames left out). The summary gives self and inclusive
@@ -34,11 +36,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python bench/profile.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import upstream as upstream_mod
 from bench.bodies import PACED_EVENTS
 from bench.load import Call
 from bench.procs import Server, free_port, pinned
-from bench.run import run_wrk, start_upstreams, wrk_env
-from bench.targets import SCENARIOS, Running, default_llmroute, gateway_config, llmroute_target
+from bench.run import _wait_upstream, run_wrk, start_upstreams, wrk_env
+from bench.targets import SCENARIOS, Running, Upstreams, default_llmroute, gateway_config, llmroute_target
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
@@ -214,7 +217,18 @@ def count_instructions(args: argparse.Namespace) -> list[tuple[str, str, float]]
         workdir.chmod(0o755)
         ns = argparse.Namespace(stream_interval_ms=args.stream_interval_ms, upstream="nginx", load_cpu=1)
         chosen = [next(s for s in SCENARIOS if s.name == name) for name in args.scenarios]
-        base = start_upstreams(stack, workdir, ns, paced=any(s.paced for s in chosen)).upstreams
+        base = start_upstreams(stack, workdir, ns, paced=False).upstreams
+        if any(s.paced for s in chosen):
+            # The paced streams, one event per read as a model sends them: under callgrind the gateway is
+            # ~50x slower, so the events are spaced out more (--paced-interval-ms) to keep them one per read.
+            port = free_port()
+            pacer = upstream_mod.python_server(
+                workdir, port, interval_ms=0, paced_interval_ms=args.paced_interval_ms, cpu=1, name="paced-upstream"
+            )
+            stack.enter_context(pacer)
+            paced = f"http://127.0.0.1:{port}"
+            base = Upstreams(base.fast, paced)
+            _wait_upstream(pacer, paced)
         for index, source in enumerate(sources):
             label = source or "this tree"
             port = free_port()
@@ -275,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", action="append", metavar="DIR", help="asgi_llmroute source tree (repeatable)")
     parser.add_argument("--requests", type=int, default=300, help="measured requests per scenario (--instructions)")
     parser.add_argument("--warmup-requests", type=int, default=100)
+    parser.add_argument(
+        "--paced-interval-ms", type=float, default=10.0, help="event spacing of the paced streams (--instructions)"
+    )
     args = parser.parse_args(argv)
     if args.instructions:
         results = count_instructions(args)
