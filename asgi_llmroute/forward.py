@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from .context import RequestContext, get_context, receive_body, route_path
 from .errors import GatewayError, UpstreamError, send_error
-from .providers.auth import AuthError
+from .providers.auth import AuthError, TokenSource
 from .providers.types import Deployment, Provider
 from .relay import Relay
 from .timeouts import UpstreamTimeouts
@@ -208,7 +208,7 @@ class Forwarder:
             )
             if provider.auth is not None and not await self._authorize(send, ctx, provider, request):
                 return
-            open_upstream = functools.partial(_send_httpx, client, request)
+            open_upstream = functools.partial(_send_httpx, client, request, provider.auth)
         await Relay(send, ctx, provider, timeouts)(open_upstream, receive)
 
     async def _authorize(self, send: Send, ctx: RequestContext, provider: Provider, request: httpx.Request) -> bool:
@@ -242,5 +242,8 @@ class Forwarder:
         return url, headers
 
 
-async def _send_httpx(client: httpx.AsyncClient, request: httpx.Request) -> UpstreamResponse:
-    return _HttpxBody(await client.send(request, stream=True))
+async def _send_httpx(client: httpx.AsyncClient, request: httpx.Request, auth: object = None) -> UpstreamResponse:
+    response = await client.send(request, stream=True)
+    if response.status_code == 401 and isinstance(auth, TokenSource):
+        auth.invalidate()  # the upstream rejected the token (revoked, expired early): the next request fetches one
+    return _HttpxBody(response)

@@ -127,3 +127,41 @@ def test_invalidate_forgets_the_token(endpoint: tuple[TokenEndpoint, Any]) -> No
         assert second != first and second == tokens.issued[-1]
 
     anyio.run(run)
+
+
+def test_a_rejected_token_is_not_used_again(endpoint: tuple[TokenEndpoint, Any]) -> None:
+    import openai
+
+    from asgi_llmroute.providers import get_kind, make_provider
+    from tests.providers.test_google import ROUTER_TOKEN, stack
+    from tests.support.google_servers import GoogleUpstream
+
+    tokens, info = endpoint
+    upstream = GoogleUpstream(vertex=True, tokens=tokens)
+    with serve(upstream) as vertex_url:
+        provider = make_provider(
+            "vtx",
+            get_kind("vertex_ai"),
+            base_url=vertex_url,
+            api_key=Secret(json.dumps(info)),
+            options=(("location", "us-central1"), ("project", "fixture-project")),
+        )
+        with (
+            serve(stack(provider)) as gateway,
+            openai.OpenAI(base_url=f"{gateway}/v1", api_key=ROUTER_TOKEN, max_retries=0) as client,
+        ):
+
+            def ask() -> str | None:
+                done = client.chat.completions.create(
+                    model="vtx/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}]
+                )
+                return done.choices[0].message.content
+
+            assert ask() == "echo: hi"
+            revoked = upstream.requests[-1].headers["authorization"].removeprefix("Bearer ")
+            tokens.issued.remove(revoked)  # revoked at Google: Vertex answers 401 to it from now on
+            with pytest.raises(openai.APIStatusError) as info_401:
+                ask()
+            assert info_401.value.status_code == 401
+            assert ask() == "echo: hi"  # the next request fetched a new token
+            assert upstream.requests[-1].headers["authorization"] != f"Bearer {revoked}"

@@ -283,6 +283,7 @@ class TokenEndpoint:
     delay: float = 0.0
     issued: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    serial: int = 0  # tokens issued so far (a token removed from ``issued`` is revoked)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -296,7 +297,8 @@ class TokenEndpoint:
             self.rejected.append(problem)
             await _send(send, 400, json.dumps({"error": "invalid_grant", "error_description": problem}).encode())
             return
-        token = f"ya29.fixture-{len(self.issued) + 1}"
+        self.serial += 1
+        token = f"ya29.fixture-{self.serial}"
         self.issued.append(token)
         body = {"access_token": token, "expires_in": self.lifetime, "token_type": "Bearer"}
         await _send(send, 200, json.dumps(body).encode())
