@@ -82,16 +82,18 @@ def test_stream_usage_can_be_switched_off(start: Any) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_anthropic_client_anthropic_upstream(gw: Running, stream: bool) -> None:
+@pytest.mark.parametrize(("model", "counts"), [("claude", ANTHROPIC_COUNTS), ("gpt-test", OPENAI_COUNTS)])
+def test_anthropic_client(gw: Running, stream: bool, model: str, counts: tuple[int, int]) -> None:
+    """An Anthropic client on an Anthropic upstream (claude) and on an OpenAI one (gpt-test, translated)."""
     gw.logs.clear()
     client = gw.anthropic()
     if stream:
-        with client.messages.stream(model="claude", max_tokens=50, messages=MESSAGES) as s:
+        with client.messages.stream(model=model, max_tokens=50, messages=MESSAGES) as s:
             assert s.get_final_text() == "Hello there!"
     else:
-        message = client.messages.create(model="claude", max_tokens=50, messages=MESSAGES)
-        assert message.usage.output_tokens == 9
-    assert _counts(gw) == ANTHROPIC_COUNTS
+        message = client.messages.create(model=model, max_tokens=50, messages=MESSAGES)
+        assert message.usage.output_tokens == counts[1]
+    assert _counts(gw) == counts
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -101,18 +103,6 @@ def test_openai_client_anthropic_upstream(gw: Running, stream: bool) -> None:
     if stream:
         assert "".join(c.choices[0].delta.content or "" for c in result if c.choices) == "Hello there!"
     assert _counts(gw) == ANTHROPIC_COUNTS
-
-
-@pytest.mark.parametrize("stream", [False, True])
-def test_anthropic_client_openai_upstream(gw: Running, stream: bool) -> None:
-    gw.logs.clear()
-    client = gw.anthropic()
-    if stream:
-        with client.messages.stream(model="gpt-test", max_tokens=50, messages=MESSAGES) as s:
-            assert s.get_final_text() == "Hello there!"
-    else:
-        client.messages.create(model="gpt-test", max_tokens=50, messages=MESSAGES)
-    assert _counts(gw) == OPENAI_COUNTS
 
 
 # -- the pure readers, under arbitrary read boundaries ------------------------------------------
