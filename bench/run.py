@@ -295,13 +295,16 @@ def target_context(
     *,
     cpu: int | str | None = None,
     workers: int = 1,
+    max_connections: int | None = None,
 ) -> AbstractContextManager[Running]:
     server, upstreams, pacer = upstream
     cpu = args.server_cpu if cpu is None else cpu
     if name == "upstream":
         return upstream_target(server, upstreams.fast, upstreams, paced_server=pacer)
     if name == "llmroute":
-        return llmroute_target(workdir, upstreams, binary=args.llmroute, cpu=cpu, workers=workers)
+        return llmroute_target(
+            workdir, upstreams, binary=args.llmroute, cpu=cpu, workers=workers, max_connections=max_connections
+        )
     if name in args.variants:
         return llmroute_target(
             workdir, upstreams, binary=args.llmroute, cpu=cpu, name=name, variant=args.variants[name]
@@ -515,7 +518,11 @@ def rss_runs(args: argparse.Namespace, targets: Sequence[str]) -> list[Special]:
                     continue
                 sp = Special("rss-1000-streams", target, run)
                 try:
-                    with target_context(target, workdir, UpstreamSet(pacer, Upstreams(base)), args) as running:
+                    # llmroute's pool holds 256 connections per origin by default and queues the other
+                    # requests: give it room for every stream (`--rss-pool`).
+                    pool = max(streams, 256) if args.rss_pool is None else args.rss_pool
+                    upstream = UpstreamSet(pacer, Upstreams(base))
+                    with target_context(target, workdir, upstream, args, max_connections=pool or None) as running:
                         sp.values = _rss_under_streams(running, scenario, streams, duration, workdir, args, port)
                         sp.error = _rss_problem(sp.values, streams)
                 except Unsupported as exc:
@@ -1031,6 +1038,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=100.0,
         help="pace of the 50-event streams held open (default 100 ms: each lasts ~5 s)",
+    )
+    special.add_argument(
+        "--rss-pool",
+        type=int,
+        default=None,
+        help="llmroute's [upstream] max_connections_per_origin in rss-1000-streams (default: the streams; 0: "
+        "the gateway's default, 256, with which it queues the rest)",
     )
     special.add_argument("--rss-duration", type=float, default=12.0, help="seconds of load (default 12)")
     special.add_argument("--workers-concurrency", type=int, default=16, help="connections (default 16)")

@@ -222,8 +222,9 @@ def _model_names(upstreams: Upstreams | str) -> list[tuple[str, Api, Shape]]:
     return [(f"{'gpt' if api == 'openai' else 'claude'}-bench-{shape}", api, shape) for api, shape in bases]
 
 
-def gateway_config(upstream: Upstreams | str, port: int) -> str:
-    """The llmroute TOML config: one provider per (API, shape), one model name per provider."""
+def gateway_config(upstream: Upstreams | str, port: int, *, max_connections: int | None = None) -> str:
+    """The llmroute TOML config: one provider per (API, shape), one model name per provider; with
+    `max_connections`, the upstream pool's bound per origin (default 256)."""
     lines = [
         "[server]",
         'host = "127.0.0.1"',
@@ -233,6 +234,8 @@ def gateway_config(upstream: Upstreams | str, port: int) -> str:
         'name = "bench"',
         f'key = "{GATEWAY_TOKEN}"',
     ]
+    if max_connections is not None:
+        lines += ["", "[upstream]", f"max_connections_per_origin = {max_connections}"]
     bases = _provider_bases(upstream)
     for model, api, shape in _model_names(upstream):
         lines += [
@@ -377,11 +380,12 @@ def llmroute_target(
     name: str = "llmroute",
     variant: tuple[str, str | None] | None = None,
     workers: int = 1,
+    max_connections: int | None = None,
 ) -> Iterator[Running]:
     """The gateway; ``variant`` = (upstream client, source tree or None) runs it through serve_variant.py."""
     port = free_port()
     config = workdir / f"{name}.toml"
-    config.write_text(gateway_config(upstream, port))
+    config.write_text(gateway_config(upstream, port, max_connections=max_connections))
     cmd, env = llmroute_command(binary, config, port, workers=workers, variant=variant)
     base = f"http://127.0.0.1:{port}"
     with Server(name, pinned(cmd, cpu), log=workdir / f"{name}.log", env=env, cwd=workdir) as server:

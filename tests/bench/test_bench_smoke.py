@@ -70,6 +70,14 @@ def test_smallest_run_against_upstream_and_gateway(tmp_path: Path, load: str) ->
     assert "llmroute start-up to the first answer" in proc.stdout
 
 
+def test_gateway_config_pool_bound() -> None:
+    from bench.targets import gateway_config
+
+    assert "upstream" not in tomllib.loads(gateway_config("http://127.0.0.1:1", 8000))
+    config = tomllib.loads(gateway_config("http://127.0.0.1:1", 8000, max_connections=1000))
+    assert config["upstream"] == {"max_connections_per_origin": 1000}
+
+
 def test_peer_configs_and_calls() -> None:
     upstreams = Upstreams("http://127.0.0.1:1", "http://127.0.0.1:2")
     config = tomllib.loads(tensorzero_config(upstreams))
