@@ -20,31 +20,22 @@ MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 httpx2: Any = importlib.import_module("httpx2" if importlib.util.find_spec("httpx2") else "httpx")
 
 
-def _transport(body: bytes, status: int, content_type: str) -> Any:
+def _client_options(body: bytes, status: int, content_type: str) -> dict[str, Any]:
+    """An SDK client's options: every request answered with ``body``, strict validation, no retries."""
+
     def handler(request: Any) -> Any:
         return httpx2.Response(status, content=body, headers={"content-type": content_type})
 
-    return httpx2.Client(transport=httpx2.MockTransport(handler))
+    http_client = httpx2.Client(transport=httpx2.MockTransport(handler))
+    return {"api_key": "test", "http_client": http_client, "max_retries": 0, "_strict_response_validation": True}
 
 
 def oai(body: bytes, status: int = 200, content_type: str = "text/event-stream") -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key="test",
-        base_url="http://127.0.0.1:9/v1",
-        http_client=_transport(body, status, content_type),
-        max_retries=0,
-        _strict_response_validation=True,
-    )
+    return openai.OpenAI(base_url="http://127.0.0.1:9/v1", **_client_options(body, status, content_type))
 
 
 def ant(body: bytes, status: int = 200, content_type: str = "text/event-stream") -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        api_key="test",
-        base_url="http://127.0.0.1:9",
-        http_client=_transport(body, status, content_type),
-        max_retries=0,
-        _strict_response_validation=True,
-    )
+    return anthropic.Anthropic(base_url="http://127.0.0.1:9", **_client_options(body, status, content_type))
 
 
 def consume_openai(body: bytes) -> dict[str, Any]:
