@@ -165,3 +165,46 @@ def test_a_rejected_token_is_not_used_again(endpoint: tuple[TokenEndpoint, Any])
             assert info_401.value.status_code == 401
             assert ask() == "echo: hi"  # the next request fetched a new token
             assert upstream.requests[-1].headers["authorization"] != f"Bearer {revoked}"
+
+
+async def _metadata_server(scope: Any, receive: Any, send: Any) -> None:
+    """Google Cloud's metadata server as google-auth's ADC reads it (every request says Metadata-Flavor)."""
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    flavor = dict(scope["headers"]).get(b"metadata-flavor") == b"Google"
+    status, body = 200, b""
+    if not flavor:
+        status, body = 403, b"Missing Metadata-Flavor:Google header."
+    elif path.endswith("/project/project-id"):
+        body = b"fixture-project"
+    elif path.endswith("/service-accounts/default/"):
+        info = {"email": "gce@fixture-project.iam.gserviceaccount.com", "scopes": [], "aliases": ["default"]}
+        body = json.dumps(info).encode()
+    elif path.endswith("/service-accounts/default/token"):
+        scopes = scope["query_string"].decode()
+        assert "cloud-platform" in scopes
+        body = json.dumps({"access_token": "ya29.metadata-1", "expires_in": 3599, "token_type": "Bearer"}).encode()
+    elif path not in ("", "/"):
+        status, body = 404, b"not found"
+    headers = [(b"metadata-flavor", b"Google"), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_application_default_credentials_from_the_metadata_server(tmp_path: Any) -> None:
+    """No key: google-auth's ADC finds the metadata server (here a local one) and its tokens are used."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import anyio; from asgi_llmroute.providers.google import GoogleTokenSource; "
+        "print(anyio.run(GoogleTokenSource.for_key(None).token))"
+    )
+    with serve(_metadata_server) as url:
+        env = {k: v for k, v in os.environ.items() if k != "GOOGLE_APPLICATION_CREDENTIALS"}
+        host = url.removeprefix("http://")
+        env.update(GCE_METADATA_HOST=host, GCE_METADATA_IP=host, CLOUDSDK_CONFIG=str(tmp_path), HOME=str(tmp_path))
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ya29.metadata-1", out.stderr[-2000:]
