@@ -176,7 +176,7 @@ class ProviderConfig(_Model, ProviderFields):
     # The shared fields and checks are ProviderFields' (providers/records.py); these are the entry's own.
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     max_retries: int = Field(default=2, ge=0, le=10)
-    cooldown: float = Field(default=5.0, ge=0)
+    cooldown: float = Field(default=5.0, ge=0, allow_inf_nan=False)
 
     @field_validator("base_url")
     @classmethod
@@ -236,7 +236,7 @@ class ModelConfig(_Model):
     name: str = Field(min_length=1)
     provider: str
     model: str = Field(min_length=1)
-    weight: float = Field(default=1.0, gt=0)
+    weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     #: Models tried in order when every deployment of this one failed (docs/routing.md).
     fallbacks: list[str] | None = None
     #: This deployment's requests and tokens per minute (LiteLLM's deployment rpm/tpm); over them the
@@ -265,11 +265,11 @@ class RoutingConfig(_Model):
 
     strategy: Literal["weighted", "least_in_flight", "lowest_latency"] = "weighted"
     #: Seconds a request over a concurrency limit waits for a slot before its 429.
-    max_wait: float = Field(default=10.0, ge=0)
-    backoff_base: float = Field(default=0.5, ge=0)
-    backoff_max: float = Field(default=8.0, ge=0)
+    max_wait: float = Field(default=10.0, ge=0, allow_inf_nan=False)
+    backoff_base: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    backoff_max: float = Field(default=8.0, ge=0, allow_inf_nan=False)
     #: The longest upstream Retry-After the gateway waits for; longer ones are not retried in place.
-    max_retry_after: float = Field(default=30.0, ge=0)
+    max_retry_after: float = Field(default=30.0, ge=0, allow_inf_nan=False)
     #: Upstream attempts per request, fallbacks included.
     max_attempts: int = Field(default=10, ge=1, le=100)
     #: Tell clients which deployment answered (``x-llmroute-deployment: <provider>/<model>``): for debugging.
@@ -282,7 +282,7 @@ class UpstreamConfig(_Model):
     #: Open connections to one scheme/host/port at most; requests beyond them wait for a free one.
     max_connections_per_origin: int = Field(default=256, ge=1, le=65536)
     #: Seconds an idle keep-alive connection is kept open for reuse.
-    keepalive_timeout: float = Field(default=30.0, gt=0)
+    keepalive_timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
 
 
 class LoggingConfig(_Model):

@@ -186,8 +186,9 @@ class KeysAdminApp:
             return 200, {"key": data["key"], **self._litellm_shape(key)}
         if path == "/key/delete" and method == "POST":
             data = await _json_object(scope, receive)
-            refs = [*(data.get("keys") or []), *(data.get("key_aliases") or [])]
-            if not refs or not all(isinstance(r, str) for r in refs):
+            given = [data.get("keys") or [], data.get("key_aliases") or []]
+            refs = [ref for refs in given if isinstance(refs, list) for ref in refs]
+            if not refs or not all(isinstance(r, list) for r in given) or not all(isinstance(r, str) for r in refs):
                 raise GatewayError(400, "Give 'keys' or 'key_aliases': a list of keys.", param="keys")
             found = [await self._find(ref) for ref in refs]  # all exist, or nothing is deleted
             for key in found:

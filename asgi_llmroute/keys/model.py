@@ -105,9 +105,9 @@ class KeyFields(BaseModel):
     name: str
     team: str | None = None
     models: list[str] = Field(default_factory=lambda: ["*"])
-    rpm: int | None = Field(default=None, gt=0)
-    tpm: int | None = Field(default=None, gt=0)
-    max_in_flight: int | None = Field(default=None, gt=0)
+    rpm: int | None = Field(default=None, gt=0, strict=True)  # true is not 1
+    tpm: int | None = Field(default=None, gt=0, strict=True)
+    max_in_flight: int | None = Field(default=None, gt=0, strict=True)
     budget: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
     budget_period: str | None = None
     expires_at: datetime | None = None

@@ -181,7 +181,7 @@ class ProviderFields(BaseModel):
     base_url: str | None = None
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout: float = Field(default=600.0, gt=0)
+    timeout: float = Field(default=600.0, gt=0, allow_inf_nan=False)
     #: OpenAI-format providers: the provider serves ``/v1/responses`` itself (relayed as-is, not translated;
     #: docs/responses.md). Default: whether its kind does (``api = ...`` providers: false).
     responses_api: bool | None = None
@@ -189,11 +189,11 @@ class ProviderFields(BaseModel):
     #: unset: the gateway's ``[translation] drop_params``.
     drop_params: bool | None = None
     #: Timeouts, retries, limits and the circuit breaker (docs/routing.md).
-    connect_timeout: float | None = Field(default=None, gt=0)
-    first_byte_timeout: float | None = Field(default=None, gt=0)
-    idle_timeout: float | None = Field(default=None, gt=0)
+    connect_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    first_byte_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    idle_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     #: A total deadline for event streams; none by default (``timeout`` is for non-stream calls).
-    stream_timeout: float | None = Field(default=None, gt=0)
+    stream_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     retry_on: list[int] | None = None
     max_in_flight: int | None = Field(default=None, gt=0)
 
@@ -216,7 +216,7 @@ class ProviderSpec(ProviderFields):
     #: The kind's own settings (Azure's ``api_version``, ...), checked against the kind.
     options: dict[str, str] = Field(default_factory=dict)
     max_retries: int | None = Field(default=None, ge=0, le=10)
-    cooldown: float | None = Field(default=None, ge=0)
+    cooldown: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @field_validator("base_url")
     @classmethod
