@@ -161,8 +161,9 @@ class KeyManager:
     def _current_table(self) -> KeyTable:
         table = self._table
         if table is None or time.monotonic() - self._loaded > 2 * self.refresh:
-            self._reload_or_keep(force=table is None)
-            table = self._table
+            if table is not None or not self._lost or time.monotonic() - self._loaded > 2 * self.refresh:
+                self._reload_or_keep(force=table is None)  # (never read, and the store lost just now: not yet)
+                table = self._table
             if table is None:
                 raise GatewayError(
                     503,

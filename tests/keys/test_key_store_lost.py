@@ -118,9 +118,17 @@ def test_the_flushing_thread_logs_one_line(
 
 def test_a_process_that_never_read_the_keys_answers_503(keys: KeyStore, monkeypatch: pytest.MonkeyPatch) -> None:
     _, secret = keys.create({"name": "k"}, NOW)
-    manager = KeyManager(keys, PRICES, clock=Clock(NOW))
-    Outage(keys, monkeypatch).start()
+    manager = KeyManager(keys, PRICES, clock=Clock(NOW), refresh=60)
+    outage = Outage(keys, monkeypatch)
+    outage.start()
     with pytest.raises(GatewayError) as raised:
         manager.principal(secret)
     assert raised.value.status == 503 and raised.value.code == "store_unavailable"
     assert "127.0.0.1" not in raised.value.message and secret not in raised.value.message
+    calls = outage.calls
+    with pytest.raises(GatewayError):
+        manager.principal(secret)
+    assert outage.calls == calls  # not tried again by every request
+    outage.end()
+    manager._loaded -= 121  # 2 x refresh later
+    assert manager.principal(secret) is not None
