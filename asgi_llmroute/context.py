@@ -57,7 +57,7 @@ class ClientAPI(str, enum.Enum):
     OPENAI_RESPONSES = "openai.responses"
     PASSTHROUGH = "passthrough"  # embeddings, images, audio, ...: OpenAI-style, relayed as-is
     #: Gemini API clients (google-genai): ``/v1beta/models/{model}:generateContent`` (or
-    #: ``:streamGenerateContent``), the model in the path.
+    #: ``:streamGenerateContent``, ``:countTokens``), the model in the path.
     GEMINI_GENERATE = "gemini.generate"
 
     @property
@@ -80,7 +80,7 @@ class ClientAPI(str, enum.Enum):
         return cls.PASSTHROUGH
 
 
-_GEMINI_PATH = re.compile(r"/v1(?:beta)?/models/(.+):(?:generateContent|streamGenerateContent)")
+_GEMINI_PATH = re.compile(r"/v1(?:beta)?/models/(.+):(?:generateContent|streamGenerateContent|countTokens)")
 
 
 def path_model(path: str) -> str | None:

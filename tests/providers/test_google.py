@@ -489,6 +489,16 @@ def test_google_genai_relay(gateway: str, servers: Servers, model: str) -> None:
     assert upstream.requests[-1].query == "alt=sse"
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_google_genai_count_tokens(gateway: str, servers: Servers, model: str) -> None:
+    client = genai_client(gateway)
+    counted = client.models.count_tokens(model=model, contents="three words here")
+    assert counted.total_tokens == 103
+    upstream = servers.vertex if model.startswith("vtx") else servers.gemini
+    assert upstream.requests[-1].path.endswith("/models/gemini-2.5-flash:countTokens")
+    assert ROUTER_TOKEN not in json.dumps(upstream.requests[-1].headers)
+
+
 def test_google_genai_errors_are_google_errors(gateway: str) -> None:
     from google.genai import errors
 

@@ -29,10 +29,10 @@ from .servers import Recorded
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
 SIGNATURE = "Zml4dHVyZS10aG91Z2h0LXNpZ25hdHVyZTpnZW1pbmk6Z2V0X3dlYXRoZXI6MDE="
 _TOP_LEVEL = {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings"}
-_GEMINI_PATH = re.compile(r"^/v1beta/models/([A-Za-z0-9._-]+):(generateContent|streamGenerateContent)$")
+_GEMINI_PATH = re.compile(r"^/v1beta/models/([A-Za-z0-9._-]+):(generateContent|streamGenerateContent|countTokens)$")
 _VERTEX_PATH = re.compile(
     r"^/v1/projects/([a-z0-9-]+)/locations/([a-z0-9-]+)/publishers/google/models/([A-Za-z0-9._@-]+)"
-    r":(generateContent|streamGenerateContent)$"
+    r":(generateContent|streamGenerateContent|countTokens)$"
 )
 #: Vertex AI in express mode: no project, no location, an API key (aiplatform.googleapis.com only).
 _EXPRESS_PATH = re.compile(
@@ -166,6 +166,9 @@ class GoogleUpstream:
                 details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]
                 await _send(send, 400, google_error(400, "INVALID_ARGUMENT", "API key not valid.", details))
                 return
+        if method == "countTokens":
+            await self._count_tokens(send, raw)
+            return
         stream = method == "streamGenerateContent"
         if stream and urllib.parse.parse_qs(record.query).get("alt") != ["sse"]:
             await _send(send, 400, google_error(400, "INVALID_ARGUMENT", "streams need alt=sse in this test"))
@@ -198,6 +201,16 @@ class GoogleUpstream:
                 }
             )
         await send({"type": "http.response.body", "body": b""})
+
+    async def _count_tokens(self, send: Send, raw: bytes) -> None:
+        """``:countTokens`` with ``contents`` (both APIs) or the Gemini API's ``generateContentRequest``."""
+        body = json.loads(raw)
+        contents = body.get("contents", body.get("generateContentRequest", {}).get("contents"))
+        if not isinstance(contents, list) or not contents:
+            await _send(send, 400, google_error(400, "INVALID_ARGUMENT", "* CountTokensRequest.contents: required"))
+            return
+        words = sum(len(p.get("text", "").split()) for c in contents for p in c.get("parts", []))
+        await _send(send, 200, json.dumps({"totalTokens": 100 + words}).encode())
 
     def _answer(self, model: str, body: dict[str, Any]) -> dict[str, Any] | bytes:
         contents = body["contents"]
