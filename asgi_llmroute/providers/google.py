@@ -213,6 +213,11 @@ def _vertex_authenticator(provider: Provider) -> Authenticator | None:
     if provider.option("auth") == "api-key":
         if provider.api_key is None:
             raise KindError(f"provider {provider.name!r}: Vertex AI express mode needs its API key (api_key)")
+        if provider.api_key.reveal().lstrip().startswith("{"):  # never sent as a header: a private key in it
+            raise KindError(
+                f'provider {provider.name!r}: express mode (auth = "api-key") takes an API key, not a credentials '
+                "JSON (leave auth out for OAuth2 with a service-account key)"
+            )
         return None
     return GoogleTokenSource.for_key(provider.api_key, provider.name)
 

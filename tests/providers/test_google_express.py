@@ -107,6 +107,9 @@ def test_express_mode_settings() -> None:
     assert kind.default_key_env({"project": "p", "location": "global"}) == "GOOGLE_APPLICATION_CREDENTIALS"
     with pytest.raises(KindError, match="API key"):
         make_provider("vx", kind, options=(("auth", "api-key"),))
+    with pytest.raises(KindError, match="not a credentials JSON") as info:
+        make_provider("vx", kind, api_key=Secret('{"private_key": "SECRET"}'), options=(("auth", "api-key"),))
+    assert "SECRET" not in str(info.value)
     provider = make_provider("vx", kind, api_key=Secret(EXPRESS_KEY), options=(("auth", "api-key"),))
     assert provider.auth is None
     assert provider.kind.endpoint(provider)(":generateContent", "models/gemini-2.5-pro") == (
