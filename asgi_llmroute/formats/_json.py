@@ -21,7 +21,7 @@ loads_str = json.JSONDecoder().decode
 
 def dumps_bytes(value: Any) -> bytes:
     """Compact JSON as UTF-8 bytes."""
-    return _ENCODER.encode(value).encode()
+    return _ENCODER.encode(value).encode("utf-8", "backslashreplace")
 
 
 def parse_json_object(body: bytes, what: str) -> dict[str, Any]:

@@ -112,7 +112,7 @@ class StreamTranslator:
             self._fail_into(out, exc.message)
         except Exception:  # never let a malformed upstream escape as an exception
             self._fail_into(out, "upstream stream could not be translated")
-        return "".join(out).encode()
+        return "".join(out).encode("utf-8", "backslashreplace")  # a lone surrogate: its JSON escape
 
     def close(self) -> bytes:
         """Upstream EOF: finish the client stream, with an error event if it was incomplete."""
@@ -127,7 +127,7 @@ class StreamTranslator:
         except Exception:
             self._fail_into(out, "upstream stream could not be translated")
         self._done = True
-        return "".join(out).encode()
+        return "".join(out).encode("utf-8", "backslashreplace")  # a lone surrogate: its JSON escape
 
     def _fail_into(self, out: list[str], message: str) -> None:
         if not self._done:

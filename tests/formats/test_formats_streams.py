@@ -432,3 +432,27 @@ def test_reasoning_then_text_then_reasoning_opens_new_blocks() -> None:
     pairs = anthropic_out(raw, thinking=True)
     kinds = [d["content_block"]["type"] for n, d in pairs if n == "content_block_start"]
     assert kinds == ["thinking", "text", "thinking", "text"]
+
+
+def test_a_lone_surrogate_in_upstream_text_is_relayed_as_its_json_escape() -> None:
+    # JSON may escape half of a surrogate pair ("\ud800"); UTF-8 cannot carry it raw. The translated
+    # event keeps it as the same escape instead of failing to encode (which escaped as an exception).
+    from asgi_llmroute.formats import new_translator
+
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a\ud800b"}}
+    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    tr = new_translator("openai", "anthropic")
+    tr.request({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    out = tr.stream().feed(START + ant_event(block) + ant_event(delta))
+    chunks = [data for _, data in sse_pairs(out)]
+    assert chunks[-1]["choices"][0]["delta"]["content"] == "a\ud800b"
+    assert b'"a\\ud800b"' in out
+
+    gemini = new_translator("anthropic", "gemini")
+    gemini.request({"model": "g", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    event = b'data: {"candidates": [{"content": {"parts": [{"text": "\\ud800"}]}, "finishReason": "STOP"}]}\n\n'
+    stream = gemini.stream()
+    out = stream.feed(event) + stream.close()
+    assert stream.done and b'"text_delta","text":"\\ud800"' in out and b"message_stop" in out
+    body = gemini.response(event[6:-2])
+    assert json.loads(body)["content"][0]["text"] == "\ud800"
