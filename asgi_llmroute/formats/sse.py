@@ -65,22 +65,60 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume one network read; return the events it completed (possibly none)."""
+        buf = self._complete_lines(chunk)
+        events: list[SSEEvent] = []
+        if buf:
+            lines = buf.split(b"\n")
+            lines.pop()  # what follows the last line end: nothing
+            for line in lines:
+                self._line(line, events)
+        if self._pending_len + self._data_len > self._max:
+            raise SSEBufferOverflow(f"SSE event larger than {self._max} bytes")
+        return events
+
+    def feed_data(self, chunk: bytes) -> list[str]:
+        """:meth:`feed` for a reader of the events' data only (not their type or id): their data texts.
+
+        The usual read, whole events of one ``data:`` line each (``data: X`` LF LF after the line ends
+        are made LF), is cut with a few bytes methods instead of line by line; anything else (a partial
+        event, other fields, comments, multi-line data) takes the line-by-line way. Same result either way.
+        """
+        buf = self._complete_lines(chunk)
+        if buf and self._data is None and not self._event and buf.startswith(b"data: ") and buf.endswith(b"\n\n"):
+            n = buf.count(b"\n\n")
+            if buf.count(b"\n") == 2 * n and buf.count(b"\n\ndata: ") == n - 1:
+                if self._pending_len > self._max:
+                    raise SSEBufferOverflow(f"SSE event larger than {self._max} bytes")
+                if n == 1:
+                    return [buf[6:-2].decode("utf-8", "replace")]
+                return buf[6:-2].decode("utf-8", "replace").split("\n\ndata: ")
+        events: list[SSEEvent] = []
+        if buf:
+            lines = buf.split(b"\n")
+            lines.pop()
+            for line in lines:
+                self._line(line, events)
+        if self._pending_len + self._data_len > self._max:
+            raise SSEBufferOverflow(f"SSE event larger than {self._max} bytes")
+        return [event.data for event in events]
+
+    def _complete_lines(self, chunk: bytes) -> bytes:
+        """The complete lines the read finishes (with what was pending), LF line ends, each ending with LF;
+        what follows the last line end stays pending. Empty when no line was completed."""
         if not chunk:
-            return []
+            return b""
         if self._cr_pending:
             self._cr_pending = False
             if chunk[0] == 0x0A:
                 chunk = chunk[1:]
                 if not chunk:
-                    return []
+                    return b""
         if b"\n" not in chunk and b"\r" not in chunk:
             self._pending.append(chunk)
             self._pending_len += len(chunk)
             if not self._bom_checked:
                 self._check_bom(final=False)
-            if self._pending_len + self._data_len > self._max:
-                raise SSEBufferOverflow(f"SSE event larger than {self._max} bytes")
-            return []
+            return b""
         if self._pending:
             self._pending.append(chunk)
             buf = b"".join(self._pending)
@@ -98,17 +136,13 @@ class SSEParser:
             if buf[-1] == 0x0D:
                 self._cr_pending = True
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buf.split(b"\n")
-        rest = lines.pop()
-        if rest:
+        end = buf.rfind(b"\n") + 1
+        if end < len(buf):
+            rest = buf[end:]
             self._pending.append(rest)
             self._pending_len = len(rest)
-        events: list[SSEEvent] = []
-        for line in lines:
-            self._line(line, events)
-        if self._pending_len + self._data_len > self._max:
-            raise SSEBufferOverflow(f"SSE event larger than {self._max} bytes")
-        return events
+            return buf[:end]
+        return buf
 
     def close(self) -> list[SSEEvent]:
         """End of stream: an event without its terminating blank line is discarded (WHATWG)."""

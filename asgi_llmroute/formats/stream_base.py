@@ -102,10 +102,7 @@ class StreamTranslator:
             return b""
         out: list[str] = []
         try:
-            for event in self._parser.feed(chunk):
-                self._event(event, out)
-                if self._done:
-                    break
+            self._translate_read(chunk, out)
         except SSEBufferOverflow:
             self._fail_into(out, "upstream sent an event larger than the gateway accepts")
         except StreamProtocolError as exc:
@@ -133,6 +130,13 @@ class StreamTranslator:
         if not self._done:
             self._error(out, message, None)
             self._done = True
+
+    def _translate_read(self, chunk: bytes, out: list[str]) -> None:
+        """Parse one read and translate the events it completed, until a terminal one."""
+        for event in self._parser.feed(chunk):
+            self._event(event, out)
+            if self._done:
+                break
 
     # Direction-specific hooks.
     def _event(self, event: SSEEvent, out: list[str]) -> None:  # pragma: no cover - abstract

@@ -8,6 +8,7 @@ must write the same bytes, end the same way and count the same usage.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 from unittest import mock
@@ -38,13 +39,13 @@ def _full_data(self: Any, data: str, out: list[str]) -> None:
 
 class FullOpenAI(GeminiToOpenAIStream):
     __slots__ = ()
-    _feed = StreamTranslator._feed
+    _translate_read = StreamTranslator._translate_read
     _data = _full_data
 
 
 class FullAnthropic(GeminiToAnthropicStream):
     __slots__ = ()
-    _feed = StreamTranslator._feed
+    _translate_read = StreamTranslator._translate_read
     _data = _full_data
 
 
@@ -65,7 +66,7 @@ _text = st.text(st.characters(codec="utf-8"), max_size=8) | st.sampled_from(["",
 _usage = st.fixed_dictionaries(
     {"promptTokenCount": st.integers(0, 50)},
     optional={"candidatesTokenCount": st.integers(-1, 50), "thoughtsTokenCount": st.integers(0, 9)},
-)
+) | st.just({"promptTokenCount": 9, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 9}]})
 _part = st.one_of(
     st.builds(lambda t: {"text": t}, _text),
     st.builds(lambda t: {"text": t, "thought": True}, _text),
@@ -125,14 +126,24 @@ def _event(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 3)):
         obj["responseId"] = draw(st.sampled_from(["resp-1", "", 5]))
     separators = draw(st.sampled_from([(",", ": "), (",", ":"), (", ", ": ")]))
-    return json.dumps(obj, separators=separators, ensure_ascii=draw(st.booleans())).encode()
+    text = json.dumps(obj, separators=separators, ensure_ascii=draw(st.booleans()))
+    number = re.search(r"(?<=[:,] )[1-9][0-9]+|(?<=[:,])[1-9][0-9]+", text)
+    if number and draw(st.integers(0, 5)) == 0:  # a number with a leading 0: not JSON, the same shape
+        text = text[: number.start()] + "0" + text[number.start() + 1 :]
+    return text.encode()
 
 
 @st.composite
 def _stream(draw: st.DrawFn) -> bytes:
     newline = draw(st.sampled_from([b"\r\n", b"\n", b"\r"]))
     out = [b"\xef\xbb\xbf"] if draw(st.integers(0, 9)) == 0 else []
+    previous = b""
     for data in draw(st.lists(_event(), max_size=8)):
+        if previous and draw(st.integers(0, 2)) == 0:  # the previous event with other digits (0 too)
+            size = len(previous)
+            digits = iter(draw(st.lists(st.sampled_from(b"0123456789"), min_size=size, max_size=size)))
+            data = bytes(next(digits) if 0x30 <= c <= 0x39 else c for c in previous)
+        previous = data
         framing = draw(st.integers(0, 12))
         if framing == 0:
             out.append(b": keep-alive" + newline)
@@ -176,3 +187,25 @@ def test_the_usual_stream_takes_the_fast_path() -> None:
         out = fast.feed(raw) + fast.close()
     assert chunk.call_count == 1
     assert out.endswith(b"data: [DONE]\n\n")
+
+
+def _usual(text: str, usage: str) -> bytes:
+    return (
+        b'data: {"candidates": [{"content": {"parts": [{"text": "%s"}],"role": "model"},"index": 0}],'
+        b'"usageMetadata": {"promptTokenCount": %s},"modelVersion": "gemini-2.5-flash","responseId": "r-01"}\r\n\r\n'
+        % (text.encode(), usage.encode())
+    )
+
+
+def test_learnt_shapes_take_other_digits_but_not_a_number_with_a_leading_zero() -> None:
+    start = _usual("a", "31") + _usual("b", "32")  # the second is read whole and its shape learnt
+    for tail, ok in [(_usual("cc", "47"), True), (_usual("c", "07"), False), (_usual("d", "00"), False)]:
+        for client in ("openai", "anthropic"):
+            fast, full = _streams(client)
+            result = _run(fast, [start + tail])
+            assert result == _run(full, [start + tail])
+            assert (b"not valid JSON" not in result[0]) is ok, result
+    fast, _ = _streams("openai")
+    fast.feed(start + _usual("c", "47") + _usual("e", "50"))
+    assert isinstance(fast, GeminiToOpenAIStream)
+    assert fast._shape is not None and fast._meta == '{"promptTokenCount": 50}'  # the last, as JSON text
