@@ -1,6 +1,6 @@
 """Canned upstream responses and client request bodies for the benchmark.
 
-The shapes follow what api.openai.com and api.anthropic.com send (docs/translation.md): OpenAI bodies
+The shapes follow what api.openai.com, api.anthropic.com and the Gemini API send (docs/translation.md): OpenAI bodies
 pretty-printed with a 2-space indent, Anthropic bodies compact, SSE events separated by a blank line.
 
 Run `python bench/bodies.py DIR` to write them to DIR and print their sizes.
@@ -22,6 +22,8 @@ PACED_EVENTS = 500
 _CREATED = 1700000000
 _OPENAI_MODEL = "gpt-4o-mini-2024-07-18"
 _ANTHROPIC_MODEL = "claude-sonnet-4-5-20250929"
+#: The Gemini model in the upstream's URL paths (and the `modelVersion` of its answers).
+GEMINI_MODEL = "gemini-2.5-flash"
 _TEXT = (
     "The Eiffel Tower was built for the 1889 World's Fair in Paris and was at first criticised by many "
     "artists, yet it became the symbol of the city and one of the most visited monuments on Earth, with "
@@ -173,6 +175,46 @@ def anthropic_stream_events(n: int = STREAM_EVENTS) -> list[bytes]:
     return events
 
 
+def gemini_stream_events(n: int = STREAM_EVENTS) -> list[bytes]:
+    """`n` Gemini `streamGenerateContent?alt=sse` events as the Gemini API sends them: CRLF line ends, `": "`
+    separators, cumulative usageMetadata on each, finishReason on the last; the stream ends at EOF."""
+    events = []
+    texts = _tokens(n)
+    for i, text in enumerate(texts):
+        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+        if i == len(texts) - 1:
+            candidate["finishReason"] = "STOP"
+        chunk = {
+            "candidates": [candidate],
+            "usageMetadata": {"promptTokenCount": 31, "candidatesTokenCount": i + 1, "totalTokenCount": 32 + i},
+            "modelVersion": GEMINI_MODEL,
+            "responseId": "bench-gemini-stream-01",
+        }
+        events.append(b"data: " + json.dumps(chunk, separators=(",", ": ")).encode() + b"\r\n\r\n")
+    return events
+
+
+def gemini_response() -> bytes:
+    text = "".join(_tokens(40))
+    body = {
+        "candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 31, "candidatesTokenCount": 40, "totalTokenCount": 71},
+        "modelVersion": GEMINI_MODEL,
+        "responseId": "bench-gemini-json-01",
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False).encode()
+
+
+def gemini_request() -> bytes:
+    """The `generateContent` body the gateway sends for the clients' requests (the model is in the URL)."""
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "Tell me about the Eiffel Tower in one short paragraph."}]}],
+        "systemInstruction": {"parts": [{"text": "You are a concise travel assistant."}]},
+        "generationConfig": {"maxOutputTokens": 256, "temperature": 0.7},
+    }
+    return json.dumps(body).encode()
+
+
 def openai_request(model: str, *, stream: bool) -> bytes:
     body: dict[str, Any] = {
         "model": model,
@@ -224,7 +266,9 @@ def canned_responses() -> list[Canned]:
     """Everything the fake upstream serves.
 
     Provider base URLs select the shape: `/json/v1` and `/stream/v1` (OpenAI style), `/json` and `/stream`
-    (Anthropic style, the client appends `/v1/messages`); `/paced/...` holds `PACED_EVENTS`-event streams.
+    (Anthropic style, the client appends `/v1/messages`), `/json/v1beta` and `/stream/v1beta` (Gemini API
+    style, `models/{model}:generateContent` / `:streamGenerateContent`); `/paced/...` holds `PACED_EVENTS`-event
+    streams.
     """
     sse = "text/event-stream; charset=utf-8"
     return [
@@ -234,6 +278,8 @@ def canned_responses() -> list[Canned]:
         Canned("/stream/v1/messages", sse, tuple(anthropic_stream_events())),
         Canned("/paced/v1/chat/completions", sse, tuple(openai_stream_chunks(PACED_EVENTS)), paced=True),
         Canned("/paced/v1/messages", sse, tuple(anthropic_stream_events(PACED_EVENTS)), paced=True),
+        Canned(f"/json/v1beta/models/{GEMINI_MODEL}:generateContent", "application/json", (gemini_response(),)),
+        Canned(f"/stream/v1beta/models/{GEMINI_MODEL}:streamGenerateContent", sse, tuple(gemini_stream_events())),
     ]
 
 

@@ -22,14 +22,24 @@ from bench import bodies
 from bench.load import Call
 from bench.procs import Server, free_port, pinned
 
-Api = Literal["openai", "anthropic"]
+Api = Literal["openai", "anthropic", "gemini"]
 
 GATEWAY_TOKEN = "sk-bench-token"
 UPSTREAM_KEY = "sk-upstream"
 ANTHROPIC_VERSION = "2023-06-01"
 
 _CLIENT_PATH: dict[Api, str] = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
-_UPSTREAM_MODEL: dict[Api, str] = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5"}
+_UPSTREAM_MODEL: dict[Api, str] = {
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-sonnet-4-5",
+    "gemini": bodies.GEMINI_MODEL,
+}
+#: The Gemini API's paths under a provider's base URL (`{root}/{shape}/v1beta`); streams add `?alt=sse`.
+_GEMINI_PATH = {
+    True: f"/v1beta/models/{bodies.GEMINI_MODEL}:streamGenerateContent",
+    False: f"/v1beta/models/{bodies.GEMINI_MODEL}:generateContent",
+}
+_MODEL_PREFIX: dict[Api, str] = {"openai": "gpt", "anthropic": "claude", "gemini": "gemini"}
 Shape = Literal["json", "stream", "paced"]
 SHAPES: tuple[Shape, ...] = ("json", "stream", "paced")
 
@@ -79,10 +89,12 @@ class Scenario:
     @property
     def model(self) -> str:
         """Model name clients ask the gateway / LiteLLM for; it selects the upstream API and path."""
-        return f"{'gpt' if self.upstream_api == 'openai' else 'claude'}-bench-{self.shape}"
+        return f"{_MODEL_PREFIX[self.upstream_api]}-bench-{self.shape}"
 
     @property
     def upstream_path(self) -> str:
+        if self.upstream_api == "gemini":
+            return f"/{self.shape}{_GEMINI_PATH[self.stream]}" + ("?alt=sse" if self.stream else "")
         return f"/{self.shape}{_CLIENT_PATH[self.upstream_api]}"
 
 
@@ -121,20 +133,36 @@ SCENARIOS: tuple[Scenario, ...] = (
         "500-event Anthropic stream, one event per ms, translated for an OpenAI client",
         paced=True,
     ),
+    Scenario(
+        "openai-client->gemini-stream",
+        "openai",
+        "gemini",
+        True,
+        "50-event Gemini streamGenerateContent?alt=sse stream translated for an OpenAI client",
+    ),
 )
 
-#: The issue's short names for the three headline scenarios.
-ALIASES = {"a": "openai-json", "b": "openai-stream", "c": "openai-client->anthropic-stream"}
+#: The issue's short names for the three headline scenarios, and `g` for the Gemini one beside them.
+ALIASES = {
+    "a": "openai-json",
+    "b": "openai-stream",
+    "c": "openai-client->anthropic-stream",
+    "g": "openai-client->gemini-stream",
+}
 
 
 def completion_marker(api: Api, stream: bool) -> str:
     """A string every complete, successful response body of that API and shape contains."""
+    if api == "gemini":
+        return '"finishReason"' if stream else '"candidates"'
     if stream:
         return "[DONE]" if api == "openai" else "message_stop"
     return '"choices"' if api == "openai" else '"content"'
 
 
 def request_body(api: Api, model: str, stream: bool) -> bytes:
+    if api == "gemini":
+        return bodies.gemini_request()
     if api == "openai":
         return bodies.openai_request(model, stream=stream)
     return bodies.anthropic_request(model, stream=stream)
@@ -179,6 +207,8 @@ class Running:
         return self.server
 
     def call(self, scenario: Scenario) -> Call:
+        if scenario.upstream_api == "gemini" and self.style not in ("llmroute", "upstream"):
+            raise Unsupported(f"no Gemini upstream configured for {self.name} in bench/")
         if self.style == "tensorzero":
             return _tensorzero_call(self.base_url, scenario)
         if self.style == "portkey":
@@ -191,6 +221,8 @@ class Running:
         headers = {"Content-Type": "application/json"}
         if api == "openai":
             headers["Authorization"] = f"Bearer {UPSTREAM_KEY}"
+        elif api == "gemini":
+            headers["x-goog-api-key"] = UPSTREAM_KEY
         else:
             headers["x-api-key"] = UPSTREAM_KEY
             headers["anthropic-version"] = ANTHROPIC_VERSION
@@ -250,6 +282,22 @@ def gateway_config(upstream: Upstreams | str, port: int, *, max_connections: int
             f'name = "{model}"',
             f'provider = "up-{api}-{shape}"',
             f'model = "{_UPSTREAM_MODEL[api]}"',
+        ]
+    # Gemini (llmroute only; the peers' configs keep to OpenAI and Anthropic): `{base_url}/models/{model}:...`.
+    fast = upstream if isinstance(upstream, str) else upstream.fast
+    for shape in ("json", "stream"):
+        lines += [
+            "",
+            "[[providers]]",
+            f'name = "up-gemini-{shape}"',
+            'kind = "gemini"',
+            f'base_url = "{fast}/{shape}/v1beta"',
+            f'api_key = "{UPSTREAM_KEY}"',
+            "",
+            "[[models]]",
+            f'name = "gemini-bench-{shape}"',
+            f'provider = "up-gemini-{shape}"',
+            f'model = "{bodies.GEMINI_MODEL}"',
         ]
     return "\n".join(lines) + "\n"
 

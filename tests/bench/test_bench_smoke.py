@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from bench.targets import SCENARIOS, Running, Unsupported, Upstreams, tensorzero_config
+from bench.targets import SCENARIOS, Running, Unsupported, Upstreams, gateway_config, tensorzero_config
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOADS = ["python", pytest.param("wrk", marks=pytest.mark.skipif(shutil.which("wrk") is None, reason="no wrk"))]
@@ -40,7 +40,7 @@ def _llmroute() -> str:
 def test_smallest_run_against_upstream_and_gateway(tmp_path: Path, load: str) -> None:
     out = tmp_path / "run.json"
     cmd = [sys.executable, "-m", "bench.run", "--targets", "upstream", "llmroute", "--llmroute", _llmroute()]
-    cmd += ["--scenarios", "openai-json", "c", "startup", "--concurrency", "2", "--duration", "1.5"]
+    cmd += ["--scenarios", "openai-json", "c", "g", "startup", "--concurrency", "2", "--duration", "1.5"]
     cmd += ["--warmup", "0", "--upstream", "python", "--load", load, "--startup-tries", "1", "--json", str(out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
@@ -48,11 +48,12 @@ def test_smallest_run_against_upstream_and_gateway(tmp_path: Path, load: str) ->
 
     result = json.loads(out.read_text())
     cells = {(m["target"], m["scenario"]): m for m in result["medians"]}
-    # "c" is the alias of openai-client->anthropic-stream; the upstream target answers it in its own format.
+    # "c" is the alias of openai-client->anthropic-stream, "g" of openai-client->gemini-stream; the upstream
+    # target answers them in its own format (Gemini: streamGenerateContent?alt=sse, ended by a finishReason).
     assert set(cells) == {
         (target, scenario)
         for target in ("upstream", "llmroute")
-        for scenario in ("openai-json", "openai-client->anthropic-stream")
+        for scenario in ("openai-json", "openai-client->anthropic-stream", "openai-client->gemini-stream")
     }
     for key, m in cells.items():
         assert m["error"] is None, (key, m["error"], proc.stderr[-2000:])
@@ -60,6 +61,7 @@ def test_smallest_run_against_upstream_and_gateway(tmp_path: Path, load: str) ->
         assert m["cpu_ms"] is not None and m["cpu_ms"] >= 0, key
     # The gateway spends CPU on every request; the harness charges it to the gateway's process tree.
     assert cells[("llmroute", "openai-json")]["cpu_ms"] > 0
+    assert "openai-client->gemini-stream" in proc.stdout.split("CPU ms per request (c=2)", 1)[1]
     startups = {sp["target"]: sp for sp in result["special_medians"]}
     assert set(startups) == {"llmroute", "llmroute-embedded"}  # a TOML config, and README's `llmroute serve`
     for startup in startups.values():
@@ -98,6 +100,17 @@ def test_peer_configs_and_calls() -> None:
     assert call.url == "http://gw/v1/chat/completions" and call.marker == "[DONE]"
     assert call.headers["x-portkey-provider"] == "anthropic"
     assert call.headers["x-portkey-custom-host"] == "http://127.0.0.1:1/stream/v1"
+    # The Gemini scenario is llmroute's only: the peers say so instead of calling an upstream they lack.
+    for peer in (tz, pk, Running("litellm", None, "http://gw", "gateway", style="litellm")):  # type: ignore[arg-type]
+        with pytest.raises(Unsupported):
+            peer.call(by_name["openai-client->gemini-stream"])
+    gemini = tomllib.loads(gateway_config(upstreams, 1))
+    provider = next(p for p in gemini["providers"] if p["name"] == "up-gemini-stream")
+    assert provider["kind"] == "gemini" and provider["base_url"] == "http://127.0.0.1:1/stream/v1beta"
+    direct = Running("upstream", None, "http://up", "upstream", style="upstream", upstreams=upstreams)  # type: ignore[arg-type]
+    call = direct.call(by_name["openai-client->gemini-stream"])
+    assert call.url == "http://127.0.0.1:1/stream/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    assert call.headers["x-goog-api-key"] and call.marker == '"finishReason"'
 
 
 def _run_bench(tmp_path: Path, *args: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
