@@ -8,11 +8,9 @@ the client gets an error event, never a clean stop.
 
 from __future__ import annotations
 
-import re
-from operator import itemgetter
 from typing import Any
 
-from .._json import dumps, dumps_str, loads_object_str, loads_str, scan_once, scan_string
+from .._json import dumps, dumps_str, loads_object_str, loads_str
 from ..accounting import openai_usage
 from ..sse import SSEEvent
 from ..stream_base import StreamProtocolError, StreamTranslator
@@ -20,15 +18,9 @@ from ..types import TranslationOptions, UpstreamProtocolError
 from .errors import google_error_fields
 from .ids import GeminiToolNames, mint_call_id, response_seed
 from .response import Chunk, accounting, anthropic_client_usage, finish_pair, function_call, usage_as_anthropic
+from .stream_shape import EventShape
 
 _CUT = "upstream stream ended without a finishReason"
-
-# The start of the usual event up to its text's opening quote, as the Gemini API and Vertex AI space it.
-_HEADS = ('{"candidates": [{"content": {"parts": [{"text": "', '{"candidates":[{"content":{"parts":[{"text":"')
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_NUMBER_START = re.compile(r"(?<![0-9])[1-9][0-9]+")
-# Keys whose second occurrence after the text could change what the event means (JSON: the last one wins).
-_KEYS_AFTER_TEXT = ('"text"', '"content"', '"parts"', '"candidates"', '"error"', '"finishReason"')
 
 
 def _chunk(obj: dict[str, Any]) -> tuple[Chunk | None, dict[str, Any] | None]:
@@ -39,11 +31,6 @@ def _chunk(obj: dict[str, Any]) -> tuple[Chunk | None, dict[str, Any] | None]:
         return Chunk(obj), None
     except UpstreamProtocolError as exc:
         raise StreamProtocolError(exc.message) from None
-
-
-def _mask(text: str) -> bytes:
-    """``text`` as UTF-8 with every digit made 0 (bytes.translate: a str's translate is ~10x slower)."""
-    return text.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
 
 
 def _load(data: str) -> dict[str, Any]:
@@ -72,10 +59,7 @@ class _GeminiStream(StreamTranslator):
         "_meta",
         "_usage",
         "_blocked",
-        "_text_head",
         "_shape",
-        "_span",
-        "_leads",
     )
 
     def __init__(self, names: GeminiToolNames, options: TranslationOptions) -> None:
@@ -90,11 +74,8 @@ class _GeminiStream(StreamTranslator):
         self._meta: dict[str, Any] | str | None = None
         self._usage: dict[str, Any] = usage_as_anthropic(None)
         self._blocked = False
-        # The shape of the usual event learnt from one that was parsed whole (see _learn).
-        self._text_head = ""
-        self._shape: bytes | None = None
-        self._span: tuple[int, int] | None = None
-        self._leads: Any = None
+        # The shape of the usual event, learnt from one that was parsed whole.
+        self._shape: EventShape | None = None
 
     def _fail_into(self, out: list[str], message: str) -> None:
         self._settle_usage()
@@ -123,22 +104,16 @@ class _GeminiStream(StreamTranslator):
         is read without parsing its JSON; the usual one of a new shape is parsed and read inline; any other
         goes through :class:`Chunk`. The result is the same."""
         shape = self._shape
-        if shape is not None and data.startswith(self._text_head):
-            try:
-                text, end = scan_string(data, len(self._text_head), True)
-            except ValueError:
-                pass  # not a valid string: the parse below says so
-            else:
-                rest = data[end:]
-                leads = self._leads
-                if _mask(rest) == shape and (leads is None or "0" not in leads(rest)):
-                    span = self._span
-                    if span is not None:
-                        self._meta = rest[span[0] : span[1]]
-                    if text:
-                        self._saw_text = True
-                        self._text(text, out)
-                    return
+        if shape is not None:
+            read = shape.read(data)
+            if read is not None:
+                text, usage_text = read
+                if usage_text is not None:
+                    self._meta = usage_text
+                if text:
+                    self._saw_text = True
+                    self._text(text, out)
+                return
         obj = _load(data)
         candidates = obj.get("candidates")
         if self._started and type(candidates) is list and len(candidates) == 1 and not obj.get("error"):
@@ -158,45 +133,11 @@ class _GeminiStream(StreamTranslator):
                         self._text(text, out)
                     finish = candidate.get("finishReason")
                     if finish is None:
-                        self._learn(data, usage)
+                        self._shape = EventShape.learn(data, usage) or shape
                     elif self._finish is None:
                         self._finish = finish
                     return
         self._full(obj, out)
-
-    def _learn(self, data: str, usage: Any) -> None:
-        """Remember the shape of a usual event that parsed: the text after its text part (its "rest") with
-        every digit made 0, where its usage object is, and where a number of two or more digits starts.
-
-        A later event with the same head, a valid JSON string for its text and a rest of the same shape
-        whose numbers do not start with 0 where this one's did not, is a valid JSON text that means the
-        same but for the text and the digits: one candidate with that one text part, no finishReason, no
-        error, and usage (if any) the JSON object at the same place. JSON lets a key repeat (the last one
-        counts), so a rest that names a key the reading depends on is not learnt.
-        """
-        for head in _HEADS:
-            if data.startswith(head):
-                break
-        else:
-            return
-        _, end = scan_string(data, len(head), True)  # valid: the event parsed
-        rest = data[end:]
-        if any(key in rest for key in _KEYS_AFTER_TEXT):
-            return
-        span = None
-        if type(usage) is dict:
-            if rest.count('"usageMetadata"') != 1:
-                return
-            start = rest.index(":", rest.index('"usageMetadata"') + 15) + 1
-            while rest[start] in " \t\n\r":
-                start += 1
-            value, stop = scan_once(rest, start)
-            if value != usage:  # pragma: no cover - the one "usageMetadata" of the rest is the event's
-                return
-            span = (start, stop)
-        positions = [m.start() for m in _NUMBER_START.finditer(rest)]
-        self._text_head, self._shape, self._span = head, _mask(rest), span
-        self._leads = itemgetter(*positions) if positions else None
 
     def _full(self, obj: dict[str, Any], out: list[str]) -> None:
         chunk, error = _chunk(obj)
