@@ -22,9 +22,11 @@ from .transport import validate_header
 __all__ = ["HeaderPlan", "header_plan"]
 
 # Never sent upstream: the client's credentials (also stripped earlier in the standard stack; the
-# forwarder drops them again so it is safe alone), connection-specific headers, and the headers the
-# forwarder sets itself.
-_REQUEST_DROP = CREDENTIAL_HEADERS | HOP_BY_HOP_HEADERS | {b"host", b"content-length"}
+# forwarder drops them again so it is safe alone), connection-specific headers, the headers the
+# forwarder sets itself, and ``Expect``: the gateway holds the whole body before it sends, so a client's
+# 100-continue was answered on the client's connection; passed on, the upstream client would wait for an
+# upstream 100 Continue before sending the body, until the timeout when the upstream sends none.
+_REQUEST_DROP = CREDENTIAL_HEADERS | HOP_BY_HOP_HEADERS | {b"host", b"content-length", b"expect"}
 
 
 class HeaderPlan(NamedTuple):
