@@ -7,8 +7,14 @@ import hashlib
 import json
 from typing import Any
 
+import openai
+
+from asgi_llmroute.config import parse_config
 from asgi_llmroute.formats import ResponsesTranslator
 from asgi_llmroute.formats.tools import short_name
+from tests.support.gateway import ROUTER_TOKEN, serve_gateway
+from tests.support.provider_servers import KindUpstream
+from tests.support.servers import serve
 
 SERVER = "mcp__vault_server_with_a_name_long_enough_to_matter"
 TOOL = "read_the_secret_value_kept_in_the_vault_of_this_very_long_name_88db343126f1"
@@ -77,3 +83,31 @@ def test_anthropic_takes_128_characters() -> None:
     tr = ResponsesTranslator()
     out = tr.request({"model": "m", "input": "hi", "tools": [NAMESPACE]}, name_max=128)
     assert out["tools"][0]["function"]["name"] == FLAT
+
+
+def test_a_long_mcp_tool_through_the_gateway_to_an_openai_kind() -> None:
+    """Responses -> a mistral provider (64-character names, checked by the fake as OpenAI does): the call comes
+    back under Codex's namespace and name, and the next turn's function_call goes up under the same short name."""
+    upstream = KindUpstream("/v1", ("authorization", "Bearer mistral-test"))
+    with serve(upstream) as up:
+        config = parse_config(
+            {
+                "tokens": [{"name": "alice", "key": ROUTER_TOKEN}],
+                "providers": [{"name": "m", "kind": "mistral", "base_url": f"{up}/v1", "api_key": "mistral-test"}],
+                "models": [{"name": "llama", "provider": "m", "model": "mistral-large-latest"}],
+            },
+            source="test",
+        )
+        with serve_gateway(config) as url, openai.OpenAI(base_url=f"{url}/v1", api_key=ROUTER_TOKEN) as sdk:
+            user: Any = {"role": "user", "content": "use the vault"}
+            response = sdk.responses.create(model="llama", input=[user], tools=[NAMESPACE])  # type: ignore[list-item]
+            call = response.output[0]
+            assert call.type == "function_call" and (call.namespace, call.name) == (SERVER, TOOL)
+            assert upstream.last.json()["tools"][0]["function"]["name"] == SHORT
+            result = {"type": "function_call_output", "call_id": call.call_id, "output": "the secret"}
+            given = call.model_dump(exclude_none=True)
+            final = sdk.responses.create(model="llama", input=[user, given, result], tools=[NAMESPACE])  # type: ignore[list-item]
+            again = final.output[0]  # the fake calls the first tool whenever there are tools
+            assert again.type == "function_call" and (again.namespace, again.name) == (SERVER, TOOL)
+            history = upstream.last.json()["messages"][1]["tool_calls"][0]["function"]["name"]
+            assert history == SHORT

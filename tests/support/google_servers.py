@@ -105,6 +105,12 @@ def _check_body(body: Any, vertex: bool = False) -> str | None:
                 )
     for tool in body.get("tools", []):
         for declaration in tool.get("functionDeclarations", []):
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}", str(declaration.get("name"))):
+                return (
+                    "* GenerateContentRequest.tools[0].function_declarations[0].name: Invalid function name. Must "
+                    "start with a letter or an underscore. Must be a-z, A-Z, 0-9, or contain underscores, dots, "
+                    "colons and dashes, with a maximum length of 64."
+                )
             if "$ref" in json.dumps(declaration) or "$defs" in json.dumps(declaration):
                 return "* functionDeclarations: $ref is not supported here"
     schema = body.get("generationConfig", {}).get("responseJsonSchema")

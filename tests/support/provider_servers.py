@@ -9,6 +9,7 @@ endpoint (client credentials) that counts its exchanges.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -133,6 +134,14 @@ class KindUpstream:
             await _json(send, 404, {"error": {"message": f"no {operation}", "type": "invalid_request_error"}})
             return
         body = recorded.json()
+        for i, tool in enumerate(body.get("tools") or []):  # OpenAI's function name rule
+            name = tool.get("function", {}).get("name", "")
+            if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name):
+                message = (
+                    f"Invalid 'tools[{i}].function.name': string too long or not matching '^[a-zA-Z0-9_-]{{1,64}}$'."
+                )
+                await _json(send, 400, {"error": {"message": message, "type": "invalid_request_error"}})
+                return
         tool_call = None
         if body.get("tools"):
             name = body["tools"][0]["function"]["name"]
