@@ -27,7 +27,6 @@ from starlette.types import Receive, Scope, Send
 from .context import parse_json_body, receive_body, route_path
 from .errors import GatewayError, send_error
 from .fields import is_reference
-from .importers import ImportFileError, build_plan, parse
 from .providers.records import ProviderRecord, ProviderSpec, describe_validation
 from .providers.store import (
     ProviderStore,
@@ -164,6 +163,8 @@ class ProviderAdminApp:
         return record.view()
 
     async def _import(self, scope: Scope, receive: Receive) -> tuple[int, Any]:
+        from .importers import ImportFileError, build_plan, parse  # with the first import, not at start-up
+
         assert self._store is not None
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         fmt = query.get("format") or _format_from_headers(scope)

@@ -216,3 +216,10 @@ def test_the_command_line_loads_no_upstream_client_store_or_metrics() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] []"
+
+
+def test_the_gateway_loads_no_importer() -> None:
+    """Provider imports (the admin API's and the CLI's) load their parsers when a file is imported."""
+    code = "import asgi_llmroute.gateway, sys; print(sorted(m for m in sys.modules if 'importers' in m or m == 'yaml'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
