@@ -1,8 +1,12 @@
-"""The standard gateway: routes plus the middleware stack, assembled from a :class:`GatewayConfig`."""
+"""The standard gateway: routes plus the middleware stack, assembled from a :class:`GatewayConfig`.
+
+One cohesive thing over 400 lines: the stack as one app, from its assembly to its lifespan and closing.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -75,11 +79,25 @@ PASSTHROUGH_ROUTES = (
 def default_http_client(upstream: UpstreamConfig | None = None) -> httpx.AsyncClient:
     """The pooled upstream client: no redirects, keep-alive as ``upstream`` ([upstream]) says, the demo
     provider mounted."""
+    return _client(_transport(upstream, prepare=True))
+
+
+def _transport(upstream: UpstreamConfig | None, *, prepare: bool) -> UpstreamTransport:
     upstream = upstream if upstream is not None else UpstreamConfig()
-    transport = UpstreamTransport(
-        max_connections_per_origin=upstream.max_connections_per_origin, keepalive_expiry=upstream.keepalive_timeout
+    return UpstreamTransport(
+        max_connections_per_origin=upstream.max_connections_per_origin,
+        keepalive_expiry=upstream.keepalive_timeout,
+        prepare=prepare,
     )
+
+
+def _client(transport: UpstreamTransport) -> httpx.AsyncClient:
     return pooled_client(transport=transport, mounts={DEMO_BASE_URL: httpx.ASGITransport(app=DemoProvider())})
+
+
+def _uses_network(routes: RouteTable | LiveRouteTable) -> bool:
+    """Whether a provider of ``routes`` is reached over the network (not the in-process demo)."""
+    return any(not p.base_url.startswith(DEMO_BASE_URL) for p in routes.providers.values())
 
 
 class Gateway:
@@ -105,11 +123,22 @@ class Gateway:
         self.state = assemble.state_backend(config)
         self._state_started = False
         self._next_start = 0.0
-        self.admin = admin_app(config, self.routes, admin_tokens, on_change=self.state.store_changed)
+        self.admin = admin_app(config, self.routes, admin_tokens, on_change=self._store_written)
         if isinstance(self.routes, LiveRouteTable):
             self.state.on_store_change(self.routes.invalidate)  # another instance wrote to the store
+            self.state.on_store_change(self._prepare_upstream_soon)
         self.usage_admin = UsageAdminApp(state=self.state, tokens=admin_tokens)
-        http_client = client if client is not None else default_http_client(config.upstream)
+        # The upstream client's aiohttp and TLS context are made now if a provider needs them, else when
+        # the store is first written (the embedded default starts with the in-process demo only): the
+        # transport that still has to be prepared is kept in self._upstream.
+        self._upstream: UpstreamTransport | None = None
+        if client is None:
+            prepare = _uses_network(self.routes)
+            self._upstream = _transport(config.upstream, prepare=prepare)
+            client = _client(self._upstream)
+            if prepare:
+                self._upstream = None  # nothing left to prepare
+        http_client = client
         self.forwarder = Forwarder(client=http_client, timeouts=assemble.upstream_timeouts(config))
         # Balancing state (docs/routing.md): one per gateway, shared by resolution and retries.
         self.balancer = Balancer(config.routing.strategy, state=self.state)
@@ -200,6 +229,17 @@ class Gateway:
             access_log=config.logging.access,
             is_credential=credential_matcher(tokens, credentials),
         )
+
+    def _store_written(self) -> None:
+        self._prepare_upstream_soon()
+        self.state.store_changed()
+
+    def _prepare_upstream_soon(self) -> None:
+        # A provider may have been added: its first request should not wait for aiohttp's import and the
+        # CA roots (a quarter of a second), so a thread makes them now (on the first change only).
+        upstream, self._upstream = self._upstream, None
+        if upstream is not None:
+            threading.Thread(target=upstream.prepare, name="llmroute-upstream-prepare", daemon=True).start()
 
     async def start(self) -> None:
         """Connect the runtime state (lifespan startup does it; raises :class:`StateUnavailable`)."""

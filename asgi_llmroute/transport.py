@@ -38,11 +38,18 @@ import ssl
 import urllib.request
 from collections.abc import AsyncIterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-import aiohttp
 import httpx
-import yarl
+
+if TYPE_CHECKING:
+    import aiohttp
+    import yarl
+
+# aiohttp (and yarl, which comes with it) is imported by `UpstreamTransport.prepare` (the functions that
+# use it import it too: a dictionary lookup once it is loaded), so a gateway whose providers are all
+# in-process (the embedded default's demo) never loads it.
 
 __all__ = ["UpstreamResponse", "UpstreamTransport", "validate_header"]
 
@@ -116,8 +123,10 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     ``max_connections_per_origin`` bounds the open connections to one scheme/host/port;
     ``keepalive_expiry`` closes connections idle for longer; ``ssl_context`` verifies TLS
     (default: httpx's, certifi's roots, made once per process: :func:`default_ssl_context`). The proxy
-    variables and the TLS context are set up when the transport is made, not in a request, so that no
-    request's deadlines pay for them.
+    variables are read when the transport is made; aiohttp is imported and the TLS context made there
+    too (:meth:`prepare`), not in a request, so that no request's deadlines pay for them. With
+    ``prepare=False`` (a gateway with no network provider yet) they wait for :meth:`prepare` or,
+    failing that, the first request.
     """
 
     def __init__(
@@ -126,12 +135,13 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         max_connections_per_origin: int = 256,
         keepalive_expiry: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        prepare: bool = True,
     ) -> None:
         if max_connections_per_origin < 1:
             raise ValueError("max_connections_per_origin must be at least 1")
         self._per_origin = max_connections_per_origin
         self._keepalive_expiry = keepalive_expiry
-        self._ssl_context = ssl_context if ssl_context is not None else default_ssl_context()
+        self._ssl_context = ssl_context
         self._proxies = environment_proxies()
         self._proxy_cache: dict[tuple[str, str, int | None], tuple[str | None, str | None]] = {}
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
@@ -139,6 +149,17 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._fallback: httpx.AsyncClient | None = None
         self._closed = False
+        if prepare:
+            self.prepare()
+
+    def prepare(self) -> None:
+        """Import aiohttp and make the TLS context: blocking work (about a quarter of the gateway's
+        start-up, mostly loading CA bundles) done once, before requests need it. Thread-safe."""
+        import aiohttp  # noqa: F401  (aiohttp's own import makes two TLS contexts)
+        import yarl  # noqa: F401
+
+        if self._ssl_context is None:
+            self._ssl_context = default_ssl_context()
 
     @property
     def proxies(self) -> dict[str, str]:
@@ -146,9 +167,15 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         return dict(self._proxies)
 
     def _ssl(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self.prepare()
+        assert self._ssl_context is not None
         return self._ssl_context
 
     def _open_session(self) -> aiohttp.ClientSession:
+        self.prepare()
+        import aiohttp
+
         connector = aiohttp.TCPConnector(
             limit=0,  # no global bound: the bound is per origin
             limit_per_host=self._per_origin,
@@ -206,6 +233,8 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     def _timeout(self, key: tuple[float | None, float | None, float | None]) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(key)
         if timeout is None:
+            import aiohttp
+
             connect, read, pool = key
             # aiohttp's `connect` covers waiting for a pooled connection and opening one; `sock_connect`
             # opening one; `sock_read` each read (httpx's read timeout).
@@ -224,6 +253,8 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             proxy, authorization = self._proxy_for(parsed)
             if len(self._targets) >= _MAX_TARGETS:
                 self._targets.clear()
+            import yarl
+
             found = self._targets[url] = (yarl.URL(str(parsed), encoded=True), proxy, authorization, parsed)
         return found
 
@@ -430,6 +461,8 @@ class _ResponseStream(httpx.AsyncByteStream):
 
 def _translate(exc: Exception, *, before_response: bool) -> Exception:
     """The httpx exception for an aiohttp failure, with aiohttp's message (it holds no secret)."""
+    import aiohttp
+
     message = str(exc) or type(exc).__name__
     error: type[httpx.TransportError]
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
