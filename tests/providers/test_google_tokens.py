@@ -6,7 +6,6 @@ one refresh runs in the background, on asyncio and on trio."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,10 +71,8 @@ def test_one_exchange_off_the_loop_then_refresh_ahead(endpoint: tuple[TokenEndpo
         assert len(set(first)) == 1 and len(tokens.issued) == before + 1  # one exchange for ten requests
         assert ticks >= DELAY / 0.01 / 2
         source._refresh_at = 0.0  # the refresh point (five minutes before expiry) has passed
-        started = time.monotonic()
         again = await gather(source, 10)
-        assert time.monotonic() - started < DELAY / 2  # nobody waited for the refresh
-        assert again == first  # the current token, still valid
+        assert again == first  # the current token, still valid: nobody waited for the refresh's new one
         with anyio.fail_after(10):
             while len(tokens.issued) < before + 2:
                 await anyio.sleep(0.02)
@@ -106,10 +103,8 @@ def test_a_failed_exchange_is_shared_by_the_requests_that_waited(endpoint: tuple
                 group.start_soon(one)
         return errors
 
-    started = time.monotonic()
     errors = anyio.run(run)
     assert len(errors) == 8 and len(tokens.rejected) == rejected + 1  # not eight exchanges in a row
-    assert time.monotonic() - started < 3 * DELAY
     assert all("could not be refreshed" in str(e) for e in errors)
     with pytest.raises(AuthError):  # a later request tries again
         anyio.run(source.token)
