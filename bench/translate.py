@@ -18,7 +18,6 @@ streams; the difference divided by the events is the cost of one event. Each `--
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -35,27 +34,14 @@ if os.environ.get("LLMROUTE_BENCH_SOURCE"):  # an instruction-count child measur
 sys.path.insert(1, str(ROOT))
 
 from asgi_llmroute.formats import ResponsesTranslator, StreamTranslator, new_translator  # noqa: E402
-from bench.bodies import STREAM_EVENTS, _tokens, anthropic_stream_events, openai_stream_chunks  # noqa: E402
+from bench.bodies import (  # noqa: E402
+    STREAM_EVENTS,
+    anthropic_stream_events,
+    gemini_stream_events,
+    openai_stream_chunks,
+)
 
 _REQUEST: dict[str, Any] = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
-
-
-def gemini_stream_events() -> list[bytes]:
-    """`STREAM_EVENTS` Gemini SSE events as the Gemini API sends them (CRLF, `": "` separators)."""
-    events = []
-    texts = _tokens(STREAM_EVENTS)
-    for i, text in enumerate(texts):
-        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
-        if i == len(texts) - 1:
-            candidate["finishReason"] = "STOP"
-        chunk = {
-            "candidates": [candidate],
-            "usageMetadata": {"promptTokenCount": 31, "candidatesTokenCount": i + 1, "totalTokenCount": 32 + i},
-            "modelVersion": "gemini-2.5-flash",
-            "responseId": "bench-gemini-stream-01",
-        }
-        events.append(b"data: " + json.dumps(chunk, separators=(",", ": ")).encode() + b"\r\n\r\n")
-    return events
 
 
 def reads(events: list[bytes], size: int = 1024) -> list[bytes]:

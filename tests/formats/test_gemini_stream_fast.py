@@ -179,7 +179,7 @@ def test_fast_path_writes_what_the_full_parse_writes(raw: bytes, client: str, da
 
 def test_the_usual_stream_takes_the_fast_path() -> None:
     # The fast path is not dead code: the bench's stream goes through it (no Chunk after the first event).
-    from bench.translate import gemini_stream_events
+    from bench.bodies import gemini_stream_events
 
     raw = b"".join(gemini_stream_events())
     fast, _ = _streams("openai")
