@@ -23,7 +23,7 @@ _KEYS_AFTER_TEXT = ('"text"', '"content"', '"parts"', '"candidates"', '"error"',
 
 
 def _mask(text: str) -> bytes:
-    """``text`` as UTF-8 with every digit made 0 (bytes.translate: a str's translate is ~10x slower)."""
+    """``text`` as UTF-8 with every digit made 0 (``bytes.translate``: ``str.translate`` with a table is ~9x slower)."""
     return text.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
 
 
