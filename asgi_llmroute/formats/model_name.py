@@ -23,8 +23,9 @@ import re
 
 __all__ = ["ModelNameRewriter"]
 
-_MODEL = re.compile(rb'"model"\s*:\s*"(?:[^"\\\r\n]|\\.)*"')
-_KEY = b'"model"'
+# Possessive (never backtracks): a run of plain characters is one step, not one step per character, which
+# makes the search less than half as costly as with a plain ``(?:[^"\\\r\n]|\\.)*`` (the same matches).
+_MODEL = re.compile(rb'"model"\s*:\s*"(?:[^"\\\r\n]++|\\.)*+"')
 # A JSON body is held until its model span was seen, at most this far; a stream's partial line likewise.
 _MAX_HELD = 64 * 1024
 
@@ -58,14 +59,13 @@ class ModelNameRewriter:
         if not self._stream:
             return self._json(data, final=False)
         if data.endswith(b"\n"):
-            return self._lines(data) if _KEY in data else data
+            return self._lines(data)
         cut = data.rfind(b"\n") + 1
         rest = data[cut:]
         if len(rest) > _MAX_HELD:
             return self._lines(data)  # a huge line: give it on rather than hold it
         self._tail = rest
-        head = data[:cut]
-        return self._lines(head) if _KEY in head else head
+        return self._lines(data[:cut])
 
     def close(self) -> bytes:
         tail, self._tail = self._tail, b""
@@ -85,17 +85,18 @@ class ModelNameRewriter:
         return b""
 
     def _lines(self, data: bytes) -> bytes:
+        # Every bytes operation costs thousands of instructions here (argument parsing): as few as can be.
+        match = _MODEL.search(data)
+        if match is None:
+            return data
+        start, end = match.span()
         if self._once:
-            match = _MODEL.search(data)
-            if match is None:
-                return data
             self._done = True
-            out = data[: match.start()] + self._member + data[match.end() :] + self._tail
+            out = data[:start] + self._member + data[end:] + self._tail
             self._tail = b""
             return out
-        if data.count(_KEY) == 1:  # one event per read, the usual case
-            match = _MODEL.search(data)
-            return data if match is None else data[: match.start()] + self._member + data[match.end() :]
+        if _MODEL.search(data, end) is None:  # one event per read, the usual case
+            return data[:start] + self._member + data[end:]
         # The first span of each line: one regex pass over the read, a step per span found.
         parts: list[bytes] = []
         pos = 0

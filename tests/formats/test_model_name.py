@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asgi_llmroute.formats.model_name import ModelNameRewriter
+from asgi_llmroute.formats.model_name import _MODEL, ModelNameRewriter
 
 
 def run(body: bytes, cuts: list[int], *, stream: bool, once: bool) -> bytes:
@@ -84,3 +85,16 @@ def test_any_model_name_is_spliced_as_json_in_bodies_and_streams(name: str, cut:
         data = [json.loads(e.split(b"data: ", 1)[1]) for e in events if e and e != b"data: [DONE]"]
         models = [d["model"] for d in data] if not once else [data[0]["message"]["model"]]
         assert set(models) == {name}
+
+
+_PIECES = st.sampled_from(
+    [b'"model"', b'"model":"', b":", b" ", b'"', b"\\", b"\n", b"\r", b"x", b"gpt-4o", b"{", b","]
+)
+_PLAIN = re.compile(rb'"model"\s*:\s*"(?:[^"\\\r\n]|\\.)*"')  # the pattern without possessive quantifiers
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.lists(_PIECES, max_size=30).map(b"".join), pos=st.integers(min_value=0, max_value=40))
+def test_the_possessive_pattern_finds_what_the_plain_one_finds(data: bytes, pos: int) -> None:
+    plain, possessive = _PLAIN.search(data, pos), _MODEL.search(data, pos)
+    assert (plain.span() if plain else None) == (possessive.span() if possessive else None)
