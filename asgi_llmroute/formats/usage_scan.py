@@ -244,6 +244,7 @@ class OpenAIUsageStripper:
 
 
 _NULL_TAIL = b',"usage":null}'
+_NULL_TAIL_EVENT = _NULL_TAIL + b"\n\n"
 
 
 def _strip_data_events(chunk: bytes) -> bytes | None:
@@ -251,6 +252,12 @@ def _strip_data_events(chunk: bytes) -> bytes | None:
     without the parser: each event's trailing ``,"usage":null`` member of the top-level object (the
     last ``}`` of a one-line JSON text closes it) is cut out. None for anything else (another framing,
     a partial or multi-line event, the usage chunk, another spacing): the parser's way then."""
+    if chunk.count(b"\n") == 2:  # one event per read (a model streaming), its blank line at the end
+        if not chunk.startswith(b"data: ") or b"\r" in chunk or chunk.endswith(b"data: \n\n"):
+            return None
+        if chunk.endswith(_NULL_TAIL_EVENT):
+            return chunk[: -len(_NULL_TAIL_EVENT)] + b"}\n\n" if chunk.count(b'"usage"') == 1 else None
+        return None if b'"usage"' in chunk else chunk
     n = chunk.count(b"\n\n")
     if (
         not chunk.startswith(b"data: ")
