@@ -159,6 +159,9 @@ class RequestContext:
     # Why the last upstream attempt failed without an upstream status: "connect", "timeout",
     # "protocol", "transport" (forwarder), "disconnect" (the client left), "limited" (a concurrency limit).
     last_error: str | None = None
+    # The status the forwarder answered the current attempt with (its own error responses included), set
+    # before the response starts; 0 until then.
+    attempt_status: int = 0
     # The boundary of a multipart/form-data body (upload endpoints), set when the body is read.
     form_boundary: bytes | None = None
     # The final event of the response stream (message_stop, [DONE], response.completed) reached the

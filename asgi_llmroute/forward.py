@@ -149,8 +149,12 @@ class Forwarder:
       plan (``upstream_headers.py``) is worked out and validated once per provider record.
 
     Scope: reads ``ctx.deployment``, ``ctx.upstream_path`` and the body; writes ``ctx.first_byte``,
-    ``ctx.attempts`` and ``ctx.last_error`` (the failure kind, when there is no upstream status).
+    ``ctx.attempts``, ``ctx.attempt_status`` (the status it answered with, set before the response
+    starts) and ``ctx.last_error`` (the failure kind, when there is no upstream status).
     """
+
+    #: Sets ``ctx.attempt_status`` before every response it starts: a layer around it need not watch ``send``.
+    records_attempt_status = True
 
     def __init__(
         self, *, client: httpx.AsyncClient | None = None, timeouts: Mapping[str, UpstreamTimeouts] | None = None
@@ -179,6 +183,7 @@ class Forwarder:
         try:
             ctx, receive = await receive_body(scope, receive)
         except GatewayError as exc:
+            ctx.attempt_status = exc.status
             await send_error(send, provider.api, exc)
             return
         timeouts = self._timeouts.get(provider.name) or provider.timeouts or _default_timeouts(provider.timeout)
@@ -188,6 +193,7 @@ class Forwarder:
             url, headers = self._target(scope, ctx, deployment)
         except UpstreamError as exc:  # a misconfigured provider (header_plan): nothing was sent
             ctx.gateway_error = exc
+            ctx.attempt_status = exc.status
             await send_error(send, provider.api, exc)
             return
         client = self._client
@@ -220,6 +226,7 @@ class Forwarder:
             logger.warning("upstream %s: could not obtain credentials: %s", provider.name, exc)
             ctx.last_error = "auth"
             message = f"Could not obtain credentials for provider {provider.name!r}: {exc}"
+            ctx.attempt_status = 502
             await send_error(send, provider.api, UpstreamError(502, message, code="upstream_auth"))
             return False
         return True

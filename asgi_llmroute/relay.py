@@ -149,7 +149,7 @@ class Relay:
                 # Everything that has arrived goes in one message; the last piece carries the end.
                 while chunk := await read():
                     if not self.started:
-                        self._committed()
+                        self._committed(response.status)
                         await send(start)
                     self.last = chunk
                     if response.eof:
@@ -170,7 +170,7 @@ class Relay:
                 self.finished = True
                 return
             if not self.started:
-                self._committed()
+                self._committed(response.status)
                 await send(start)
             await send({"type": "http.response.body", "body": chunk, "more_body": False})
             self.finished = True
@@ -189,9 +189,10 @@ class Relay:
         finally:
             await response.aclose()
 
-    def _committed(self) -> None:
+    def _committed(self, status: int) -> None:
         """The first body byte is in: the first-byte deadline is over; a stream has no total deadline
-        unless ``stream_total`` sets one."""
+        unless ``stream_total`` sets one. ``status`` is the attempt's (``ctx.attempt_status``)."""
+        self.ctx.attempt_status = status
         self.ctx.first_byte = time.perf_counter()
         self.started = True
         timeouts, scope = self.timeouts, self.scope
@@ -219,6 +220,7 @@ class Relay:
         ctx.gateway_error = error
         try:
             if not self.started:
+                ctx.attempt_status = error.status
                 await send_error(self.send, wire, error)
             else:
                 tail = _stream_error_tail(wire, error, self.last) if self.is_stream else b""
@@ -228,6 +230,7 @@ class Relay:
 
     async def _send_error(self, error: UpstreamError) -> None:
         self.ctx.gateway_error = error
+        self.ctx.attempt_status = error.status
         try:
             await send_error(self.send, self.provider.api, error)
         except OSError:

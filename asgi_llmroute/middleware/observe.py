@@ -233,7 +233,9 @@ class UpstreamErrorsMiddleware:
 
     Put it directly around the forwarder, inside any retry layer. The kind is the forwarder's
     ``ctx.last_error`` (``connect``, ``timeout``, ``protocol``, ``transport``) or, for an upstream
-    error response, its status class (:func:`asgi_llmroute.metrics.upstream_error_kind`).
+    error response, its status class (:func:`asgi_llmroute.metrics.upstream_error_kind`). Around a
+    :class:`~asgi_llmroute.Forwarder` (anything with ``records_attempt_status``), the status is its
+    ``ctx.attempt_status``; around another app, the layer watches the response start.
     """
 
     def __init__(self, app: ASGIApp, *, metrics: GatewayMetrics) -> None:
@@ -243,6 +245,17 @@ class UpstreamErrorsMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
+            return
+        if getattr(self._app, "records_attempt_status", False):
+            # The forwarder says which status it answered with: no send wrapper on every message.
+            attempt = ensure_context(scope)
+            attempt.attempt_status = 0
+            try:
+                await self._app(scope, receive, send)
+            finally:
+                failed = upstream_error_kind(attempt.attempt_status, attempt.last_error)
+                if failed is not None:
+                    self._metrics.upstream_error(attempt, failed)
             return
         status = 0
 

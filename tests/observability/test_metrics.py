@@ -155,3 +155,39 @@ def test_two_gateways_do_not_share_metrics(upstreams: tuple[str, str]) -> None:
 )
 def test_upstream_error_kinds(status: int, failure: str | None, kind: str | None) -> None:
     assert upstream_error_kind(status, failure) == kind
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("records", [False, True])
+async def test_upstream_errors_around_any_app_or_one_that_records_its_status(records: bool) -> None:
+    from asgi_llmroute.context import SCOPE_KEY, ClientAPI, RequestContext
+    from asgi_llmroute.metrics import GatewayMetrics
+    from asgi_llmroute.middleware.observe import UpstreamErrorsMiddleware
+    from asgi_llmroute.providers.types import Deployment, Provider
+
+    class App:
+        records_attempt_status = records
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if records:
+                scope[SCOPE_KEY].attempt_status = 503
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+    metrics = GatewayMetrics(is_known=lambda model: True)
+    ctx = RequestContext(client_api=ClientAPI.OPENAI_CHAT)
+    ctx.model = "m"
+    ctx.deployment = Deployment(Provider("up", "openai", "http://up/v1"), "m")
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        raise AssertionError("not read")
+
+    for _ in range(2):
+        await UpstreamErrorsMiddleware(App(), metrics=metrics)({"type": "http", SCOPE_KEY: ctx}, receive, send)
+    text = metrics.render().decode()
+    assert metric(text, "llmroute_upstream_errors_total", deployment="up/m", kind="overloaded") == 2
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"] * 2
