@@ -106,3 +106,31 @@ def test_encode_sse() -> None:
 def test_keepalive_frames() -> None:
     assert parse(keepalive("openai")) == []
     assert parse(keepalive("anthropic")) == [SSEEvent("ping", '{"type": "ping"}', "")]
+
+
+_SSE_PIECES = st.sampled_from(
+    [b"data: a", b"data:b", b"data: {\"x\": 1}", b"data: ", b"event: e", b"id: 1", b": c", b"retry: 3", b"data: \xc3"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_SSE_PIECES, st.sampled_from([b"\n", b"\r\n", b"\r", b"\n\n", b"\r\n\r\n"])), max_size=12),
+    st.booleans(),
+    st.data(),
+)
+def test_feed_data_is_the_data_of_feed(lines: list[tuple[bytes, bytes]], bom: bool, data: st.DataObject) -> None:
+    raw = (b"\xef\xbb\xbf" if bom else b"") + b"".join(a + b for a, b in lines)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=8)))
+    reads = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    whole, fast = SSEParser(), SSEParser()
+    assert [d for r in reads for d in fast.feed_data(r)] == [e.data for r in reads for e in whole.feed(r)]
+
+
+def test_feed_data_keeps_the_size_limit() -> None:
+    parser = SSEParser(max_event_bytes=16)
+    with pytest.raises(SSEBufferOverflow):
+        parser.feed_data(b"data: a\n\ndata: " + b"x" * 20)  # the events' way: the partial line is too long
+    parser = SSEParser(max_event_bytes=16)
+    with pytest.raises(SSEBufferOverflow):
+        parser.feed_data(b"event: e\ndata: " + b"x" * 20 + b"\n")  # the line-by-line way: the event is

@@ -209,3 +209,17 @@ def test_learnt_shapes_take_other_digits_but_not_a_number_with_a_leading_zero() 
     fast.feed(start + _usual("c", "47") + _usual("e", "50"))
     assert isinstance(fast, GeminiToOpenAIStream)
     assert fast._shape is not None and fast._meta == '{"promptTokenCount": 50}'  # the last, as JSON text
+
+
+def test_shapes_not_learnt_and_events_not_of_the_shape() -> None:
+    start = _usual("a", "31")
+    repeated = start.replace(b',"index": 0}', b',"index": 0, "finishReason": null}')  # a key the reading uses
+    named = start.replace(b'"r-01"', b'"usageMetadata"')  # "usageMetadata" twice in the rest
+    bad_text = _usual("b", "32").replace(b'"b"', b'"\\x"')  # the learnt head, then no valid JSON string
+    for second, learnt in [(repeated, False), (named, False), (start, True)]:
+        fast, full = _streams("openai")
+        raw = start + second + bad_text
+        assert _run(fast, [raw]) == _run(full, [raw])
+        fast, _ = _streams("openai")
+        fast.feed(start + second)
+        assert isinstance(fast, GeminiToOpenAIStream) and (fast._shape is not None) is learnt
