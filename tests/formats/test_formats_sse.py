@@ -109,7 +109,7 @@ def test_keepalive_frames() -> None:
 
 
 _SSE_PIECES = st.sampled_from(
-    [b"data: a", b"data:b", b"data: {\"x\": 1}", b"data: ", b"event: e", b"id: 1", b": c", b"retry: 3", b"data: \xc3"]
+    [b"data: a", b"data:b", b'data: {"x": 1}', b"data: ", b"event: e", b"id: 1", b": c", b"retry: 3", b"data: \xc3"]
 )
 
 
