@@ -342,8 +342,8 @@ class KeyManager:
         except BaseException:
             self._pending[:0] = pending  # written next time
             raise
+        self._store_back()  # the spend is written: the store is back, whatever the re-read finds
         self._reload(force=bool(rows))
-        self._store_back()
 
     def close(self) -> None:
         """Write what is pending (on shutdown) and stop the flushing thread."""

@@ -14,7 +14,7 @@ from tests.providers.support import SECRET, record
 
 def write_many(path: str, worker: int, count: int) -> None:
     """Add ``count`` records and update a shared one, each in its own transaction."""
-    store = ProviderStore(path, SECRET)
+    store = ProviderStore(path, SECRET, busy_timeout=60.0)  # a loaded machine may starve the lock holder
     for i in range(count):
         store.add(record(f"w{worker}-{i}", f"sk-worker-{worker}-{i}-0123456789"))
         store.apply([record("shared", f"sk-shared-from-{worker}-{i}-0123456789", models={"m": f"w{worker}"})])
