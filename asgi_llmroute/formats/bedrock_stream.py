@@ -131,7 +131,7 @@ class BedrockStream(StreamTranslator):
             return "".join(
                 "event: " + kind + "\ndata: " + (text if text is not None else dumps(obj)) + "\n\n"
                 for kind, obj, text in out
-            ).encode()
+            ).encode("utf-8", "backslashreplace")  # a lone surrogate: its JSON escape
         chunks: list[str] = []  # OpenAI client: the event objects straight into the Anthropic translator
         for kind, obj, _ in out:
             try:
@@ -143,7 +143,7 @@ class BedrockStream(StreamTranslator):
             if inner.done:
                 self._done = True
                 break
-        return "".join(chunks).encode()
+        return "".join(chunks).encode("utf-8", "backslashreplace")  # a lone surrogate: its JSON escape
 
     def _sync_usage(self) -> None:
         if self._handler.usage:

@@ -189,3 +189,32 @@ def test_invoke_usage_from_invocation_metrics_and_multiline_events() -> None:
     assert [name for name, _ in pairs][-1] == "message_stop"
     assert b'{\n "type"' not in out  # an event spanning lines is re-serialised on one data line
     assert stream.usage is not None and stream.usage["output_tokens"] == 4 and stream.usage["input_tokens"] >= 12
+
+
+@pytest.mark.parametrize("client", ["anthropic", "openai"])
+@pytest.mark.parametrize("api", ["converse", "invoke"])
+def test_a_lone_surrogate_in_bedrock_text_is_relayed_as_its_json_escape(client: str, api: str) -> None:
+    # JSON may escape half of a surrogate pair; UTF-8 cannot carry it raw, so it goes on as the same escape.
+    if api == "converse":
+        raw = START + frame("contentBlockDelta", None, raw=b'{"contentBlockIndex": 0, "delta": {"text": "a\\ud800b"}}')
+    else:
+        start = {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": MODEL,
+                "content": [],
+                "stop_reason": None,
+                "usage": {"input_tokens": 1, "output_tokens": 0},
+            },
+        }
+        block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        delta = '{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a\\ud800b"}}'
+        raw = chunk(start) + chunk(block) + chunk(delta)
+    stream = translator(client, api).stream()
+    out = stream.feed(raw)
+    assert b"a\\ud800b" in out
+    texts = [d for _, d in sse_pairs(out) if isinstance(d, dict)]
+    assert "a\ud800b" in json.dumps(texts, ensure_ascii=False)
