@@ -102,6 +102,7 @@ def cases() -> dict[str, tuple[str, str, list[bytes]]]:
         "openai -> anthropic client": ("anthropic", "openai", openai_stream_chunks()),
         "gemini -> openai client": ("openai", "gemini", gemini_stream_events()),
         "gemini -> anthropic client": ("anthropic", "gemini", gemini_stream_events()),
+        "anthropic -> responses client": ("responses", "anthropic", anthropic_stream_events()),
         "gemini -> responses client": ("responses", "gemini", gemini_stream_events()),
         "openai -> responses client": ("responses", "openai", openai_stream_chunks()),
     }
