@@ -118,6 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
         "proxy_headers": False,
         "max_head_bytes": config.server.max_head_bytes,
         "head_timeout": config.server.head_timeout,
+        "body_timeout": config.server.body_timeout,
         "shutdown_timeout": config.server.shutdown_timeout,
     }
     _preflight(config, workers)

@@ -68,6 +68,8 @@ class ServerConfig(_Model):
     max_head_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     #: Seconds for a request head to arrive in full (slowloris): then 408 and the connection is closed.
     head_timeout: float = Field(default=10.0, gt=0, le=3600)
+    #: Seconds a request body may go without a byte while it is read: then 408 and the connection is closed.
+    body_timeout: float = Field(default=60.0, gt=0, le=3600)
     #: Seconds open requests get on shutdown (SIGTERM) before streams are ended with an error event.
     shutdown_timeout: float = Field(default=30.0, gt=0, le=3600)
 

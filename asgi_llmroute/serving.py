@@ -9,6 +9,9 @@ RFC 9112 asks:
   make the server hold megabytes of headers);
 - a request head that has not fully arrived ``head_timeout`` seconds after its first byte (or after
   the connection was opened) gets 408 and the connection is closed (slowloris);
+- a request body that stops arriving (no byte for ``body_timeout`` seconds while the server is reading
+  it) gets 408 and the connection is closed, so a short body under a longer Content-Length does not hold
+  the connection and the request forever;
 - a request line the parser refuses (an unknown method, garbage) gets a JSON 400/501 instead of
   uvicorn's plain-text 400;
 - an HTTP/1.0 client gets a streamed response without ``Transfer-Encoding: chunked`` (which HTTP/1.0
@@ -54,6 +57,7 @@ __all__ = [
 
 DEFAULT_MAX_HEAD_BYTES = 64 * 1024
 DEFAULT_HEAD_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 60.0
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 
 _METHOD_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ ")
@@ -79,13 +83,14 @@ class ServeConfig(uvicorn.Config):
         *,
         max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES,
         head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         if max_head_bytes < 1024:
             raise ValueError("max_head_bytes must be at least 1024")
-        if not head_timeout > 0 or not shutdown_timeout > 0:
-            raise ValueError("head_timeout and shutdown_timeout must be positive")
+        if not head_timeout > 0 or not body_timeout > 0 or not shutdown_timeout > 0:
+            raise ValueError("head_timeout, body_timeout and shutdown_timeout must be positive")
         kwargs.setdefault("http", GuardedHttpToolsProtocol)
         kwargs.setdefault("ws", "none")  # no websocket route: handshakes get the gateway's HTTP answer
         # uvicorn counts whole seconds here.
@@ -93,6 +98,7 @@ class ServeConfig(uvicorn.Config):
         super().__init__(app, **kwargs)
         self.max_head_bytes = max_head_bytes
         self.head_timeout = float(head_timeout)
+        self.body_timeout = float(body_timeout)
 
 
 def serve(config: ServeConfig) -> int:
@@ -109,7 +115,8 @@ def serve(config: ServeConfig) -> int:
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a bounded request head (size and time) and JSON errors.
+    """uvicorn's httptools protocol with a bounded request head (size and time), a body that may not
+    stall, and JSON errors.
 
     The limits come from a :class:`ServeConfig` (defaults with a plain ``uvicorn.Config``).
     """
@@ -125,6 +132,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._parsed_head = 0  # the request line and headers parsed so far (exact, within one read)
         self._refusal: tuple[int, str] | None = None
         self._head_timer: asyncio.TimerHandle | None = None
+        self.body_timeout: float = getattr(config, "body_timeout", DEFAULT_BODY_TIMEOUT)
+        self._body_timer: asyncio.TimerHandle | None = None  # one timer per stalled body, not per read
+        self._body_seen = 0.0  # the loop time the body's last bytes arrived
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -132,6 +142,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -166,6 +179,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(431, f"The request head is larger than {self.max_head_bytes} bytes.")
                 return
             self._arm_head_timer()
+        else:
+            cycle = self.cycle
+            if cycle is not None and cycle.more_body and not cycle.response_complete:
+                self._body_seen = self.loop.time()  # the body is still coming: its stall clock restarts
+                if self._body_timer is None:
+                    self._body_timer = self.loop.call_later(self.body_timeout, self._body_check)
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, msg)
@@ -231,6 +250,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()  # not a byte of a request arrived: just close
             return
         self._refuse(408, f"The request head did not arrive within {self.head_timeout:g} seconds.")
+
+    # The body's stall deadline
+
+    def _body_check(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or cycle.response_complete or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # the app is not reading the body: not the client's stall
+            self._body_seen = now
+        idle = now - self._body_seen
+        if idle < self.body_timeout:
+            self._body_timer = self.loop.call_later(self.body_timeout - idle, self._body_check)
+            return
+        if cycle.response_started:
+            self.transport.close()  # too late for a status: the request ends as a disconnect
+            return
+        self._refuse(408, f"The request body stalled: no bytes for {self.body_timeout:g} seconds.")
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer ``status`` with a JSON error in the format the request's path suggests, then close."""

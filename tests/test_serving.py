@@ -78,7 +78,8 @@ def _config(tmp_path: Path, upstream_url: str = "http://127.0.0.1:9", **server: 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp_path = tmp_path_factory.mktemp("serving")
-    with llmroute_serve(["--config", str(_config(tmp_path, head_timeout=1.5))], cwd=tmp_path) as served:
+    config = _config(tmp_path, head_timeout=1.5, body_timeout=1.5)
+    with llmroute_serve(["--config", str(config)], cwd=tmp_path) as served:
         yield served.url
 
 
@@ -120,6 +121,37 @@ def test_a_head_that_stalls_is_closed_with_408(gateway: str) -> None:
     status, body, _ = _status_and_json(response)
     assert status == 408
     assert body["type"] == "error"  # the path said Anthropic: the Anthropic error shape
+
+
+def test_a_body_shorter_than_its_content_length_is_closed_with_408(gateway: str) -> None:
+    head = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
+    head += b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    status, body, head_out = _status_and_json(_raw(gateway, head + b'{"model": "m"', wait=15))
+    assert status == 408
+    assert b"connection: close" in head_out
+    assert body["type"] == "error" and "stalled" in body["error"]["message"]  # type: ignore[index]
+
+
+def test_a_body_that_keeps_moving_is_read_past_the_body_timeout(gateway: str) -> None:
+    payload = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
+    head += b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload)
+    host, port = gateway.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.settimeout(15)
+        sock.sendall(head)
+        third = len(payload) // 3
+        for piece in (payload[:third], payload[third : 2 * third], payload[2 * third :]):
+            time.sleep(0.8)  # 2.4 s in all, past the 1.5 s body_timeout; no gap reaches it
+            sock.sendall(piece)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    status = int(reply.split(b" ", 2)[1])
+    assert status == 502  # read in full and routed (the upstream port is closed), not 408
 
 
 def test_a_connection_that_sends_nothing_is_closed(gateway: str) -> None:

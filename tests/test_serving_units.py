@@ -107,6 +107,7 @@ def test_other_scopes_pass_through() -> None:
     [
         ({"max_head_bytes": 100}, "max_head_bytes"),
         ({"head_timeout": 0}, "head_timeout"),
+        ({"body_timeout": 0}, "body_timeout"),
         ({"shutdown_timeout": -1}, "shutdown_timeout"),
     ],
 )
