@@ -28,9 +28,16 @@ def short_name(name: str, limit: int) -> str:
     """``name`` if it fits in ``limit`` characters, else its first ``limit - 9`` + ``_`` + 8 hex of its
     SHA-256: the same for the same name in every request (so a later turn's call matches), distinct for
     names that only differ after the cut."""
-    if len(name) <= limit:
-        return name
-    return name[: limit - 9] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return name if len(name) <= limit else _hashed(name, _digest(name), limit)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _hashed(name: str, digest: str, limit: int) -> str:
+    """``name`` cut to ``limit - 9`` characters, then ``_`` and the 8-hex ``digest``: at most ``limit``."""
+    return name[: limit - 9] + "_" + digest
 
 
 def sanitize_id(tool_id: str) -> str:
@@ -78,11 +85,11 @@ class ToolNames:
         else:
             out = self._rewrite(name)
             if out in self._to_client:
-                digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-                out = out[: self._max - 9] + "_" + digest
+                digest = _digest(name)
+                out = _hashed(out, digest, self._max)
                 while out in self._to_client:  # astronomically unlikely; stay deterministic anyway
-                    digest = hashlib.sha256(digest.encode()).hexdigest()[:8]
-                    out = out[: self._max - 9] + "_" + digest
+                    digest = _digest(digest)
+                    out = _hashed(out, digest, self._max)
         self._to_upstream[name] = out
         self._to_client[out] = name
         return out
