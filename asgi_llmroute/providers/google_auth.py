@@ -45,7 +45,7 @@ class GoogleTokenSource(TokenSource):
 
     def __init__(self, credentials: Any, *, name: str = "google", timeout: float = 30.0) -> None:
         super().__init__()
-        self._credentials = credentials
+        self._credentials = credentials  # None: Application Default Credentials, looked up at the first fetch
         self._name = name
         self._timeout = timeout
         self._valid_until = 0.0  # when the cached token really expires (monotonic)
@@ -127,11 +127,17 @@ class GoogleTokenSource(TokenSource):
             if not isinstance(info, dict):
                 raise KindError(f"provider {name!r}: the key JSON is not an object")
             return cls(_credentials_from_info(info, name), name=name)
-        return cls(_default_credentials(name), name=name)
+        _google_auth(name)  # the library is there (a KindError now, not at the first request)
+        # Application Default Credentials are looked up in the first fetch's worker thread: the lookup may
+        # probe the metadata server over the network, which must not block the event loop (a provider made
+        # from the store is made on a request's path) nor the start.
+        return cls(None, name=name)
 
     def fetch_blocking(self) -> tuple[str, float]:
         from google.auth import exceptions
 
+        if self._credentials is None:
+            self._credentials = _default_credentials(self._name)
         try:
             self._credentials.refresh(_HttpxRequest(self._timeout))
         except exceptions.GoogleAuthError as exc:
@@ -195,8 +201,8 @@ def _default_credentials(name: str) -> Any:
     try:
         credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
     except google.auth.exceptions.DefaultCredentialsError:
-        raise KindError(
-            f"provider {name!r}: no key and no Application Default Credentials found "
+        raise AuthError(
+            "no key and no Application Default Credentials found "
             "(set the key to a service-account JSON, or run where ADC is configured)"
         ) from None
     return credentials

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from .kinds import KindError
 from .records import ProviderRecord, merge_routes
 from .routing import RouteTable
 from .store import ProviderStore, Snapshot, StoreError
@@ -56,6 +57,9 @@ class LiveRouteTable:
         self._next_check = 0.0
         self._lock = threading.Lock()
         self._reported: set[str] = set()
+        # The providers made from the store, by name, with the record each was made from: a record that did
+        # not change keeps its provider (and with it a token source's cached token) across refreshes.
+        self._made: dict[str, tuple[ProviderRecord, Provider]] = {}
         self.refresh(force=True, raise_errors=True)
 
     @property
@@ -121,11 +125,26 @@ class LiveRouteTable:
             self._report(f"skipping stored provider: {error}")
         for message in conflicts:
             self._report(f"store vs config file: {message}; the config file's wins")
-        records = [r for r in snapshot.records if r.name not in self._base.providers]
-        made = {r.name: r.provider(self._drop_params) for r in records}
+        records, made = [], {}
+        for record in snapshot.records:
+            if record.name in self._base.providers:
+                continue
+            try:
+                made[record.name] = self._provider(record)
+            except KindError as exc:  # e.g. an extra missing here that the writing process had
+                self._report(f"skipping stored provider {record.name!r}: {exc}")
+                continue
+            records.append(record)
+        self._made = {r.name: (r, made[r.name]) for r in records}
         providers = [*self._base.providers.values(), *made.values()]
         routes = [*self._base.routes.values(), *merge_routes(records, taken=list(self._base.routes), providers=made)]
         self._table = RouteTable(providers, routes)
+
+    def _provider(self, record: ProviderRecord) -> Provider:
+        known = self._made.get(record.name)
+        if known is not None and known[0] == record:
+            return known[1]
+        return record.provider(self._drop_params)
 
     def _report(self, message: str) -> None:
         # Logged once per distinct problem: the check runs on the request path.

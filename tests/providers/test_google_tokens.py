@@ -203,3 +203,31 @@ def test_application_default_credentials_from_the_metadata_server(tmp_path: Any)
         env.update(GCE_METADATA_HOST=host, GCE_METADATA_IP=host, CLOUDSDK_CONFIG=str(tmp_path), HOME=str(tmp_path))
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ya29.metadata-1", out.stderr[-2000:]
+
+
+def test_application_default_credentials_are_looked_up_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Making a provider with no key does not run google-auth's ADC lookup (which may probe the metadata
+    server over the network): the first token fetch does, in its worker thread; none found is an AuthError
+    that names no secret, and the lookup is tried again at the next fetch."""
+    import threading
+
+    import google.auth
+    import google.auth.exceptions
+
+    calls: list[str] = []
+
+    def default(scopes: Any = None, **kwargs: Any) -> Any:
+        calls.append(threading.current_thread().name)
+        raise google.auth.exceptions.DefaultCredentialsError("no ADC here")
+
+    monkeypatch.setattr(google.auth, "default", default)
+    source = GoogleTokenSource.for_key(None, "vertex")
+    assert calls == []
+
+    async def fetch() -> str:
+        return await source.token()
+
+    for _ in range(2):
+        with pytest.raises(AuthError, match="no key and no Application Default Credentials"):
+            anyio.run(fetch)
+    assert len(calls) == 2 and threading.main_thread().name not in calls

@@ -132,3 +132,53 @@ def test_unreadable_store_keeps_the_last_good_table(tmp_path: Path, caplog: pyte
         assert table.resolve("m") is not None
     assert len([r for r in caplog.records if "serving the last good providers" in r.getMessage()]) == 1
     store.close()
+
+
+def test_an_unchanged_record_keeps_its_provider_across_refreshes(store: ProviderStore) -> None:
+    """A store change rebuilds only what changed: the others keep their Provider (a token source's cached
+    token, a limiter keyed by the provider) instead of starting over on every write."""
+    store.add(record("kept", KEY_A, models={"k": "k"}))
+    store.add(record("changed", KEY_A, models={"c": "c"}))
+    table = LiveRouteTable(_base(), store, refresh_interval=0)
+    kept, changed = table.providers["kept"], table.providers["changed"]
+    writer = ProviderStore(store.path, SECRET)
+    writer.update("changed", {"api_key": KEY_B})
+    writer.add(record("added", KEY_B, models={"a": "a"}))
+    assert table.resolve("a") is not None  # the refresh happened
+    assert table.providers["kept"] is kept
+    assert table.providers["changed"] is not changed
+    assert table.providers["changed"].api_key is not None and table.providers["changed"].api_key.reveal() == KEY_B
+    route = table.resolve("k")
+    assert route is not None and route.deployments[0].provider is kept
+    writer.close()
+
+
+def test_a_record_whose_provider_cannot_be_made_is_skipped_and_others_serve(
+    store: ProviderStore, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that cannot be made here (an extra the writing process had, say) is logged once and
+    left out; the store change is not an error on the request that noticed it."""
+    from asgi_llmroute.providers.kinds import KindError
+    from asgi_llmroute.providers.records import ProviderRecord
+
+    made = ProviderRecord.provider
+
+    def provider(self: ProviderRecord, drop_params: bool = False) -> Provider:
+        if self.name == "broken":
+            raise KindError("provider 'broken' needs an extra: pip install 'asgi-llmroute[x]'")
+        return made(self, drop_params)
+
+    monkeypatch.setattr(ProviderRecord, "provider", provider)
+    table = LiveRouteTable(_base(), store, refresh_interval=0)
+    with caplog.at_level(logging.ERROR, logger="asgi_llmroute.providers"):
+        store.add(record("broken", KEY_A, models={"b": "b", "shared": "s1"}))
+        store.add(record("good", KEY_B, models={"g": "g", "shared": "s2"}))
+        assert table.resolve("g") is not None
+        assert table.resolve("b") is None and table.resolve("broken/x") is None
+        shared = table.resolve("shared")
+        assert shared is not None and [d.provider.name for d in shared.deployments] == ["good"]
+        store.update("good", {"api_key": KEY_A})
+        assert table.resolve("g") is not None
+    messages = [r.getMessage() for r in caplog.records if "'broken'" in r.getMessage()]
+    assert len(messages) == 1 and "needs an extra" in messages[0]
+    assert all(KEY_A not in m for m in messages)
