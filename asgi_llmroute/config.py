@@ -337,12 +337,14 @@ class TeamConfig(_Model):
 
 
 class PriceConfig(_Model):
-    """A model's price in USD per million tokens (wins over the genai-prices catalog)."""
+    """A model's price in USD per million tokens (wins over the genai-prices catalog); ``web_search`` in USD
+    per 1,000 server-side web searches."""
 
     input: float = Field(ge=0, allow_inf_nan=False)
     output: float = Field(ge=0, allow_inf_nan=False)
     cache_read: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     cache_write: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    web_search: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class GatewayConfig(_Model):
