@@ -124,8 +124,8 @@ class TranslationMiddleware(TranslatingMiddleware):
         _rename_max_tokens(upstream_body, kind)
         ctx.set_json(upstream_body)
         upstream_path = getattr(translator, "upstream_path", None)  # a translator that knows its path
-        if counting:
-            ctx.upstream_path = COUNT_TOKENS_PATH
+        if counting:  # Anthropic's path (Claude on Vertex), or the translator's own (Gemini's :countTokens)
+            ctx.upstream_path = getattr(translator, "count_tokens_path", COUNT_TOKENS_PATH)
         elif upstream_path is not None:
             ctx.upstream_path = upstream_path()
         else:

@@ -122,7 +122,7 @@ GEMINI = register_kind(
         aliases=("google", "google_ai_studio"),
         default_base_url=GEMINI_BASE_URL,
         key_env="GEMINI_API_KEY",
-        capabilities=frozenset({CHAT}),
+        capabilities=frozenset({CHAT, COUNT_TOKENS}),  # :countTokens
         endpoint=_gemini_endpoint,
         credentials=_key_credentials,
         notes="`x-goog-api-key`; model in the URL path; `:streamGenerateContent?alt=sse` for streams",
@@ -236,7 +236,7 @@ VERTEX_AI = register_kind(
         default_base_url=VERTEX_DEFAULT_HOST,
         key_env="GOOGLE_APPLICATION_CREDENTIALS",
         key_required=False,  # no key: Application Default Credentials
-        capabilities=frozenset({CHAT}),
+        capabilities=frozenset({CHAT, COUNT_TOKENS}),  # :countTokens
         options=frozenset({"project", "location", "api_version", "auth", "gcs_buckets"}),
         endpoint=_vertex_endpoint,
         credentials=_vertex_credentials,

@@ -26,6 +26,7 @@ class GoogleTranslator(GeminiTranslator):
 
     def bind(self, deployment: Deployment, headers: Iterable[tuple[bytes, bytes]]) -> None:
         self.media = media_uris(deployment.provider)
+        self.vertex = deployment.provider.kind.name == "vertex_ai"
 
 
 def media_uris(provider: Provider) -> MediaUris:

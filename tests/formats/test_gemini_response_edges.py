@@ -145,3 +145,40 @@ def test_retry_delays(details: Any, seconds: int | None) -> None:
         assert translator.retry_after is not None and 0 < translator.retry_after < 99999
     else:
         assert translator.retry_after == seconds
+
+
+def _counting(vertex: bool = False) -> tuple[GeminiTranslator, dict[str, Any]]:
+    translator = GeminiTranslator("anthropic", OPTIONS)
+    translator.vertex = vertex
+    body = translator.count_tokens({"model": "models/gemini-2.5-flash", "messages": MESSAGES, "system": "s"})
+    return translator, body
+
+
+def test_count_tokens_bodies_for_the_gemini_api_and_vertex() -> None:
+    translator, body = _counting()
+    assert translator.count_tokens_path == ":countTokens"
+    request = body["generateContentRequest"]
+    assert request["model"] == "models/gemini-2.5-flash"  # one models/ prefix, whichever way it was named
+    assert request["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
+    assert request["systemInstruction"]["parts"] == [{"text": "s"}]
+    _, vertex = _counting(vertex=True)
+    assert set(vertex) == {"contents", "systemInstruction"}
+    with pytest.raises(ValueError):
+        GeminiTranslator("openai", OPTIONS).count_tokens({"model": "m", "messages": MESSAGES})
+
+
+@pytest.mark.parametrize(
+    ("answer", "tokens"),
+    [(b'{"totalTokens": 42, "promptTokensDetails": []}', 42), (b"{}", 0)],  # 0 is left out of proto3 JSON
+)
+def test_a_token_count_is_anthropics_input_tokens(answer: bytes, tokens: int) -> None:
+    translator, _ = _counting()
+    assert json.loads(translator.response(answer)) == {"input_tokens": tokens}
+    assert translator.usage is None  # a count is not spend
+
+
+@pytest.mark.parametrize("answer", [b'{"totalTokens": "42"}', b'{"totalTokens": -1}', b"[1]", b"not json"])
+def test_a_malformed_token_count_is_an_upstream_protocol_error(answer: bytes) -> None:
+    translator, _ = _counting()
+    with pytest.raises(UpstreamProtocolError):
+        translator.response(answer)

@@ -635,6 +635,30 @@ def test_retry_delay_header_on_relayed_google_errors() -> None:
         assert b"".join(m["body"] for m in sent[1:]) == b"".join(chunks)
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_anthropic_count_tokens_on_gemini_is_googles_count(gateway: str, servers: Servers, model: str) -> None:
+    """Claude Code's count_tokens on a Gemini model: Google's :countTokens (system and tools counted),
+    in the shape each API takes, answered as Anthropic's ``input_tokens`` (not the gateway's estimate)."""
+    client = ac(gateway)
+    tools: Any = [{"name": "lookup", "description": "d", "input_schema": {"type": "object", "properties": {}}}]
+    messages: Any = [{"role": "user", "content": "three words here"}]
+    counted = client.messages.count_tokens(model=model, messages=messages, system="be brief", tools=tools)
+    assert counted.input_tokens == 100 + 3 + 2 + 1  # the fake counts words, system words and tools
+    upstream = servers.vertex if model.startswith("vtx") else servers.gemini
+    sent = upstream.requests[-1]
+    assert sent.path.endswith("/models/gemini-2.5-flash:countTokens") and sent.query == ""
+    body = sent.json()
+    if model.startswith("vtx"):
+        assert set(body) == {"contents", "systemInstruction", "tools"}
+    else:
+        assert set(body) == {"generateContentRequest"}
+        assert body["generateContentRequest"]["model"] == "models/gemini-2.5-flash"
+    assert ROUTER_TOKEN not in json.dumps(sent.headers)
+    with pytest.raises(anthropic.BadRequestError) as info:  # Google's 400 API_KEY_INVALID, in Anthropic's shape
+        client.messages.count_tokens(model="bad-key/gemini-2.5-flash", messages=messages)
+    assert "rejected the gateway's credentials" in info.value.body["error"]["message"]  # type: ignore[index]
+
+
 def test_vertex_claude_count_tokens(gateway: str, servers: Servers) -> None:
     client = ac(gateway)
     messages: Any = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]

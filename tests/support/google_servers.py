@@ -209,14 +209,34 @@ class GoogleUpstream:
         await send({"type": "http.response.body", "body": b""})
 
     async def _count_tokens(self, send: Send, raw: bytes) -> None:
-        """``:countTokens`` with ``contents`` (both APIs) or the Gemini API's ``generateContentRequest``."""
+        """``:countTokens``: ``contents`` alone or the Gemini API's ``generateContentRequest`` (with its
+        ``model``; never both), Vertex's ``contents``/``systemInstruction``/``tools`` at the top (an unknown
+        field is a 400, as on Google's JSON APIs). Counts 100 + the words of the text, system and tool names."""
         body = json.loads(raw)
-        contents = body.get("contents", body.get("generateContentRequest", {}).get("contents"))
+        allowed = {"contents", "systemInstruction", "tools", "generationConfig", "model", "instances"}
+        if not self.vertex:
+            allowed = {"contents", "generateContentRequest"}
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            message = f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot find field.'
+            await _send(send, 400, google_error(400, "INVALID_ARGUMENT", message))
+            return
+        request = body.get("generateContentRequest")
+        if request is not None:
+            if "contents" in body or not str(request.get("model", "")).startswith("models/"):
+                message = "generateContentRequest needs its model (models/...), and excludes contents"
+                await _send(send, 400, google_error(400, "INVALID_ARGUMENT", message))
+                return
+            body = request
+        contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             await _send(send, 400, google_error(400, "INVALID_ARGUMENT", "* CountTokensRequest.contents: required"))
             return
-        words = sum(len(p.get("text", "").split()) for c in contents for p in c.get("parts", []))
-        await _send(send, 200, json.dumps({"totalTokens": 100 + words}).encode())
+        parts = [p for c in contents for p in c.get("parts", [])]
+        parts += body.get("systemInstruction", {}).get("parts", [])
+        words = sum(len(p.get("text", "").split()) for p in parts)
+        words += sum(len(t.get("functionDeclarations", [])) for t in body.get("tools", []))
+        await _send(send, 200, json.dumps({"totalTokens": 100 + words, "promptTokensDetails": []}).encode())
 
     def _answer(self, model: str, body: dict[str, Any]) -> dict[str, Any] | bytes:
         contents = body["contents"]

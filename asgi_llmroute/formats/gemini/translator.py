@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._json import dumps_bytes, parse_json_object
 from ..accounting import accounting_from_anthropic
 from ..stream_base import StreamTranslator
 from ..translator import Translator
-from ..types import API, DEFAULT_OPTIONS, TranslationOptions
+from ..types import API, DEFAULT_OPTIONS, TranslationOptions, UpstreamProtocolError
 from .errors import gemini_to_anthropic_error, gemini_to_openai_error, retry_after
 from .ids import GeminiToolNames
 from .parts import NO_URIS, MediaUris
@@ -35,7 +36,10 @@ class GeminiTranslator(Translator):
     default none, and media must be inline.
     """
 
-    __slots__ = ("placeholder_signatures", "media", "_request")
+    __slots__ = ("placeholder_signatures", "media", "vertex", "_request", "_counting")
+
+    #: The gateway path of a token count (the provider's endpoint makes it ``models/{model}:countTokens``).
+    count_tokens_path = ":countTokens"
 
     def __init__(
         self,
@@ -50,7 +54,10 @@ class GeminiTranslator(Translator):
         super().__init__(client, "gemini", options)
         self.placeholder_signatures = placeholder_signatures
         self.media = media
+        #: Vertex AI's ``countTokens`` body (the request's fields at the top) instead of the Gemini API's.
+        self.vertex = False
         self._request = GeminiRequest(body={}, model=None, stream=False)
+        self._counting = False
 
     @property
     def model(self) -> str | None:
@@ -78,8 +85,27 @@ class GeminiTranslator(Translator):
         )
         return self._request.body
 
+    def count_tokens(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An Anthropic ``count_tokens`` body (``model`` the upstream's id) -> a Gemini ``countTokens`` body.
+
+        The Gemini API counts a whole ``generateContentRequest`` (system instruction and tools included;
+        its plain ``contents`` form would leave them out); Vertex AI takes ``contents``,
+        ``systemInstruction`` and ``tools`` at the top. The answer's ``totalTokens`` becomes
+        ``input_tokens`` (:meth:`response`). Anthropic clients only; raises :class:`TranslationError`.
+        """
+        if self.client != "anthropic":
+            raise ValueError("count_tokens is an Anthropic client's request")
+        request = self.request({k: v for k, v in body.items() if k != "stream"})
+        self._counting = True
+        if self.vertex:
+            return {k: request[k] for k in ("contents", "systemInstruction", "tools") if k in request}
+        model = self.model or ""
+        return {"generateContentRequest": {"model": "models/" + model.removeprefix("models/"), **request}}
+
     def response(self, body: bytes) -> bytes:
         """Gemini 2xx non-stream body -> client body; raises UpstreamProtocolError."""
+        if self._counting:
+            return _counted(body)
         if self.client == "openai":
             out, usage = gemini_to_openai_response(body, self._request.tool_names, self.options)
         else:
@@ -100,3 +126,11 @@ class GeminiTranslator(Translator):
         if self.client == "openai":
             return GeminiToOpenAIStream(names, self.options, include_usage=self._request.include_usage)
         return GeminiToAnthropicStream(names, self.options, thinking=self._request.thinking_requested)
+
+
+def _counted(body: bytes) -> bytes:
+    """A ``countTokens`` answer as Anthropic's ``{"input_tokens": n}``."""
+    total = parse_json_object(body, "token count").get("totalTokens", 0)  # omitted when 0 (proto3 JSON)
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        raise UpstreamProtocolError("upstream token count has no totalTokens number")
+    return dumps_bytes({"input_tokens": total})
