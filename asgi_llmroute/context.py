@@ -17,7 +17,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.types import Message, Receive, Scope
 
@@ -133,6 +133,15 @@ class ClientTraits:
     session_id: str | None = None
 
 
+class SentResponse(Protocol):
+    """What of the response went out to the client so far (``ObserveMiddleware`` keeps it)."""
+
+    status: int | None  # once the response started
+    stream: bool  # an event stream
+    done: bool  # the final body message went out
+    last: bytes  # the last non-empty body sent
+
+
 @dataclass(slots=True)
 class RequestContext:
     """Per-request state shared by the middlewares (see docs/architecture.md for who sets what).
@@ -167,6 +176,8 @@ class RequestContext:
     # The final event of the response stream (message_stop, [DONE], response.completed) reached the
     # client (ObserveMiddleware): the request is complete even if the client leaves before the upstream ends.
     completed: bool = False
+    # What went out to the client (ObserveMiddleware): an outer layer reads it instead of watching send.
+    response: SentResponse | None = None
     # An error the gateway itself raised about the upstream (forwarder: connect, timeout, cut stream), and
     # whether a layer has already rendered it in the client's format (translation layers pass it on unchanged).
     gateway_error: GatewayError | None = None

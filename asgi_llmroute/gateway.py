@@ -112,6 +112,9 @@ class Gateway:
     ``async with gateway:`` / :meth:`aclose`.
     """
 
+    #: Every HTTP request goes through ObserveMiddleware, which keeps ``ctx.response`` current.
+    records_response = True
+
     def __init__(self, config: GatewayConfig, *, client: httpx.AsyncClient | None = None) -> None:
         self.config = config
         providers = assemble.provider_records(config)

@@ -339,10 +339,21 @@ class GracefulShutdown:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The gateway (ObserveMiddleware) keeps ctx.response current: then no send wrapper on every message.
+        self._recorded = bool(getattr(app, "records_response", False))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self._recorded:
+            try:
+                await self.app(scope, receive, send)
+            except asyncio.CancelledError:
+                progress = _recorded_progress(scope)
+                if progress.complete:
+                    return
+                await _end_cancelled(scope, send, progress)
             return
         progress = _Progress()
 
@@ -355,7 +366,7 @@ class GracefulShutdown:
             elif message["type"] == "http.response.body":
                 body = message.get("body", b"")
                 if body:
-                    progress.at_boundary = body.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
+                    progress.at_boundary = _ends_event(body)
                 progress.complete = not message.get("more_body", False)
             await send(message)
 
@@ -368,6 +379,20 @@ class GracefulShutdown:
 
     def __repr__(self) -> str:
         return f"GracefulShutdown({self.app!r})"
+
+
+def _ends_event(body: bytes) -> bool:
+    return body.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
+
+
+def _recorded_progress(scope: Scope) -> _Progress:
+    """The progress ``ctx.response`` recorded (none: nothing was sent)."""
+    context = get_context(scope)
+    sent = context.response if context is not None else None
+    if sent is None:
+        return _Progress()
+    at_boundary = not sent.last or _ends_event(sent.last)
+    return _Progress(sent.status is not None, sent.stream, sent.done, at_boundary)
 
 
 async def _end_cancelled(scope: Scope, send: Send, progress: _Progress) -> None:

@@ -11,6 +11,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from asgi_llmroute.context import ClientAPI, RequestContext
+from asgi_llmroute.middleware.observe import ObserveMiddleware
 from asgi_llmroute.serving import GracefulShutdown, ServeConfig
 
 
@@ -24,7 +25,7 @@ def _scope(api: ClientAPI = ClientAPI.OPENAI_CHAT) -> dict[str, Any]:
     }
 
 
-def _run(inner: Any, scope: dict[str, Any], *, broken_send: bool = False) -> list[Message]:
+def _run(inner: Any, scope: dict[str, Any], *, broken_send: bool = False, observed: bool = False) -> list[Message]:
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -35,7 +36,11 @@ def _run(inner: Any, scope: dict[str, Any], *, broken_send: bool = False) -> lis
             raise OSError("connection gone")
         sent.append(message)
 
-    asyncio.run(GracefulShutdown(inner)(scope, receive, send))
+    # observed: as under the gateway, ObserveMiddleware records what went out and no send wrapper watches it.
+    app = ObserveMiddleware(inner, access_log=False) if observed else inner
+    shutdown = GracefulShutdown(app)
+    assert shutdown._recorded is observed
+    asyncio.run(shutdown(scope, receive, send))
     return sent
 
 
@@ -53,6 +58,7 @@ START_SSE: Message = {
     "status": 200,
     "headers": [(b"Content-Type", b"text/event-stream")],
 }
+START_SSE_LOWER: Message = {**START_SSE, "headers": [(b"content-type", b"text/event-stream")]}
 START_JSON: Message = {
     "type": "http.response.start",
     "status": 200,
@@ -60,28 +66,33 @@ START_JSON: Message = {
 }
 
 
-def test_a_request_cancelled_before_answering_gets_a_503_in_the_callers_format() -> None:
-    sent = _run(_cancelled_after(), _scope(ClientAPI.ANTHROPIC_MESSAGES))
+@pytest.mark.parametrize("observed", [False, True])
+def test_a_request_cancelled_before_answering_gets_a_503_in_the_callers_format(observed: bool) -> None:
+    sent = _run(_cancelled_after(), _scope(ClientAPI.ANTHROPIC_MESSAGES), observed=observed)
     assert sent[0]["status"] == 503
     body = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
     assert body["type"] == "error" and "shutting down" in body["error"]["message"]
 
 
-def test_a_stream_cut_mid_event_gets_the_event_closed_then_an_error_event() -> None:
+@pytest.mark.parametrize("observed", [False, True])
+def test_a_stream_cut_mid_event_gets_the_event_closed_then_an_error_event(observed: bool) -> None:
+    start = START_SSE_LOWER if observed else START_SSE  # ASGI names are lower-case; the wrapper lowers them
     part: Message = {"type": "http.response.body", "body": b'data: {"partial', "more_body": True}
-    sent = _run(_cancelled_after(START_SSE, part), _scope())
+    empty: Message = {"type": "http.response.body", "body": b"", "more_body": True}
+    sent = _run(_cancelled_after(start, part, empty), _scope(), observed=observed)
     last = sent[-1]["body"]
     assert last.startswith(b"\n\n") and b"shutting_down" in last
     whole: Message = {"type": "http.response.body", "body": b"data: {}\n\n", "more_body": True}
-    sent = _run(_cancelled_after(START_SSE, whole), _scope())
+    sent = _run(_cancelled_after(start, whole), _scope(), observed=observed)
     assert not sent[-1]["body"].startswith(b"\n") and b"shutting_down" in sent[-1]["body"]
 
 
-def test_a_cut_json_body_is_left_to_the_server_and_a_finished_answer_untouched() -> None:
+@pytest.mark.parametrize("observed", [False, True])
+def test_a_cut_json_body_is_left_to_the_server_and_a_finished_answer_untouched(observed: bool) -> None:
     half: Message = {"type": "http.response.body", "body": b'{"a":', "more_body": True}
-    assert _run(_cancelled_after(START_JSON, half), _scope())[-1] == half  # nothing appended
+    assert _run(_cancelled_after(START_JSON, half), _scope(), observed=observed)[-1] == half  # nothing appended
     done: Message = {"type": "http.response.body", "body": b"{}", "more_body": False}
-    assert _run(_cancelled_after(START_JSON, done), _scope())[-1] == done
+    assert _run(_cancelled_after(START_JSON, done), _scope(), observed=observed)[-1] == done
 
 
 def test_a_gone_connection_and_a_request_without_context_end_quietly() -> None:

@@ -66,8 +66,13 @@ class ObserveMiddleware:
       500 when an exception escaped (then a 500 in the client's format is sent if nothing was yet).
     - ``metrics``: in-flight gauge, then :meth:`GatewayMetrics.record` once the request ends.
 
-    Put it first (outermost). Scope: writes ``ctx.request_id``; reads everything else at the end.
+    Put it first (outermost). Scope: writes ``ctx.request_id`` and ``ctx.response`` (what went out to
+    the client, kept current: a layer around it reads that instead of watching ``send``); reads
+    everything else at the end.
     """
+
+    #: Keeps ``ctx.response`` current: a layer around it need not watch ``send``.
+    records_response = True
 
     def __init__(
         self,
@@ -92,6 +97,7 @@ class ObserveMiddleware:
         ctx.request_id = request_id
         token = REQUEST_ID.set(request_id)
         exchange = _Exchange(send, request_id.encode(), ctx)
+        ctx.response = exchange
         api = ctx.client_api.value  # inner layers may change it (Responses API served over chat)
         in_flight = self._metrics.in_flight_for(api) if self._metrics is not None else None
         if in_flight is not None:
@@ -152,7 +158,7 @@ def _has_final_event(marker: bytes, body: bytes) -> bool:
 class _Exchange:
     """Per-request view of the response: adds the id header, notes status, first byte and end."""
 
-    __slots__ = ("_ctx", "_final", "_id", "_send", "done", "first_byte", "status", "stream", "upstream_id")
+    __slots__ = ("_ctx", "_final", "_id", "_send", "done", "first_byte", "last", "status", "stream", "upstream_id")
 
     def __init__(self, send: Send, request_id: bytes, ctx: RequestContext) -> None:
         self._send = send
@@ -163,16 +169,20 @@ class _Exchange:
         self.first_byte: float | None = None
         self.done = False
         self.stream = False
+        self.last = b""
         self.upstream_id: str | None = None
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.body":
-            if self.first_byte is None and message.get("body"):
-                self.first_byte = time.perf_counter()
+            body: bytes = message.get("body", b"")
+            if body:
+                self.last = body
+                if self.first_byte is None:
+                    self.first_byte = time.perf_counter()
             if not message.get("more_body", False):
                 self.done = True
-            elif self.stream and self._final is not None and _has_final_event(self._final, message.get("body", b"")):
+            elif self.stream and self._final is not None and _has_final_event(self._final, body):
                 await self._send(message)
                 self._ctx.completed = self.status is not None and self.status < 400
                 return
