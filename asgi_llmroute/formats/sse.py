@@ -7,12 +7,17 @@ one leading BOM, comments, multi-line data, UTF-8 characters split across reads.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .types import API
 
 _BOM = b"\xef\xbb\xbf"
 _DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+# The usual event, whole: an optional ``event:`` line and one ``data:`` line (each with its space), LF line
+# ends, in a read without CR (checked first, with a memchr). ``.`` (no newline) is counted by sre in a tight
+# loop, a character class one character at a time (ten times the instructions).
+_SIMPLE_EVENT = re.compile(rb"(?:event: (.*)\n)?data: (.*)\n\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +69,28 @@ class SSEParser:
         return not self._pending and not self._cr_pending and self._data is None and not self._event
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Consume one network read; return the events it completed (possibly none)."""
+        """Consume one network read; return the events it completed (possibly none).
+
+        The usual read between events, whole events of an optional ``event:`` line and one ``data:``
+        line with LF line ends, is cut with one regular expression per event instead of line by line
+        (a third of the instructions); anything else takes the line-by-line way. Same result either way.
+        """
+        if self._bom_checked and self._data is None and not self._pending and not self._cr_pending and not self._event:
+            match = _SIMPLE_EVENT.match(chunk) if chunk.find(b"\r") < 0 else None
+            if match is not None:
+                end = match.end()
+                if end == len(chunk):  # one event: the read a model's stream is made of
+                    name, data = match.groups()
+                    return [
+                        SSEEvent(
+                            name.decode("utf-8", "replace") if name else "message",
+                            data.decode("utf-8", "replace"),
+                            self._last_id,
+                        )
+                    ]
+                simple = self._simple_events(chunk, match)
+                if simple is not None:
+                    return simple
         buf = self._complete_lines(chunk)
         events: list[SSEEvent] = []
         if buf:
@@ -75,6 +101,23 @@ class SSEParser:
         if self._pending_len + self._data_len > self._max:
             raise SSEBufferOverflow(f"SSE event larger than {self._max} bytes")
         return events
+
+    def _simple_events(self, chunk: bytes, match: re.Match[bytes] | None) -> list[SSEEvent] | None:
+        """The events of a read made of simple events only (see :meth:`feed`); None if it is not."""
+        events: list[SSEEvent] = []
+        last_id, size, pattern = self._last_id, len(chunk), _SIMPLE_EVENT
+        while match is not None:
+            name, data = match.groups()
+            events.append(
+                SSEEvent(
+                    name.decode("utf-8", "replace") if name else "message", data.decode("utf-8", "replace"), last_id
+                )
+            )
+            end = match.end()
+            if end == size:
+                return events
+            match = pattern.match(chunk, end)
+        return None
 
     def feed_data(self, chunk: bytes) -> list[str]:
         """:meth:`feed` for a reader of the events' data only (not their type or id): their data texts.

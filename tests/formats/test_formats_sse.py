@@ -134,3 +134,33 @@ def test_feed_data_keeps_the_size_limit() -> None:
     parser = SSEParser(max_event_bytes=16)
     with pytest.raises(SSEBufferOverflow):
         parser.feed_data(b"event: e\ndata: " + b"x" * 20 + b"\n")  # the line-by-line way: the event is
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_SSE_PIECES, st.sampled_from([b"\n", b"\r\n", b"\r", b"\n\n", b"\r\n\r\n"])), max_size=12),
+    st.data(),
+)
+def test_whole_event_reads_parse_as_one_byte_reads(lines: list[tuple[bytes, bytes]], data: st.DataObject) -> None:
+    # Reads that end with a blank line (and are not a parser's first) take feed's regular-expression way when
+    # they hold simple events only; one-byte reads never complete an event in one read, so they take the
+    # line-by-line way: both give the same events.
+    raw = b"".join(a + b for a, b in lines)
+    ends = [i + 2 for i in range(len(raw)) if raw.startswith(b"\n\n", i)]
+    cuts = sorted({*data.draw(st.lists(st.integers(0, len(raw)), max_size=3)), *ends})
+    reads = [b":\n"] + [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    assert parse(*reads) == parse(*[raw[i : i + 1] for i in range(len(raw))])
+
+
+def test_whole_simple_events_skip_the_line_by_line_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = SSEParser()
+    assert parser.feed(b"data: 0\n\n") == [SSEEvent("message", "0", "")]  # the BOM check: the line way
+    monkeypatch.setattr(SSEParser, "_complete_lines", None)  # what the line-by-line way calls first
+    one = b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n'
+    assert parser.feed(one) == [SSEEvent("content_block_delta", '{"type":"content_block_delta"}', "")]
+    assert parser.feed(b"data: [DONE]\n\n") == [SSEEvent("message", "[DONE]", "")]
+    assert parser.feed(b"data: a\n\nevent: e\ndata: \n\ndata: \xc3\n\n") == [
+        SSEEvent("message", "a", ""),
+        SSEEvent("e", "", ""),
+        SSEEvent("message", "\ufffd", ""),
+    ]
