@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from asgi_llmroute import ensure_context
 from asgi_llmroute.logs import configure_logging
-from asgi_llmroute.middleware.observe import ObserveMiddleware
+from asgi_llmroute.middleware.observe import ObserveMiddleware, _has_final_event
 from tests.support.gateway import ROUTER_TOKEN
 from tests.support.servers import serve
 
@@ -171,3 +171,18 @@ def test_observe_alone_passes_other_scopes_and_sets_context() -> None:
 
 async def _never(*args: object) -> Any:
     raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("body", "final"),
+    [
+        (b"data: [DONE]\n\n", True),
+        (b'data: {"a":1}\n\ndata: [DONE]\n\n', True),
+        (b"xdata: [DONE]\n\ndata: [DONE]\n\n", True),  # the first match is not a line's start, a later one is
+        (b'data: {"text":"data: [DONE]"}\n\n', False),  # inside an event's data, not a line of its own
+        (b"", False),
+        (b'data: {"a":1}\n\n', False),
+    ],
+)
+def test_the_final_event_counts_only_at_the_start_of_a_line(body: bytes, final: bool) -> None:
+    assert _has_final_event(b"data: [DONE]", body) is final
