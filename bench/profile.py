@@ -255,6 +255,9 @@ def count_instructions(args: argparse.Namespace) -> list[tuple[str, str, float]]
                     subprocess.run(["callgrind_control", "--dump", str(gw.pid)], check=True, capture_output=True)
                     dumps = sorted(workdir.glob(f"callgrind-{index}.out*"), key=lambda p: p.stat().st_mtime)
                     total = _callgrind_total(dumps[-1])
+                    if args.keep:
+                        args.keep.mkdir(parents=True, exist_ok=True)
+                        shutil.copy(dumps[-1], args.keep / f"callgrind-{index}-{name.replace('>', '')}.out")
                     if ok != args.requests or warm != args.warmup_requests:
                         print(f"warning: {label} {name}: {ok}/{args.requests} OK", file=sys.stderr)
                     per = total / max(ok, 1)
@@ -283,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--summarise", type=Path, metavar="FILE", help="only summarise an existing raw profile")
     parser.add_argument("--instructions", action="store_true", help="count instructions per request (callgrind)")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="copy the callgrind dumps to DIR (for callgrind_annotate)"
+    )
     parser.add_argument(
         "--scenarios", nargs="+", default=["openai-json", "openai-stream", "openai-client->anthropic-stream"]
     )

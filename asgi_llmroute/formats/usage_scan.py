@@ -65,10 +65,62 @@ _ACCOUNTING = {
 }
 
 
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(rb"[ \t\n\r]*")
+_TAIL_KEYS = {"gemini": b'"usageMetadata"'}
+
+
+def _tail_usage(key: bytes, body: bytes) -> Any:
+    """The top-level ``key`` member of the JSON object ``body`` when it is among its last members,
+    found from the end and decoded alone; ``...`` (Ellipsis) when that cannot be told without parsing
+    ``body`` whole. The members after it (OpenAI's ``service_tier``, ``system_fingerprint``) are
+    decoded one by one up to the closing brace, which must end ``body``: so the key is the outer
+    object's, not a nested object's or a string's. What comes before the key is not validated."""
+    at = body.rfind(key)
+    start = _SPACE.match(body).end()  # type: ignore[union-attr]
+    if at <= start or body[start] != 0x7B:  # `{`
+        return ...
+    i = at - 1
+    while body[i] in b" \t\n\r":
+        i -= 1
+    if body[i] not in b",{":  # a key follows `{` or `,`; an escaped quote or a string value does not
+        return ...
+    tail = body[at + len(key) :]
+    text = tail.decode("utf-8", "replace")
+    if len(text) != len(tail):  # byte and text offsets differ (non-ASCII after the key): parse it all
+        return ...
+    space = _SPACE.match
+    try:
+        pos = space(tail).end()  # type: ignore[union-attr]
+        if tail[pos : pos + 1] != b":":
+            return ...
+        value, pos = _DECODER.raw_decode(text, space(tail, pos + 1).end())  # type: ignore[union-attr]
+        for _ in range(16):
+            pos = space(tail, pos).end()  # type: ignore[union-attr]
+            mark = tail[pos : pos + 1]
+            if mark == b"}":
+                return value if space(tail, pos + 1).end() == len(tail) else ...  # type: ignore[union-attr]
+            if mark != b",":
+                return ...
+            name, pos = _DECODER.raw_decode(text, space(tail, pos + 1).end())  # type: ignore[union-attr]
+            pos = space(tail, pos).end()  # type: ignore[union-attr]
+            if not isinstance(name, str) or tail[pos : pos + 1] != b":":
+                return ...
+            _, pos = _DECODER.raw_decode(text, space(tail, pos + 1).end())  # type: ignore[union-attr]
+    except (ValueError, RecursionError):
+        pass
+    return ...
+
+
 def usage_from_json(wire: Wire, body: bytes) -> dict[str, int] | None:
-    """Usage of a non-stream JSON response body in format ``wire``, or None if it has none."""
-    obj = _loads(body)
-    usage = obj.get("usageMetadata" if wire == "gemini" else "usage") if isinstance(obj, dict) else None
+    """Usage of a non-stream JSON response body in format ``wire``, or None if it has none.
+
+    The usage object is looked for from the end first (where OpenAI, Anthropic and the Responses API
+    put it): decoding it and the few members after it costs a fraction of parsing the whole body."""
+    usage = _tail_usage(_TAIL_KEYS.get(wire, b'"usage"'), body)
+    if usage is ...:
+        obj = _loads(body)
+        usage = obj.get("usageMetadata" if wire == "gemini" else "usage") if isinstance(obj, dict) else None
     if not isinstance(usage, dict):
         return None
     return _ACCOUNTING[wire](usage)

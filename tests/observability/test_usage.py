@@ -220,3 +220,65 @@ def test_a_one_event_read_is_stripped_as_the_parser_strips_it(body: bytes) -> No
     if out != split:  # the parser writes some events again in another framing: then only the content counts
         assert chunk.startswith(b"data: ") is False or b"\r" in chunk or chunk.endswith(b"data: \n\n")
     assert whole.usage == parsed.usage
+
+
+_TAIL_CASES = [
+    b'{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}',
+    b'{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":4}, "service_tier":"default","fp":"f"}\n',
+    b'{"content":"\xc3\xa9","usage":{"prompt_tokens":3,"completion_tokens":4}}',
+    b'{"usage":{"prompt_tokens":3}, "usage": {"prompt_tokens": 5}}',
+    b'{"usage":null}',
+]
+_NOT_TOP_LEVEL = [
+    b'{"id":"x","a":{"usage":{"prompt_tokens":3}}}',
+    b'{"id":"x","a":{"usage":{"prompt_tokens":3}},"b":1}',
+    b'{"content":"a \\"usage\\": {\\"prompt_tokens\\":9}}"}',
+    b'{"content":"say \\"usage": {"prompt_tokens":9}}',
+    b'[{"usage":{"prompt_tokens":3}}]',
+    b'{"usage":{"prompt_tokens":3}',
+    b'{"usage":{"prompt_tokens":3}} x',
+    b' {"usage" : {"prompt_tokens":3} , "z" : [1,{"usage":2}] } ',
+    b'{"usage":{"prompt_tokens":3},"x":"\xc3\xa9"}',
+]
+
+
+def _parsed_usage(body: bytes) -> Any:
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return None
+    return obj.get("usage") if isinstance(obj, dict) else None
+
+
+@pytest.mark.parametrize("body", _TAIL_CASES + _NOT_TOP_LEVEL)
+def test_usage_found_from_the_end_is_the_top_level_usage(body: bytes) -> None:
+    # The scan from the end answers only when the member it finds is the outer object's: the same as a full parse.
+    from asgi_llmroute.formats.usage_scan import _tail_usage
+
+    found = _tail_usage(b'"usage"', body)
+    assert found == _parsed_usage(body) if body in _TAIL_CASES else found is ...
+    expected = _parsed_usage(body)
+    assert usage_from_json("openai", body) == (usage_from_json("openai", json.dumps({"usage": expected}).encode()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.dictionaries(
+        st.sampled_from(["id", "usage", "model", "content"]),
+        st.recursive(
+            st.none() | st.integers() | st.text(max_size=8) | st.just("usage"),
+            lambda inner: (
+                st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["usage", "a"]), inner, max_size=2)
+            ),
+            max_leaves=6,
+        ),
+        max_size=4,
+    ),
+    separators=st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\t")]),
+)
+def test_usage_from_the_end_agrees_with_a_full_parse(before: dict[str, Any], separators: tuple[str, str]) -> None:
+    from asgi_llmroute.formats.usage_scan import _tail_usage
+
+    body = json.dumps(before, separators=separators, ensure_ascii=False).encode()
+    found = _tail_usage(b'"usage"', body)
+    assert found is ... or found == _parsed_usage(body)
