@@ -390,23 +390,45 @@ class UpstreamResponse:
 
 
 class _AiohttpBody(UpstreamResponse):
-    __slots__ = ("_content", "response")
+    __slots__ = ("_content", "_plain", "response")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
+        from aiohttp.streams import StreamReader
+
         super().__init__(response.status, response.raw_headers)  # type: ignore[arg-type]
         self.response = response
         self._content = response.content
+        self._plain = type(self._content) is StreamReader  # not a HEAD response's EmptyStreamReader
 
     async def read(self) -> bytes:
+        # aiohttp's ``StreamReader.readany()`` written out: the coroutine frame it adds is resumed, with
+        # every frame of the request's task, each time an event arrives (docs/performance.md).
         content = self._content
         try:
-            chunk = await content.readany()
+            if not self._plain:
+                chunk = await content.readany()
+                self.eof = content.at_eof()
+                return chunk
+            if content._exception is not None:
+                raise content._exception
+            while not content._buffer and not content._eof:
+                if not content._protocol.connected:
+                    raise RuntimeError("Connection closed.")
+                if content._waiter is not None:
+                    raise RuntimeError("readany() called while another coroutine is already waiting for incoming data")
+                waiter = content._waiter = content._loop.create_future()
+                try:
+                    with content._timer:
+                        await waiter
+                finally:
+                    content._waiter = None
+            chunk = content._read_nowait(-1)
         except BaseException as exc:
             self.response.close()
             if isinstance(exc, Exception):
                 raise _translate(exc, before_response=False) from exc
             raise
-        self.eof = content.at_eof()
+        self.eof = content._eof and not content._buffer  # at_eof()
         return chunk
 
     async def aclose(self) -> None:
