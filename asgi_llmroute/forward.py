@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -111,6 +111,13 @@ def _default_timeouts(total: float) -> UpstreamTimeouts:
     return UpstreamTimeouts.from_total(total)
 
 
+def _add_missing(headers: list[tuple[bytes, bytes]], defaults: Sequence[tuple[bytes, bytes]]) -> None:
+    """``defaults`` not already in ``headers`` (names) appended to it; in a function of its own, so that the
+    set of names is not held by the forwarder's frame for the whole stream."""
+    present = {name for name, _ in headers}
+    headers.extend(item for item in defaults if item[0] not in present)
+
+
 @functools.lru_cache(maxsize=256)
 def _timeout_tuple(timeouts: UpstreamTimeouts) -> tuple[float | None, float | None, float | None]:
     """(connect, read, pool) of :func:`_httpx_timeout`, for the direct path."""
@@ -203,8 +210,7 @@ class Forwarder:
             # The gateway's own client: straight to aiohttp, no httpx objects on the way.
             transport, defaults = direct
             if defaults:
-                present = {name for name, _ in headers}
-                headers.extend(item for item in defaults if item[0] not in present)
+                _add_missing(headers, defaults)
             open_upstream = functools.partial(
                 transport.open, scope["method"], url, headers, ctx.body, _timeout_tuple(timeouts)
             )

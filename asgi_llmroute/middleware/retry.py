@@ -159,6 +159,8 @@ class _Run:
         "_tried",
         "_visited",
     )
+    _tried: set[Key]
+    _visited: set[str]
 
     def __init__(
         self, mw: RetryMiddleware, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, route: Route
@@ -179,9 +181,8 @@ class _Run:
         self._held_size = 0
         self._policy = mw._default
         self._retries = 0
-        self._tried: set[Key] = set()
-        self._queue: deque[str] | None = None  # fallback names still to try, filled on first failure
-        self._visited: set[str] = set()
+        # Filled on the first failure, with `_tried` and `_visited` (two empty sets held by every stream otherwise).
+        self._queue: deque[str] | None = None  # fallback names still to try
 
     async def run(self, deployment: Deployment) -> None:
         mw, ctx = self._mw, self._ctx
@@ -301,8 +302,7 @@ class _Run:
         if self._attempt >= mw.max_attempts:
             return None
         if self._queue is None:
-            self._queue = deque(self._route.fallbacks)
-            self._visited.add(self._route.name)
+            self._queue, self._tried, self._visited = deque(self._route.fallbacks), set(), {self._route.name}
         last_route = not self._queue
         self._tried.add(deployment_key(failed))
         # 1. Another deployment of this route.
@@ -327,8 +327,7 @@ class _Run:
         if resolver is None:
             return None
         if self._queue is None:
-            self._queue = deque(self._route.fallbacks)
-            self._visited.add(self._route.name)
+            self._queue, self._tried, self._visited = deque(self._route.fallbacks), set(), {self._route.name}
         balancer = self._mw.balancer
         session = self._ctx.traits.session_id
         principal = self._ctx.principal
