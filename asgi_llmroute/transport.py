@@ -45,6 +45,7 @@ import httpx
 
 if TYPE_CHECKING:
     import aiohttp
+    import multidict
     import yarl
 
 # aiohttp (and yarl, which comes with it) is imported by `UpstreamTransport.prepare` (the functions that
@@ -147,6 +148,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         self._targets: dict[str, tuple[yarl.URL, str | None, str | None, httpx.URL]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._no_headers: multidict.CIMultiDictProxy[str] | None = None  # what responses keep of the request's
         self._fallback: httpx.AsyncClient | None = None
         self._closed = False
         if prepare:
@@ -190,6 +192,9 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             trust_env=False,  # the proxy environment is read once, here (`_proxy_for`)
             raise_for_status=False,
         )
+        import multidict  # aiohttp's dependency, imported by it
+
+        self._no_headers = multidict.CIMultiDictProxy(multidict.CIMultiDict[str]())
         # aiohttp re-sends idempotent requests once when a reused connection breaks, even after the
         # request was written: never here (see the module docstring).
         session._retry_connection = False
@@ -320,6 +325,11 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             )
         except Exception as exc:
             raise _translate(exc, before_response=True) from exc
+        # aiohttp keeps the request's headers (for raise_for_status, which is not used) for the whole
+        # response: ~1.3 KiB per open stream. Its other fields stay.
+        info = response._request_info
+        assert self._no_headers is not None  # made with the session
+        response._request_info = info._replace(headers=self._no_headers)
         return _AiohttpBody(response)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
