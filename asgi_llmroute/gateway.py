@@ -100,6 +100,11 @@ def _uses_network(routes: RouteTable | LiveRouteTable) -> bool:
     return any(not p.base_url.startswith(DEMO_BASE_URL) for p in routes.providers.values())
 
 
+def _uses_tls(routes: RouteTable | LiveRouteTable) -> bool:
+    """Whether a provider of ``routes`` is reached over ``https://`` (its TLS context is made at start)."""
+    return any(p.base_url.startswith("https:") for p in routes.providers.values())
+
+
 class Gateway:
     """The standard ASGI gateway app (see :func:`build_gateway`).
 
@@ -131,16 +136,19 @@ class Gateway:
             self.state.on_store_change(self.routes.invalidate)  # another instance wrote to the store
             self.state.on_store_change(self._prepare_upstream_soon)
         self.usage_admin = UsageAdminApp(state=self.state, tokens=admin_tokens)
-        # The upstream client's aiohttp and TLS context are made now if a provider needs them, else when
-        # the store is first written (the embedded default starts with the in-process demo only): the
-        # transport that still has to be prepared is kept in self._upstream.
+        # The upstream client's aiohttp and TLS context are made now if a provider needs them (the context
+        # only for an https:// one), else when the store is first written (the embedded default starts
+        # with the in-process demo only): the transport that still has to be prepared is kept in
+        # self._upstream.
         self._upstream: UpstreamTransport | None = None
         if client is None:
-            prepare = _uses_network(self.routes)
-            self._upstream = _transport(config.upstream, prepare=prepare)
+            self._upstream = _transport(config.upstream, prepare=False)
             client = _client(self._upstream)
-            if prepare:
-                self._upstream = None  # nothing left to prepare
+            if _uses_network(self.routes):
+                tls = _uses_tls(self.routes)  # the CA roots only for an https:// upstream
+                self._upstream.prepare(tls=tls)
+                if tls:
+                    self._upstream = None  # nothing left to prepare
         http_client = client
         self.forwarder = Forwarder(client=http_client, timeouts=assemble.upstream_timeouts(config))
         # Balancing state (docs/routing.md): one per gateway, shared by resolution and retries.

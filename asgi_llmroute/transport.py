@@ -154,13 +154,16 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         if prepare:
             self.prepare()
 
-    def prepare(self) -> None:
-        """Import aiohttp and make the TLS context: blocking work (about a quarter of the gateway's
-        start-up, mostly loading CA bundles) done once, before requests need it. Thread-safe."""
+    def prepare(self, *, tls: bool = True) -> None:
+        """Import aiohttp and (``tls``, or an ``https://`` proxy in use) make the TLS context: blocking
+        work (about a quarter of the gateway's start-up, mostly loading CA bundles) done once, before
+        requests need it. Without ``tls`` the context waits for the first ``https://`` request or a later
+        ``prepare()``: a gateway whose upstreams are all ``http://`` never loads the CA roots. Thread-safe."""
         import aiohttp  # noqa: F401  (aiohttp's own import makes two TLS contexts)
         import yarl  # noqa: F401
 
-        if self._ssl_context is None:
+        tls = tls or any(self._proxies.get(s, "").startswith("https:") for s in _PROXY_SCHEMES)
+        if tls and self._ssl_context is None:
             self._ssl_context = default_ssl_context()
 
     @property
@@ -175,14 +178,16 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         return self._ssl_context
 
     def _open_session(self) -> aiohttp.ClientSession:
-        self.prepare()
+        self.prepare(tls=False)
         import aiohttp
 
+        # An https:// request passes the context itself (`_send`), made at its first use if no upstream
+        # was https:// when the transport was prepared.
         connector = aiohttp.TCPConnector(
             limit=0,  # no global bound: the bound is per origin
             limit_per_host=self._per_origin,
             keepalive_timeout=self._keepalive_expiry,
-            ssl=self._ssl(),
+            ssl=self._ssl_context or True,
         )
         session = aiohttp.ClientSession(
             connector=connector,
@@ -319,6 +324,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 headers=checked,
                 data=body or None,
                 allow_redirects=False,
+                ssl=self._ssl() if url.scheme == "https" else True,
                 timeout=self._timeout(timeouts),
                 proxy=proxy,
                 proxy_headers=proxy_headers,

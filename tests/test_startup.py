@@ -40,14 +40,27 @@ asyncio.run(main())
 """
 
 NETWORK = """
-import sys
+import asyncio, sys
+import httpx
 from asgi_llmroute import build_gateway, parse_config
+from asgi_llmroute.transport import _verifying_context
 
-config = parse_config({"tokens": [{"name": "t", "key": "sk-startup-test-0123456789"}],
-                       "providers": [{"name": "up", "api": "openai", "base_url": "http://127.0.0.1:9/v1"}],
+token = "sk-startup-test-0123456789"
+config = parse_config({"tokens": [{"name": "t", "key": token}],
+                       "providers": [{"name": "up", "api": "openai", "base_url": sys.argv[1]}],
                        "models": [{"name": "m", "provider": "up", "model": "m"}]}, source="<test>")
-build_gateway(config)
-print("aiohttp" in sys.modules)
+gateway = build_gateway(config)
+print("aiohttp" in sys.modules, _verifying_context.cache_info().currsize)
+
+async def main():
+    transport = httpx.ASGITransport(app=gateway)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        chat = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
+        answer = await client.post("/v1/chat/completions", json=chat, headers={"authorization": f"Bearer {token}"})
+        print(answer.status_code, _verifying_context.cache_info().currsize)
+    await gateway.aclose()
+
+asyncio.run(main())
 """
 
 
@@ -64,4 +77,9 @@ def test_the_embedded_default_answers_without_loading_aiohttp_until_a_provider_i
 
 
 def test_a_gateway_with_a_network_provider_prepares_its_upstream_client_when_built() -> None:
-    assert _run(NETWORK) == ["True"]  # not in the first request (its deadlines would pay for it)
+    # Not in the first request (its deadlines would pay for it); the CA roots only for an https:// upstream.
+    built, _ = _run(NETWORK, "https://127.0.0.1:9/v1")
+    assert built == "True 1"
+    built, answered = _run(NETWORK, "http://127.0.0.1:9/v1")  # port 9: refused, a 502
+    assert built == "True 0"
+    assert answered == "502 0"
