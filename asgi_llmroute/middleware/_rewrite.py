@@ -11,7 +11,6 @@ from starlette.types import Message, Send
 from ..context import RequestContext
 from ..errors import ResponseComplete, UpstreamError, render_stream_error, send_error
 from ..formats import StreamTranslator, UpstreamProtocolError
-from ..formats.gemini import retry_after as google_retry_after
 
 __all__ = ["BodyTranslator", "ResponseRewriter", "ask_for_identity", "google_retry_after_header"]
 
@@ -201,6 +200,8 @@ def google_retry_after_header(send: Send) -> Send:
                 return
             start, held = held, None
             raw = b"".join(parts)
+            from ..formats.gemini import retry_after as google_retry_after  # an error path: not at start
+
             delay = google_retry_after(raw) if size <= _MAX_ERROR_HELD and not message.get("more_body") else None
             if delay is not None:
                 start = {**start, "headers": [*start.get("headers", []), (b"retry-after", str(delay).encode())]}
