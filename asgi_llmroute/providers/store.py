@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -190,12 +191,28 @@ class ProviderStore:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             if for_write or self._create:
                 with self._mapped():
-                    conn.execute("PRAGMA journal_mode = WAL")
-                    self._ensure_schema(conn)
+                    self._prepare(conn)
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """WAL mode and the schema, for a connection that may write. SQLite can answer "busy" here without
+        waiting on its busy handler (another process's connection opening or closing the WAL file at that
+        moment): retried until ``busy_timeout`` has passed, like any other wait for the lock."""
+        deadline = time.monotonic() + self._busy_ms / 1000
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                self._ensure_schema(conn)
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()

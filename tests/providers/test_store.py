@@ -286,3 +286,30 @@ def test_options_round_trip_and_reach_the_runtime_provider(store: ProviderStore)
     assert got.fields()["responses_api"] is True
     store.update("r", {"responses_api": False})
     assert store.get("r").responses_api is False and "responses_api" not in store.get("r").fields()
+
+
+def test_a_busy_answer_while_a_writer_connects_is_waited_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite may answer "database is locked" to a connection preparing to write without waiting on its busy
+    handler (another process opening or closing the WAL at that moment, seen in the several-process test):
+    the store retries until its busy timeout, then says the store is busy."""
+    path = tmp_path / "providers.db"
+    ProviderStore(path, SECRET).close()
+    ensure = ProviderStore._ensure_schema
+    failures = {"left": 3}
+
+    def flaky(self: ProviderStore, conn: sqlite3.Connection) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        ensure(self, conn)
+
+    monkeypatch.setattr(ProviderStore, "_ensure_schema", flaky)
+    store = ProviderStore(path, SECRET)
+    store.add(record("p", KEY_A))
+    assert failures["left"] == 0 and store.get("p") is not None
+    store.close()
+    failures["left"] = 10**9
+    stuck = ProviderStore(path, SECRET, busy_timeout=0.05)
+    with pytest.raises(StoreError, match="busy"):
+        stuck.add(record("q", KEY_A))
+    stuck.close()
