@@ -38,7 +38,7 @@ import ssl
 import urllib.request
 from collections.abc import AsyncIterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -405,16 +405,31 @@ class UpstreamResponse:
         raise NotImplementedError
 
 
+#: aiohttp's StreamReader when its private fields are those `_AiohttpBody.read` reads in place of
+#: ``readany()`` (checked once, at the first response), else False: another aiohttp uses ``readany()``.
+_INLINE_READER: Any = None
+_READER_FIELDS = frozenset({"_buffer", "_eof", "_waiter", "_timer", "_protocol", "_loop", "_exception"})
+
+
+def _inline_reader() -> Any:
+    global _INLINE_READER
+    from aiohttp.streams import StreamReader
+
+    fields = set(getattr(StreamReader, "__slots__", ()))
+    _INLINE_READER = StreamReader if fields >= _READER_FIELDS and hasattr(StreamReader, "_read_nowait") else False
+    return _INLINE_READER
+
+
 class _AiohttpBody(UpstreamResponse):
     __slots__ = ("_content", "_plain", "response")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
-        from aiohttp.streams import StreamReader
-
         super().__init__(response.status, response.raw_headers)  # type: ignore[arg-type]
         self.response = response
         self._content = response.content
-        self._plain = type(self._content) is StreamReader  # not a HEAD response's EmptyStreamReader
+        # Not a HEAD response's EmptyStreamReader, and an aiohttp whose reader has what `read` uses.
+        reader = _INLINE_READER if _INLINE_READER is not None else _inline_reader()
+        self._plain = type(self._content) is reader
 
     async def read(self) -> bytes:
         # aiohttp's ``StreamReader.readany()`` written out: the coroutine frame it adds is resumed, with

@@ -186,7 +186,18 @@ async def test_head_is_answered_without_waiting_for_a_body(hop: str) -> None:
     assert server.connections == 1  # and the connection stayed usable
 
 
-async def test_interim_1xx_chunked_and_close_delimited_bodies() -> None:
+@pytest.mark.parametrize("inline", [True, False])
+async def test_interim_1xx_chunked_and_close_delimited_bodies(inline: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bodies read the same whether the transport reads aiohttp's reader in place of ``readany()`` or, for an
+    aiohttp whose reader lacks the fields it reads, through ``readany()``."""
+    from asgi_llmroute import transport
+
+    if not inline:
+        monkeypatch.setattr(transport, "_INLINE_READER", False)
+    else:
+        transport._inline_reader()
+        assert transport._INLINE_READER is not False  # the installed aiohttp takes the inline read
+
     def chunked(conn: Conn) -> None:
         conn.read_request()
         conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
